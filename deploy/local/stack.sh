@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The local, Docker-free infrastructure of ampflow: Apache Kafka (KRaft, single node), Apicurio Registry
+# (Confluent-compatible API) and Redis, as plain processes on loopback.
+#
+#   deploy/local/stack.sh up       fetch (cached) and start what is not running; wait until each answers
+#   deploy/local/stack.sh down     stop only the processes this script started
+#   deploy/local/stack.sh status   show each component and who runs it
+#   deploy/local/stack.sh env      print the variables that point the services at this stack
+#
+# Kafka's jars and Apicurio's distribution come from Maven Central through Maven (cached in ~/.m2 and
+# unpacked once under $AMPFLOW_CACHE_DIR). Logs, data and pid files live under $AMPFLOW_STATE_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/deploy/local"
+
+# Kafka 4.4.0: the newest release; kafkajs 2.2.4 passes our produce/consume/group/admin smoke suite against it.
+# See docs/infrastructure.md for the versions tried and why.
+KAFKA_VERSION=${AMPFLOW_KAFKA_VERSION:-4.4.0}
+APICURIO_VERSION=${AMPFLOW_APICURIO_VERSION:-3.0.9}
+# Apicurio 3.0.9: the newest 3.x on Maven Central that runs on Java 17 (3.3.x is built for Java 21).
+STATE_DIR=${AMPFLOW_STATE_DIR:-$ROOT/.ampflow}
+CACHE_DIR=${AMPFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ampflow}
+KAFKA_PORT=${AMPFLOW_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${AMPFLOW_KAFKA_CONTROLLER_PORT:-9093}
+REGISTRY_PORT=${AMPFLOW_REGISTRY_PORT:-8081}
+REDIS_PORT=${AMPFLOW_REDIS_PORT:-6379}
+KAFKA_HEAP=${AMPFLOW_KAFKA_HEAP:-768m}
+REGISTRY_HEAP=${AMPFLOW_REGISTRY_HEAP:-512m}
+START_TIMEOUT_S=${AMPFLOW_START_TIMEOUT_S:-120}
+
+KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
+APICURIO_HOME="$CACHE_DIR/apicurio-registry-$APICURIO_VERSION"
+PIDS="$STATE_DIR/pids"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+redis_pong() {
+  # A subshell, so that the descriptor and its redirections never leak into this shell.
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+    printf 'PING\r\n' >&3
+    reply=""
+    read -r -t 2 reply <&3 || true
+    [[ "$reply" == "+PONG"* ]]
+  ) 2>/dev/null
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
+pid_alive() { [[ -f "$PIDS/$1.pid" ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+
+apt_install() {
+  command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available: install $1"
+  log "installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+require_tools() {
+  command -v curl >/dev/null || apt_install curl
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  local major
+  major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
+  [[ "${major%%.*}" -ge 17 ]] || die "Java 17 or newer is required (found $major)"
+}
+
+# ---------- downloads (cached) ----------
+
+fetch_kafka() {
+  [[ -f "$KAFKA_HOME/.complete" ]] && return 0
+  log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central (once)"
+  rm -rf "$KAFKA_HOME" && mkdir -p "$KAFKA_HOME/libs"
+  mvn -B -q -f "$HERE/maven/pom.xml" dependency:copy-dependencies \
+    -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs" >&2
+  touch "$KAFKA_HOME/.complete"
+}
+
+fetch_apicurio() {
+  [[ -f "$APICURIO_HOME/.complete" ]] && return 0
+  log "fetching Apicurio Registry $APICURIO_VERSION from Maven Central (once)"
+  rm -rf "$APICURIO_HOME" && mkdir -p "$APICURIO_HOME" "$CACHE_DIR/downloads"
+  mvn -B -q -f "$HERE/maven/pom.xml" dependency:copy \
+    -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+    -DoutputDirectory="$CACHE_DIR/downloads" >&2
+  tar xzf "$CACHE_DIR/downloads/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$APICURIO_HOME"
+  apicurio_jar >/dev/null || die "unexpected layout of the Apicurio distribution in $APICURIO_HOME"
+  touch "$APICURIO_HOME/.complete"
+}
+
+# Quarkus fast-jar layout (quarkus-run.jar) in newer releases, legacy runner jar in older ones.
+apicurio_jar() {
+  local jar
+  for jar in "$APICURIO_HOME/quarkus-run.jar" "$APICURIO_HOME"/apicurio-registry-app-*-runner.jar; do
+    [[ -f "$jar" ]] && { echo "$jar"; return 0; }
+  done
+  return 1
+}
+
+# ---------- components ----------
+
+wait_for() { # name check-command...
+  local name=$1; shift
+  local deadline=$((SECONDS + START_TIMEOUT_S))
+  until "$@"; do
+    if ! pid_alive "$name"; then
+      die "$name exited during start; last lines of $STATE_DIR/$name/$name.log:
+$(tail -n 30 "$STATE_DIR/$name/$name.log" 2>/dev/null)"
+    fi
+    ((SECONDS < deadline)) || die "$name did not answer within ${START_TIMEOUT_S}s (see $STATE_DIR/$name/$name.log)"
+    sleep 0.5
+  done
+}
+
+start_redis() {
+  if redis_pong; then
+    pid_alive redis || log "redis: using the server already answering on 127.0.0.1:$REDIS_PORT"
+    return 0
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$STATE_DIR/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$STATE_DIR/redis" --logfile "$STATE_DIR/redis/redis.log" --pidfile "$PIDS/redis.pid"
+  wait_for redis redis_pong
+  log "redis: started on 127.0.0.1:$REDIS_PORT"
+}
+
+kafka_ready() { port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE_DIR/kafka/kafka.log"; }
+
+start_kafka() {
+  if pid_alive kafka; then return 0; fi
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
+  fetch_kafka
+  local dir="$STATE_DIR/kafka"
+  mkdir -p "$dir/data"
+  sed -e "s#@DATA_DIR@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    "$HERE/kafka/server.properties" >"$dir/server.properties"
+  local cp="$KAFKA_HOME/libs/*"
+  local jvm=(-Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties")
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    local cluster_id
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+      >"$dir/format.log" 2>&1 || die "formatting Kafka storage failed: $(cat "$dir/format.log")"
+  fi
+  : >"$dir/kafka.log"
+  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+  echo $! >"$PIDS/kafka.pid"
+  wait_for kafka kafka_ready
+  log "kafka $KAFKA_VERSION: started on 127.0.0.1:$KAFKA_PORT"
+}
+
+registry_ready() { http_ok "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects"; }
+
+start_registry() {
+  if pid_alive registry; then return 0; fi
+  port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by a process this script did not start"
+  fetch_apicurio
+  local dir="$STATE_DIR/registry"
+  mkdir -p "$dir"
+  : >"$dir/registry.log"
+  # In-memory storage (the default H2 in memory); deletions enabled so tests and operators can clean subjects.
+  (cd "$dir" && nohup java -Xms128m "-Xmx$REGISTRY_HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dquarkus.log.level=WARN -Dquarkus.log.category.\"io.apicurio\".level=INFO \
+    -Dquarkus.analytics.disabled=true -Dquarkus.http.access-log.enabled=false \
+    -Dapicurio.rest.deletion.artifact.enabled=true -Dapicurio.rest.deletion.artifact-version.enabled=true \
+    -Dapicurio.rest.deletion.group.enabled=true \
+    -jar "$(apicurio_jar)" >>"$dir/registry.log" 2>&1 &
+    echo $! >"$PIDS/registry.pid")
+  wait_for registry registry_ready
+  log "apicurio registry $APICURIO_VERSION: started on 127.0.0.1:$REGISTRY_PORT (ccompat /apis/ccompat/v7)"
+}
+
+stop_one() {
+  local name=$1
+  pid_alive "$name" || { rm -f "$PIDS/$name.pid"; return 0; }
+  local pid
+  pid=$(cat "$PIDS/$name.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop within 30s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDS/$name.pid"
+  log "$name: stopped"
+}
+
+status_line() { # name endpoint check-command...
+  local name=$1 endpoint=$2; shift 2
+  local state owner
+  if "$@"; then state=up; else state=down; fi
+  if pid_alive "$name"; then owner="started by stack.sh (pid $(cat "$PIDS/$name.pid"))"
+  elif [[ $state == up ]]; then owner="external"
+  else owner="-"; fi
+  printf '%-9s %-5s %-32s %s\n' "$name" "$state" "$endpoint" "$owner"
+}
+
+print_env() {
+  cat <<EOF
+KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+EOF
+}
+
+main() {
+  local cmd=${1:-}
+  case "$cmd" in
+    up)
+      require_tools
+      mkdir -p "$PIDS"
+      start_redis
+      start_kafka
+      start_registry
+      ;;
+    down)
+      stop_one registry
+      stop_one kafka
+      stop_one redis
+      ;;
+    status)
+      status_line kafka "127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT"
+      status_line registry "http://127.0.0.1:$REGISTRY_PORT" registry_ready
+      status_line redis "redis://127.0.0.1:$REDIS_PORT" redis_pong
+      ;;
+    env) print_env ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

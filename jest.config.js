@@ -1,0 +1,29 @@
+/**
+ * Two projects: `unit` (pure logic next to the code, no I/O) and `integration` (per-package `test/` folders,
+ * against the real Kafka, schema registry and Redis that the global setup provides).
+ * Workspace packages resolve to their TypeScript sources, so tests never run against a stale build.
+ */
+const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
+const moduleNameMapper = {
+  '^@ampflow/(config|contracts|kafka|observability|runtime|testing)$': '<rootDir>/packages/$1/src',
+};
+const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };
+
+module.exports = {
+  // Integration tests wait on real brokers; unit tests finish in milliseconds either way.
+  testTimeout: 60_000,
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/{packages,services}/*/src/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/{packages,services}/*/test/**/*.test.ts'],
+      globalSetup: '<rootDir>/packages/testing/src/jest/global-setup.ts',
+      globalTeardown: '<rootDir>/packages/testing/src/jest/global-teardown.ts',
+    },
+  ],
+};

@@ -1,0 +1,36 @@
+import { ConfigError, loadConfig, secret, sharedEnv, port, flag, z } from './index';
+
+const schema = z.object({ ...sharedEnv, TOKEN: secret(), HTTP_PORT: port(8080), VERBOSE: flag(false) });
+
+describe('loadConfig', () => {
+  it('applies defaults and parses typed values', () => {
+    const config = loadConfig(schema, { TOKEN: 't', KAFKA_BROKERS: 'a:1, b:2', HTTP_PORT: '9000' });
+    expect(config).toEqual({
+      KAFKA_BROKERS: ['a:1', 'b:2'],
+      LOG_LEVEL: 'info',
+      TOKEN: 't',
+      HTTP_PORT: 9000,
+      VERBOSE: false,
+    });
+  });
+
+  it('reports every bad variable at once, by name, without echoing values', () => {
+    let error: unknown;
+    try {
+      loadConfig(schema, { TOKEN: '   ', KAFKA_BROKERS: 'no-port-s3cr3t', HTTP_PORT: '70000' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).toMatch(/TOKEN is required but not set/);
+    expect(problems.join('\n')).toMatch(/KAFKA_BROKERS/);
+    expect(problems.join('\n')).toMatch(/HTTP_PORT/);
+    expect((error as Error).message).not.toContain('s3cr3t');
+  });
+
+  it('treats an empty secret as missing', () => {
+    expect(() => loadConfig(schema, { TOKEN: '' })).toThrow(/TOKEN is required/);
+  });
+});

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Raised when the environment does not satisfy a service's schema; lists every problem at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses `env` once against `schema`, whose keys are variable names. Empty strings count as unset, so
+ * `FOO=` in an env file does not satisfy a required variable. Messages name the variable, never its value.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, env: Env): z.infer<S> {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value;
+  }
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path.join('.') || '(environment)';
+    return input[name] === undefined && issue.code === 'invalid_type'
+      ? `${name} is required but not set`
+      : `${name}: ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** A required secret: no default, ever. */
+export const secret = () => z.string().min(1);
+
+/** A TCP port number given as a string. */
+export const port = (defaultPort: number) => z.coerce.number().int().min(0).max(65535).default(defaultPort);
+
+/** A positive duration or size in the unit its variable name carries. */
+export const positiveInt = (defaultValue: number) => z.coerce.number().int().positive().default(defaultValue);
+
+/** `true`/`false`/`1`/`0`. */
+export const flag = (defaultValue: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(defaultValue ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+
+/** Comma-separated list of `host:port`. */
+export const brokerList = (defaultValue: string) =>
+  z
+    .string()
+    .default(defaultValue)
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1));
+
+/** Variables every service shares (DESIGN.md, "Services, ports and configuration"). */
+export const sharedEnv = {
+  KAFKA_BROKERS: brokerList('localhost:9092'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+};
+
+export const registryEnv = {
+  SCHEMA_REGISTRY_URL: z.url(),
+};
+
+export const redisEnv = {
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port').default('redis://localhost:6379'),
+};
+
+export { z };

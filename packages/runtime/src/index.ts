@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './ops-routes';
+export * from './http-server';
+export * from './lifecycle';

@@ -1,0 +1,3 @@
+export * from './env';
+export * from './infrastructure';
+export * from './kafka-helpers';
