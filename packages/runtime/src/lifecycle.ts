@@ -59,3 +59,32 @@ export function runService(
     },
   );
 }
+
+export interface BootstrapOptions<C> {
+  service: string;
+  /** The service's config reader (its `config.ts`); throws a ConfigError naming every bad variable. */
+  readConfig: (env: NodeJS.ProcessEnv) => C;
+  logLevel: (config: C) => string;
+  createService: (config: C, logger: Logger) => Service;
+}
+
+/**
+ * The body of every `main.ts`: parse config (exit 1 naming the bad variables), build the logger and the
+ * app, run it until a signal. The only code that touches `process`.
+ */
+export function bootstrap<C>(
+  options: BootstrapOptions<C>,
+  proc: NodeJS.Process,
+  createLogger: (settings: { service: string; level: string }) => Logger,
+): void {
+  let config: C;
+  try {
+    config = options.readConfig(proc.env);
+  } catch (err) {
+    proc.stderr.write(`${options.service}: ${(err as Error).message}\n`);
+    proc.exit(1);
+  }
+  const logger = createLogger({ service: options.service, level: options.logLevel(config) });
+  proc.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+  runService(options.createService(config, logger), { logger, process: proc });
+}

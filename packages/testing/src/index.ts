@@ -1,3 +1,4 @@
 export * from './env';
 export * from './infrastructure';
 export * from './kafka-helpers';
+export * from './fixtures';

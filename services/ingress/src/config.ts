@@ -1,0 +1,29 @@
+import { loadConfig, port, positiveInt, redisEnv, secret, sharedEnv, z } from '@ampflow/config';
+
+const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<base64>');
+
+/** Every variable the ingress reads; see `.env.example` for their meaning. */
+export const ingressEnv = z.object({
+  ...sharedEnv,
+  ...redisEnv,
+  HTTP_PORT: port(8080),
+  HTTP_HOST: z.string().default('0.0.0.0'),
+  SMARTCAR_MANAGEMENT_TOKEN: secret(),
+  /** One secret, or two separated by a comma or space while the provider rotates them. */
+  TELEMATICA_WEBHOOK_SECRET: secret()
+    .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+    .pipe(z.array(svixSecret).min(1).max(2)),
+  MAX_BODY_BYTES: positiveInt(256 * 1024),
+  /** How long a request waits for Kafka's acknowledgement before it is answered 503. */
+  KAFKA_PUBLISH_TIMEOUT_MS: positiveInt(5_000),
+  /** How long a delivered event id is remembered to drop duplicate deliveries (7 days). */
+  DEDUP_TTL_SECONDS: positiveInt(7 * 24 * 3600),
+  RAW_TOPIC_PARTITIONS: positiveInt(6),
+  SHUTDOWN_DRAIN_MS: positiveInt(10_000),
+});
+
+export type IngressConfig = z.infer<typeof ingressEnv>;
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
+  return loadConfig(ingressEnv, env);
+}

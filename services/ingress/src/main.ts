@@ -1,0 +1,33 @@
+import { createLogger, createMetricsRegistry } from '@ampflow/observability';
+import { createKafka } from '@ampflow/kafka';
+import { bootstrap } from '@ampflow/runtime';
+import { createIngressApp } from './app';
+import { readConfig } from './config';
+import { createRedisSeenStore } from './seen-store';
+
+bootstrap(
+  {
+    service: 'ingress',
+    readConfig,
+    logLevel: (config) => config.LOG_LEVEL,
+    createService: (config, logger) =>
+      createIngressApp({
+        settings: {
+          httpPort: config.HTTP_PORT,
+          httpHost: config.HTTP_HOST,
+          smartcarManagementToken: config.SMARTCAR_MANAGEMENT_TOKEN,
+          telematicaWebhookSecrets: config.TELEMATICA_WEBHOOK_SECRET,
+          maxBodyBytes: config.MAX_BODY_BYTES,
+          kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
+          rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
+          shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+        },
+        kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-ingress', logger, requestTimeoutMs: 5_000 }),
+        seenStore: createRedisSeenStore({ url: config.REDIS_URL, ttlSeconds: config.DEDUP_TTL_SECONDS }),
+        logger,
+        registry: createMetricsRegistry('ingress'),
+      }),
+  },
+  process,
+  createLogger,
+);

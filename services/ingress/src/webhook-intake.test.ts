@@ -1,0 +1,213 @@
+import { fixtureBytes, fixtureJson, fixtureNames, smartcarHeaders, svixHeaders } from '@ampflow/testing';
+import { AppError } from '@ampflow/runtime';
+import { smartcarHmac } from './providers/smartcar-signature';
+import { createTelematicaVerifier, interpretSmartcar, interpretTelematica, type Intake } from './webhook-intake';
+
+const AMT = 'test-management-token';
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const OLD_SECRET = 'whsec_plJ3nmyCDGBKInavdOK15jsl';
+
+function errorOf(fn: () => unknown): AppError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof AppError) return e;
+    throw e;
+  }
+  throw new Error('expected an error');
+}
+
+const smartcar = (body: Buffer | string, headers = smartcarHeaders(body, AMT)) =>
+  interpretSmartcar(AMT, Buffer.from(body), headers);
+
+describe('Smartcar intake', () => {
+  it.each([
+    ['smartcar/vehicle-state-guide.json', 'a7738a15-7ee2-40b3-9815-823d146230cd', 'VEHICLE_STATE'],
+    ['smartcar/vehicle-state-v4.json', '5a537912-9ad3-424b-ba33-65a1704567e9', 'VEHICLE_STATE'],
+    ['smartcar/vehicle-state-responses.json', '9f1a1c33-0c3f-4a51-9d0f-2c7f8a4b1e20', 'VEHICLE_STATE'],
+    ['smartcar/vehicle-error.json', 'c3a0f6e2-9d84-4b1f-8e43-6c2a7f0d5b19', 'VEHICLE_ERROR'],
+  ])('accepts %s keyed by the vehicle id', (name, eventId, eventType) => {
+    expect(smartcar(fixtureBytes(name))).toEqual<Intake>({
+      kind: 'event',
+      provider: 'smartcar',
+      eventId,
+      eventType,
+      key: '829e30ab-5a13-40b5-9f8a-8538af86ed95',
+      knownType: true,
+    });
+  });
+
+  it('answers the current VERIFY form with the HMAC of the challenge', () => {
+    const body = fixtureBytes('smartcar/verify.json');
+    expect(smartcar(body)).toEqual({
+      kind: 'challenge',
+      provider: 'smartcar',
+      answer: { challenge: smartcarHmac(AMT, 'a1b2c3d4-challenge') },
+    });
+  });
+
+  it('answers the legacy (v2) verify form', () => {
+    const intake = smartcar(fixtureBytes('smartcar/verify-legacy.json'));
+    expect(intake).toEqual({
+      kind: 'challenge',
+      provider: 'smartcar',
+      answer: { challenge: smartcarHmac(AMT, 'legacy-challenge-42') },
+    });
+  });
+
+  it('does not answer an unsigned VERIFY (that would be a signing oracle)', () => {
+    const body = fixtureBytes('smartcar/verify.json');
+    expect(errorOf(() => interpretSmartcar(AMT, body, { 'content-type': 'application/json' })).code).toBe(
+      'missing_signature',
+    );
+  });
+
+  it('publishes a validly signed unknown event type, marked unknown', () => {
+    const body = JSON.stringify({ eventId: 'e-9', eventType: 'VEHICLE_TRIP', data: { vehicle: { id: 'v-1' } } });
+    expect(smartcar(body)).toMatchObject({ kind: 'event', eventType: 'VEHICLE_TRIP', key: 'v-1', knownType: false });
+  });
+
+  it.each<[string, string | Buffer, Record<string, string> | undefined, number, string]>([
+    ['missing signature header', '{}', { 'content-type': 'application/json' }, 401, 'missing_signature'],
+    ['signature from another token', '{}', smartcarHeaders('{}', 'wrong-token'), 401, 'invalid_signature'],
+    ['empty body', '', undefined, 400, 'malformed_json'],
+    ['truncated JSON', '{"eventId":"e1","eventType":"VEHI', undefined, 400, 'malformed_json'],
+    ['the guide example as printed (trailing comma)', fixtureBytes('smartcar/vehicle-state-guide.verbatim.txt'), undefined, 400, 'malformed_json'],
+    ['a JSON array', '[1,2]', undefined, 400, 'invalid_payload'],
+    ['VEHICLE_STATE without signals', '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v"}}}', undefined, 400, 'invalid_payload'],
+    ['VEHICLE_STATE naming no vehicle or user', '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"signals":[]}}', undefined, 400, 'invalid_payload'],
+    ['VEHICLE_ERROR with an unknown state', '{"eventId":"e","eventType":"VEHICLE_ERROR","data":{"vehicle":{"id":"v"},"errors":[{"type":"X","state":"BROKEN"}]}}', undefined, 400, 'invalid_payload'],
+    ['an event without eventId', '{"eventType":"VEHICLE_TRIP"}', undefined, 400, 'invalid_payload'],
+  ])('refuses %s', (_case, body, headers, status, code) => {
+    const error = errorOf(() => smartcar(body, headers ?? smartcarHeaders(body, AMT)));
+    expect({ status: error.httpStatus, code: error.code, retriable: error.retriable }).toEqual({
+      status,
+      code,
+      retriable: false,
+    });
+  });
+
+  it('refuses a body tampered after signing', () => {
+    const body = fixtureBytes('smartcar/vehicle-state-guide.json');
+    const headers = smartcarHeaders(body, AMT);
+    const tampered = Buffer.from(body.toString().replace('"value": true', '"value": false'));
+    expect(tampered.equals(body)).toBe(false);
+    expect(errorOf(() => smartcar(tampered, headers)).code).toBe('invalid_signature');
+  });
+
+  it('names the failing field in a schema error without echoing values', () => {
+    const body = '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v","year":"twenty-twenty"},"signals":[]}}';
+    const error = errorOf(() => smartcar(body));
+    expect(error.message).toContain('data.vehicle.year');
+    expect(error.message).not.toContain('twenty-twenty');
+  });
+});
+
+describe('Telematica intake (Svix)', () => {
+  const verifier = createTelematicaVerifier([SECRET]);
+
+  it('verifies the PROVIDERS.md test vector with the svix library', () => {
+    jest.useFakeTimers({ now: 1731705121 * 1000 + 30_000, doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      const vector = createTelematicaVerifier([OLD_SECRET]);
+      const body = Buffer.from('{"event_type":"ping","data":{"success":true}}');
+      const headers = {
+        'svix-id': 'msg_loFOjxBNrRLzqYUf',
+        'svix-timestamp': '1731705121',
+        'svix-signature': 'v1,rAvfW3dJ/X/qxhsaXPOyyCGmRKsaKWcsNccKXlIktD0=',
+      };
+      expect(vector.verify(body, headers)).toEqual({ event_type: 'ping', data: { success: true } });
+      const tampered = Buffer.from('{"event_type":"ping","data":{"success":false}}');
+      expect(errorOf(() => vector.verify(tampered, headers)).code).toBe('invalid_signature');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  const expectedKeys: Record<string, string> = {
+    'telematica/charger-charging-command.json': '64253244f8057090fb3a822b',
+    'telematica/vehicle-charging-command.json': '64253244f8057090fb3a822b',
+    'telematica/user-devices-connected.json': 'user-id-in-your-database',
+    'telematica/user-devices-connected-legacy.json': 'user-id-in-your-database',
+    'telematica/user-devices-disconnected.json': 'user-id-in-your-database',
+    'telematica/vehicle-charging-status.json': '641aeef260d202219c22f03b',
+    'telematica/vehicle-plug-status.json': '641aeef260d202219c22f03b',
+    'telematica/vehicle-soc.json': '641aeef260d202219c22f03b',
+  };
+
+  it('has a key expectation for every Telematica fixture', () => {
+    expect(Object.keys(expectedKeys).sort()).toEqual(fixtureNames('telematica'));
+  });
+
+  it.each(Object.entries(expectedKeys))('accepts %s with svix-* headers', (name, key) => {
+    const body = fixtureBytes(name);
+    const headers = svixHeaders(body, SECRET, { id: 'msg_1' });
+    expect(interpretTelematica(verifier, body, headers)).toEqual<Intake>({
+      kind: 'event',
+      provider: 'telematica',
+      eventId: 'msg_1',
+      eventType: fixtureJson<{ type: string }>(name).type,
+      key,
+      knownType: true,
+    });
+  });
+
+  it('accepts the unbranded webhook-* headers', () => {
+    const body = fixtureBytes('telematica/vehicle-soc.json');
+    const headers = svixHeaders(body, SECRET, { id: 'msg_2', branded: false });
+    expect(Object.keys(headers)).toContain('webhook-signature');
+    expect(interpretTelematica(verifier, body, headers)).toMatchObject({ eventId: 'msg_2', eventType: 'vehicle.soc' });
+  });
+
+  it('accepts either secret during rotation, and only those', () => {
+    const body = fixtureBytes('telematica/vehicle-soc.json');
+    const rotating = createTelematicaVerifier([SECRET, OLD_SECRET]);
+    expect(interpretTelematica(rotating, body, svixHeaders(body, OLD_SECRET))).toMatchObject({ kind: 'event' });
+    expect(interpretTelematica(rotating, body, svixHeaders(body, SECRET))).toMatchObject({ kind: 'event' });
+    expect(errorOf(() => interpretTelematica(verifier, body, svixHeaders(body, OLD_SECRET))).code).toBe(
+      'invalid_signature',
+    );
+  });
+
+  it('accepts a header carrying several signatures when one matches', () => {
+    const body = fixtureBytes('telematica/vehicle-soc.json');
+    const headers = svixHeaders(body, SECRET, { id: 'msg_3' });
+    const other = svixHeaders(body, OLD_SECRET, { id: 'msg_3' });
+    headers['svix-signature'] = `${other['svix-signature']} ${headers['svix-signature']}`;
+    expect(interpretTelematica(verifier, body, headers)).toMatchObject({ eventId: 'msg_3' });
+  });
+
+  it('publishes an unknown event type that names its type', () => {
+    const body = Buffer.from('{"type":"vehicle.odometer","vehicleId":"v-7"}');
+    expect(interpretTelematica(verifier, body, svixHeaders(body, SECRET))).toMatchObject({
+      eventType: 'vehicle.odometer',
+      key: 'v-7',
+      knownType: false,
+    });
+  });
+
+  const signed = (body: string, options?: Parameters<typeof svixHeaders>[2]) => svixHeaders(body, SECRET, options);
+  const soc = fixtureBytes('telematica/vehicle-soc.json').toString();
+
+  it.each<[string, string, Record<string, string>, number, string]>([
+    ['missing headers', soc, { 'content-type': 'application/json' }, 401, 'missing_signature'],
+    ['a timestamp 6 minutes old', soc, signed(soc, { timestamp: new Date(Date.now() - 6 * 60_000) }), 401, 'stale_timestamp'],
+    ['a timestamp 6 minutes ahead', soc, signed(soc, { timestamp: new Date(Date.now() + 6 * 60_000) }), 401, 'stale_timestamp'],
+    ['a signature from another secret', soc, svixHeaders(soc, OLD_SECRET), 401, 'invalid_signature'],
+    ['an empty body', '', signed(''), 400, 'malformed_json'],
+    ['truncated JSON', soc.slice(0, 40), signed(soc.slice(0, 40)), 400, 'malformed_json'],
+    ['a JSON string', '"vehicle.soc"', signed('"vehicle.soc"'), 400, 'invalid_payload'],
+    ['vehicle.soc without currentSoc', '{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}', signed('{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}'), 400, 'invalid_payload'],
+    ['an event without type', '{"vehicleId":"v"}', signed('{"vehicleId":"v"}'), 400, 'invalid_payload'],
+  ])('refuses %s', (_case, body, headers, status, code) => {
+    const error = errorOf(() => interpretTelematica(verifier, Buffer.from(body), headers));
+    expect({ status: error.httpStatus, code: error.code }).toEqual({ status, code });
+  });
+
+  it('refuses a body tampered after signing', () => {
+    const headers = signed(soc);
+    expect(errorOf(() => interpretTelematica(verifier, Buffer.from(soc.replace('40.2', '99.9')), headers)).code).toBe(
+      'invalid_signature',
+    );
+  });
+});

@@ -1,0 +1,163 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Webhook, WebhookVerificationError } from 'svix';
+import type { z } from 'zod';
+import { AuthenticationError, ValidationError } from '@ampflow/runtime';
+import type { Provider } from '@ampflow/contracts';
+import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
+import {
+  smartcarLegacyVerify,
+  smartcarUnknownEvent,
+  smartcarVehicleError,
+  smartcarVehicleState,
+  smartcarVerify,
+} from './providers/smartcar-schemas';
+import { telematicaSchemas, telematicaUnknownEvent, type TelematicaEventType } from './providers/telematica-schemas';
+
+/** What a verified, schema-checked delivery asks of the ingress. */
+export type Intake =
+  | { kind: 'challenge'; provider: Provider; answer: { challenge: string } }
+  | {
+      kind: 'event';
+      provider: Provider;
+      /** The provider's idempotency key: Smartcar `eventId`, Svix message id. */
+      eventId: string;
+      eventType: string;
+      /** The Kafka key: vehicle id when there is one, else charger or user id. */
+      key: string | null;
+      /** False for a validly signed type we have no schema for (published anyway, and counted). */
+      knownType: boolean;
+    };
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseJsonObject(rawBody: Buffer): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    throw new ValidationError('malformed_json', 'the body is not valid JSON');
+  }
+  return requireObject(parsed);
+}
+
+function requireObject(parsed: unknown): Record<string, unknown> {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ValidationError('invalid_payload', 'the body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Parses with `schema`; a failure is a 400 naming the first problems (paths and messages, never values). */
+function check<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const problems = result.error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+    .join('; ');
+  throw new ValidationError('invalid_payload', `${what} does not match its schema: ${problems}`);
+}
+
+/**
+ * Smartcar: the `SC-Signature` header is checked over the raw bytes before anything is parsed. VERIFY is
+ * answered only when signed too: answering unsigned challenges would hand out HMACs of chosen text, which
+ * are valid signatures for any body an attacker likes.
+ */
+export function interpretSmartcar(managementToken: string, rawBody: Buffer, headers: IncomingHttpHeaders): Intake {
+  const signature = header(headers, 'sc-signature');
+  if (!signature) throw new AuthenticationError('missing_signature', 'the SC-Signature header is missing');
+  if (!verifySmartcarSignature(managementToken, rawBody, signature)) {
+    throw new AuthenticationError('invalid_signature', 'the SC-Signature does not match the body');
+  }
+  const body = parseJsonObject(rawBody);
+  const provider = 'smartcar' as const;
+
+  if (body.eventType === 'VERIFY') {
+    const verify = check(smartcarVerify, body, 'VERIFY');
+    return { kind: 'challenge', provider, answer: smartcarChallengeAnswer(managementToken, verify.data.challenge) };
+  }
+  if (body.eventName === 'verify') {
+    const verify = check(smartcarLegacyVerify, body, 'verify (v2)');
+    return { kind: 'challenge', provider, answer: smartcarChallengeAnswer(managementToken, verify.payload.challenge) };
+  }
+  if (body.eventType === 'VEHICLE_STATE' || body.eventType === 'VEHICLE_ERROR') {
+    const event =
+      body.eventType === 'VEHICLE_STATE'
+        ? check(smartcarVehicleState, body, 'VEHICLE_STATE')
+        : check(smartcarVehicleError, body, 'VEHICLE_ERROR');
+    const key = event.vehicleId ?? event.data.vehicle?.id ?? event.data.user?.id ?? null;
+    if (!key) throw new ValidationError('invalid_payload', `${event.eventType} names no vehicle and no user`);
+    return { kind: 'event', provider, eventId: event.eventId, eventType: event.eventType, key, knownType: true };
+  }
+  const event = check(smartcarUnknownEvent, body, 'Smartcar event');
+  const key = event.vehicleId ?? event.data?.vehicle?.id ?? event.data?.user?.id ?? null;
+  return { kind: 'event', provider, eventId: event.eventId, eventType: event.eventType, key, knownType: false };
+}
+
+/** Verifies Svix / Standard Webhooks signatures with one or two secrets (during rotation). */
+export interface TelematicaVerifier {
+  /** Returns the parsed body when a secret's signature matches and the timestamp is within 5 minutes. */
+  verify(rawBody: Buffer, headers: IncomingHttpHeaders): unknown;
+}
+
+export function createTelematicaVerifier(secrets: readonly string[]): TelematicaVerifier {
+  if (secrets.length === 0) throw new Error('at least one Telematica webhook secret is required');
+  const webhooks = secrets.map((secret) => new Webhook(secret));
+  return {
+    verify(rawBody, headers) {
+      const id = header(headers, 'svix-id') ?? header(headers, 'webhook-id');
+      const timestamp = header(headers, 'svix-timestamp') ?? header(headers, 'webhook-timestamp');
+      const signature = header(headers, 'svix-signature') ?? header(headers, 'webhook-signature');
+      if (!id || !timestamp || !signature) {
+        throw new AuthenticationError('missing_signature', 'the svix-id/-timestamp/-signature headers are missing');
+      }
+      const svixHeaders = { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
+      const payload = rawBody.toString('utf8');
+      for (const webhook of webhooks) {
+        try {
+          return webhook.verify(payload, svixHeaders);
+        } catch (err) {
+          if (err instanceof SyntaxError) {
+            throw new ValidationError('malformed_json', 'the body is not valid JSON');
+          }
+          if (!(err instanceof WebhookVerificationError)) throw err;
+          if (/timestamp|Signature Headers/i.test(err.message)) {
+            throw new AuthenticationError(
+              'stale_timestamp',
+              'the webhook timestamp is invalid or more than 5 minutes from now',
+            );
+          }
+          // No matching signature with this secret: try the next one.
+        }
+      }
+      throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
+    },
+  };
+}
+
+/** Telematica (through Svix): signature first, then the event's schema by its `type`. */
+export function interpretTelematica(
+  verifier: TelematicaVerifier,
+  rawBody: Buffer,
+  headers: IncomingHttpHeaders,
+): Intake {
+  const body = requireObject(verifier.verify(rawBody, headers));
+  const eventId = (header(headers, 'svix-id') ?? header(headers, 'webhook-id'))!;
+  const provider = 'telematica' as const;
+  const type = typeof body.type === 'string' ? body.type : undefined;
+  if (type && Object.hasOwn(telematicaSchemas, type)) {
+    const event = check(telematicaSchemas[type as TelematicaEventType], body, type) as {
+      vehicleId?: string;
+      chargerId?: string;
+      user?: string;
+    };
+    const key = event.vehicleId ?? event.chargerId ?? event.user ?? null;
+    return { kind: 'event', provider, eventId, eventType: type, key, knownType: true };
+  }
+  const event = check(telematicaUnknownEvent, body, 'Telematica event');
+  const key = event.vehicleId ?? event.chargerId ?? event.user ?? null;
+  return { kind: 'event', provider, eventId, eventType: event.type, key, knownType: false };
+}

@@ -1,0 +1,26 @@
+import { createLogger, createMetricsRegistry } from '@ampflow/observability';
+import { createKafka } from '@ampflow/kafka';
+import { bootstrap } from '@ampflow/runtime';
+import { createNormalizerApp } from './app';
+import { readConfig } from './config';
+
+bootstrap(
+  {
+    service: 'normalizer',
+    readConfig,
+    logLevel: (config) => config.LOG_LEVEL,
+    createService: (config, logger) =>
+      createNormalizerApp({
+        settings: {
+          httpPort: config.HTTP_PORT,
+          schemaRegistryUrl: config.SCHEMA_REGISTRY_URL,
+          shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+        },
+        kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-normalizer', logger }),
+        logger,
+        registry: createMetricsRegistry('normalizer'),
+      }),
+  },
+  process,
+  createLogger,
+);

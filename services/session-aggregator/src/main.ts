@@ -1,0 +1,24 @@
+import Redis from 'ioredis';
+import { createLogger, createMetricsRegistry } from '@ampflow/observability';
+import { createKafka } from '@ampflow/kafka';
+import { bootstrap } from '@ampflow/runtime';
+import { createAggregatorApp } from './app';
+import { readConfig } from './config';
+
+bootstrap(
+  {
+    service: 'session-aggregator',
+    readConfig,
+    logLevel: (config) => config.LOG_LEVEL,
+    createService: (config, logger) =>
+      createAggregatorApp({
+        settings: { httpPort: config.HTTP_PORT, shutdownDrainMs: config.SHUTDOWN_DRAIN_MS },
+        kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-session-aggregator', logger }),
+        redis: new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
+        logger,
+        registry: createMetricsRegistry('session-aggregator'),
+      }),
+  },
+  process,
+  createLogger,
+);
