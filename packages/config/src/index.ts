@@ -71,7 +71,10 @@ export const registryEnv = {
 };
 
 export const redisEnv = {
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port').default('redis://localhost:6379'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'expected redis://host:port')
+    .default('redis://localhost:6379'),
 };
 
 export { z };

@@ -117,7 +117,14 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
         autoCommit: true,
         autoCommitInterval: 1_000,
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }) => {
+        eachBatch: async ({
+          batch,
+          resolveOffset,
+          heartbeat,
+          isRunning,
+          isStale,
+          commitOffsetsIfNecessary,
+        }) => {
           for (const message of batch.messages) {
             if (!isRunning() || isStale()) return;
             const record: ConsumedRecord = { topic: batch.topic, partition: batch.partition, message };
@@ -138,7 +145,13 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
                   break;
                 }
                 log.warn(
-                  { err: error, topic: record.topic, partition: record.partition, offset: message.offset, delayMs },
+                  {
+                    err: error,
+                    topic: record.topic,
+                    partition: record.partition,
+                    offset: message.offset,
+                    delayMs,
+                  },
                   'record failed; retrying',
                 );
                 // Sleep in slices so the group membership stays alive and a stop is not held up.

@@ -2,3 +2,4 @@ export * from './client';
 export * from './producer';
 export * from './topics-admin';
 export * from './consumer-runner';
+export * from './broker-probe';

@@ -39,7 +39,10 @@ interface Pending {
  * `send` calls into one produce request: no linger timer, the batch is whatever queued while the previous
  * request was in flight, so a lone record goes out at once and a burst shares one round trip.
  */
-export function createReliableProducer(kafka: Kafka, options: ReliableProducerOptions = {}): ReliableProducer {
+export function createReliableProducer(
+  kafka: Kafka,
+  options: ReliableProducerOptions = {},
+): ReliableProducer {
   const maxBatchMessages = options.maxBatchMessages ?? 1_000;
   const maxInFlightBatches = options.maxInFlightBatches ?? 1;
   const maxQueuedMessages = options.maxQueuedMessages ?? 20_000;
@@ -67,7 +70,10 @@ export function createReliableProducer(kafka: Kafka, options: ReliableProducerOp
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
     let count = 0;
-    while (queue.length > 0 && (batch.length === 0 || count + queue[0]!.messages.length <= maxBatchMessages)) {
+    while (
+      queue.length > 0 &&
+      (batch.length === 0 || count + queue[0]!.messages.length <= maxBatchMessages)
+    ) {
       const next = queue.shift()!;
       count += next.messages.length;
       queuedMessages -= next.messages.length;
@@ -90,7 +96,10 @@ export function createReliableProducer(kafka: Kafka, options: ReliableProducerOp
       producer.sendBatch({ topicMessages, acks: -1 }).then(
         () => settle(batch, undefined),
         (err: unknown) =>
-          settle(batch, new DependencyError('kafka_unavailable', 'Kafka did not acknowledge the records', { cause: err })),
+          settle(
+            batch,
+            new DependencyError('kafka_unavailable', 'Kafka did not acknowledge the records', { cause: err }),
+          ),
       );
     }
     if (inFlight === 0 && queue.length === 0) idle?.();
@@ -132,7 +141,8 @@ export function createReliableProducer(kafka: Kafka, options: ReliableProducerOp
       }
       const abandoned = queue.splice(0);
       queuedMessages = 0;
-      for (const p of abandoned) p.reject(new DependencyError('producer_closed', 'the producer is shutting down'));
+      for (const p of abandoned)
+        p.reject(new DependencyError('producer_closed', 'the producer is shutting down'));
       await producer.disconnect();
     },
   };
@@ -142,7 +152,12 @@ export function createReliableProducer(kafka: Kafka, options: ReliableProducerOp
  * Resolves or rejects like `promise`, but rejects with a retriable {@link DependencyError} `code` once
  * `timeoutMs` passes first. The underlying work is not cancelled: callers that care attach to `promise`.
  */
-export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, code: string, what: string): Promise<T> {
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  code: string,
+  what: string,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new DependencyError(code, `${what} within ${timeoutMs} ms`)), timeoutMs);

@@ -34,7 +34,10 @@ export class DependencyError extends AppError {
 }
 
 /** The one place that maps any thrown value to an HTTP status and a JSON error body. */
-export function toHttpError(error: unknown): { status: number; body: { error: { code: string; message: string } } } {
+export function toHttpError(error: unknown): {
+  status: number;
+  body: { error: { code: string; message: string } };
+} {
   if (error instanceof AppError) {
     return { status: error.httpStatus, body: { error: { code: error.code, message: error.message } } };
   }

@@ -21,9 +21,15 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
 }
 
-export async function startHttpServer(handler: RequestListener, options: HttpServerOptions): Promise<RunningHttpServer> {
+export async function startHttpServer(
+  handler: RequestListener,
+  options: HttpServerOptions,
+): Promise<RunningHttpServer> {
   const server = createServer(
-    { keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000, requestTimeout: options.requestTimeoutMs ?? 30_000 },
+    {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+    },
     handler,
   );
   await new Promise<void>((resolve, reject) => {

@@ -23,7 +23,8 @@ export function endpointsFromEnv(env: NodeJS.ProcessEnv = process.env): InfraEnd
 /** The endpoints inside a test worker; fails loudly when the global setup did not run. */
 export function testEndpoints(): InfraEndpoints {
   const endpoints = endpointsFromEnv();
-  if (!endpoints) throw new Error('integration infrastructure is not set up: run the tests through the jest config');
+  if (!endpoints)
+    throw new Error('integration infrastructure is not set up: run the tests through the jest config');
   return endpoints;
 }
 

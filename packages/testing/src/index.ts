@@ -2,3 +2,5 @@ export * from './env';
 export * from './infrastructure';
 export * from './kafka-helpers';
 export * from './fixtures';
+export * from './network-partition';
+export * from './metrics-text';

@@ -107,6 +107,7 @@ export async function provisionInfrastructure(): Promise<ProvisionedInfra> {
   const given = endpointsFromEnv();
   if (given) return { mode: 'env', endpoints: given, release: async () => {} };
   const { forced } = infraPreferences();
-  if (forced === 'docker' || (forced !== 'local' && (await dockerEngineReachable()))) return startContainers();
+  if (forced === 'docker' || (forced !== 'local' && (await dockerEngineReachable())))
+    return startContainers();
   return startLocalStack();
 }

@@ -86,7 +86,11 @@ export async function collectRecords(kafka: Kafka, topics: string[]): Promise<Re
     waitFor(count, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error(`expected ${count} records on ${topics.join(', ')} within ${timeoutMs} ms, got ${records.length}`));
+          reject(
+            new Error(
+              `expected ${count} records on ${topics.join(', ')} within ${timeoutMs} ms, got ${records.length}`,
+            ),
+          );
         }, timeoutMs);
         const check = () => {
           if (records.length >= count) {

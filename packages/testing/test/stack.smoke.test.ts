@@ -29,7 +29,9 @@ describe('the integration infrastructure is real', () => {
     const collector = await collectRecords(kafka, [topic]);
     const records = await collector.waitFor(20);
     await collector.stop();
-    expect(records.map((r) => r.value?.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `reading-${i}`));
+    expect(records.map((r) => r.value?.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `reading-${i}`),
+    );
     expect(new Set(records.map((r) => r.partition)).size).toBe(1);
     expect(records[0]?.headers).toEqual({ provider: 'smartcar' });
   });
@@ -101,7 +103,10 @@ describe('the integration infrastructure is real', () => {
         { name: 'occurredAt', type: { type: 'long', logicalType: 'timestamp-millis' } },
       ],
     };
-    const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
+    const { id } = await registry.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+      { subject },
+    );
     expect(await registry.getLatestSchemaId(subject)).toBe(id);
 
     const reading = { vehicleId: 'smartcar:829e30ab', stateOfChargePercent: 77.5, occurredAt: 1754365413366 };

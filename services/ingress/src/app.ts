@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Kafka } from 'kafkajs';
 import { RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
-import { createReliableProducer, ensureTopics, withTimeout } from '@ampflow/kafka';
+import { createBrokerProbe, createReliableProducer, ensureTopics, withTimeout } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
   AppError,
@@ -31,6 +31,8 @@ export interface IngressSettings {
   kafkaPublishTimeoutMs: number;
   rawTopicPartitions: number;
   shutdownDrainMs: number;
+  /** How often readiness re-checks that a broker answers (default 5 s). */
+  kafkaProbeIntervalMs?: number;
   /** Raw topic per provider; the contract's names unless a test gives its own. */
   topics?: Partial<Record<Provider, string>>;
 }
@@ -68,7 +70,9 @@ const KNOWN_EVENT_TYPES = new Set([
 function isJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
   const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-  return mediaType === 'application/json' || (mediaType.startsWith('application/') && mediaType.endsWith('+json'));
+  return (
+    mediaType === 'application/json' || (mediaType.startsWith('application/') && mediaType.endsWith('+json'))
+  );
 }
 
 /**
@@ -78,15 +82,16 @@ function isJson(contentType: string | undefined): boolean {
 export function createIngressApp(deps: IngressDeps): IngressApp {
   const { settings, logger, registry } = deps;
   const now = deps.now ?? (() => new Date());
-  const metrics = createIngressMetrics(registry);
+  const metrics = createIngressMetrics(registry, () => isReady());
   const producer = createReliableProducer(deps.kafka);
+  const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
   const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets);
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
   /** Event ids whose record is on its way to Kafka, keyed `<provider>:<eventId>`. */
   const inFlight = new Map<string, Promise<void>>();
   let server: RunningHttpServer | undefined;
 
-  const isReady = () => producer.isConnected();
+  const isReady = () => producer.isConnected() && brokerProbe.isReachable();
 
   /**
    * Publishes a delivery unless its event id is already stored or being stored. The entry in `inFlight`
@@ -177,9 +182,16 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         metrics.unknownEventTypes.inc({ provider });
         log.warn({ provider, eventType: intake.eventType }, 'publishing an event type without a schema');
       }
-      const outcome = await publishDeduplicated(intake, rawBody, req.headers['content-type'] ?? 'application/json');
+      const outcome = await publishDeduplicated(
+        intake,
+        rawBody,
+        req.headers['content-type'] ?? 'application/json',
+      );
       if (outcome === 'duplicate') metrics.duplicates.inc({ provider });
-      log.info({ provider, eventId: intake.eventId, eventType: intake.eventType, outcome }, 'webhook handled');
+      log.info(
+        { provider, eventId: intake.eventId, eventType: intake.eventType, outcome },
+        'webhook handled',
+      );
       record(res, outcome);
       res.status(200).json({ status: outcome, eventId: intake.eventId });
     };
@@ -217,7 +229,11 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
   const rawBody = express.raw({ type: () => true, limit: settings.maxBodyBytes });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!isJson(req.headers['content-type'])) {
-      next(new ValidationError('unsupported_media_type', 'Content-Type must be application/json', { httpStatus: 415 }));
+      next(
+        new ValidationError('unsupported_media_type', 'Content-Type must be application/json', {
+          httpStatus: 415,
+        }),
+      );
     } else next();
   };
   for (const provider of ['smartcar', 'telematica'] as const) {
@@ -253,13 +269,15 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     port: () => server?.port ?? settings.httpPort,
     isReady,
     async start() {
-      producer.raw.on(producer.raw.events.CONNECT, () => metrics.kafkaConnected.set(1));
-      producer.raw.on(producer.raw.events.DISCONNECT, () => metrics.kafkaConnected.set(0));
       await ensureTopics(
         deps.kafka,
-        (['smartcar', 'telematica'] as const).map((p) => ({ topic: topicOf(p), numPartitions: settings.rawTopicPartitions })),
+        (['smartcar', 'telematica'] as const).map((p) => ({
+          topic: topicOf(p),
+          numPartitions: settings.rawTopicPartitions,
+        })),
       );
       await producer.connect();
+      brokerProbe.start();
       try {
         await deps.seenStore.connect();
       } catch (err) {
@@ -272,6 +290,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       // Stop intake first, let in-flight requests finish, then flush the producer, then Redis.
       await server?.close(settings.shutdownDrainMs);
       await producer.disconnect(settings.shutdownDrainMs);
+      await brokerProbe.stop();
       await deps.seenStore.close();
     },
   };
@@ -281,13 +300,17 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
 function bodyParserError(err: unknown, maxBodyBytes: number): AppError | undefined {
   const type = (err as { type?: string } | null)?.type;
   if (type === 'entity.too.large') {
-    return new ValidationError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`, { httpStatus: 413 });
+    return new ValidationError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`, {
+      httpStatus: 413,
+    });
   }
   if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set') {
     return new ValidationError('incomplete_body', 'the request body was not received completely');
   }
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new ValidationError('unsupported_encoding', 'the body encoding is not supported', { httpStatus: 415 });
+    return new ValidationError('unsupported_encoding', 'the body encoding is not supported', {
+      httpStatus: 415,
+    });
   }
   return undefined;
 }

@@ -22,7 +22,12 @@ bootstrap(
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
         },
-        kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-ingress', logger, requestTimeoutMs: 5_000 }),
+        kafka: createKafka({
+          brokers: config.KAFKA_BROKERS,
+          clientId: 'ampflow-ingress',
+          logger,
+          requestTimeoutMs: 5_000,
+        }),
         seenStore: createRedisSeenStore({ url: config.REDIS_URL, ttlSeconds: config.DEDUP_TTL_SECONDS }),
         logger,
         registry: createMetricsRegistry('ingress'),

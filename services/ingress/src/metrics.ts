@@ -12,7 +12,7 @@ export type Outcome =
   | 'unavailable'
   | 'error';
 
-export function createIngressMetrics(registry: Registry) {
+export function createIngressMetrics(registry: Registry, kafkaReady: () => boolean) {
   return {
     requests: new Counter({
       name: 'ingress_requests_total',
@@ -66,8 +66,11 @@ export function createIngressMetrics(registry: Registry) {
     }),
     kafkaConnected: new Gauge({
       name: 'ingress_kafka_connected',
-      help: '1 while the Kafka producer is connected',
+      help: '1 while the Kafka producer is connected and a broker answers the readiness probe',
       registers: [registry],
+      collect() {
+        this.set(kafkaReady() ? 1 : 0);
+      },
     }),
   };
 }

@@ -1,7 +1,12 @@
 import { fixtureBytes, fixtureJson, fixtureNames, smartcarHeaders, svixHeaders } from '@ampflow/testing';
 import { AppError } from '@ampflow/runtime';
 import { smartcarHmac } from './providers/smartcar-signature';
-import { createTelematicaVerifier, interpretSmartcar, interpretTelematica, type Intake } from './webhook-intake';
+import {
+  createTelematicaVerifier,
+  interpretSmartcar,
+  interpretTelematica,
+  type Intake,
+} from './webhook-intake';
 
 const AMT = 'test-management-token';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -63,8 +68,17 @@ describe('Smartcar intake', () => {
   });
 
   it('publishes a validly signed unknown event type, marked unknown', () => {
-    const body = JSON.stringify({ eventId: 'e-9', eventType: 'VEHICLE_TRIP', data: { vehicle: { id: 'v-1' } } });
-    expect(smartcar(body)).toMatchObject({ kind: 'event', eventType: 'VEHICLE_TRIP', key: 'v-1', knownType: false });
+    const body = JSON.stringify({
+      eventId: 'e-9',
+      eventType: 'VEHICLE_TRIP',
+      data: { vehicle: { id: 'v-1' } },
+    });
+    expect(smartcar(body)).toMatchObject({
+      kind: 'event',
+      eventType: 'VEHICLE_TRIP',
+      key: 'v-1',
+      knownType: false,
+    });
   });
 
   it.each<[string, string | Buffer, Record<string, string> | undefined, number, string]>([
@@ -72,11 +86,35 @@ describe('Smartcar intake', () => {
     ['signature from another token', '{}', smartcarHeaders('{}', 'wrong-token'), 401, 'invalid_signature'],
     ['empty body', '', undefined, 400, 'malformed_json'],
     ['truncated JSON', '{"eventId":"e1","eventType":"VEHI', undefined, 400, 'malformed_json'],
-    ['the guide example as printed (trailing comma)', fixtureBytes('smartcar/vehicle-state-guide.verbatim.txt'), undefined, 400, 'malformed_json'],
+    [
+      'the guide example as printed (trailing comma)',
+      fixtureBytes('smartcar/vehicle-state-guide.verbatim.txt'),
+      undefined,
+      400,
+      'malformed_json',
+    ],
     ['a JSON array', '[1,2]', undefined, 400, 'invalid_payload'],
-    ['VEHICLE_STATE without signals', '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v"}}}', undefined, 400, 'invalid_payload'],
-    ['VEHICLE_STATE naming no vehicle or user', '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"signals":[]}}', undefined, 400, 'invalid_payload'],
-    ['VEHICLE_ERROR with an unknown state', '{"eventId":"e","eventType":"VEHICLE_ERROR","data":{"vehicle":{"id":"v"},"errors":[{"type":"X","state":"BROKEN"}]}}', undefined, 400, 'invalid_payload'],
+    [
+      'VEHICLE_STATE without signals',
+      '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v"}}}',
+      undefined,
+      400,
+      'invalid_payload',
+    ],
+    [
+      'VEHICLE_STATE naming no vehicle or user',
+      '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"signals":[]}}',
+      undefined,
+      400,
+      'invalid_payload',
+    ],
+    [
+      'VEHICLE_ERROR with an unknown state',
+      '{"eventId":"e","eventType":"VEHICLE_ERROR","data":{"vehicle":{"id":"v"},"errors":[{"type":"X","state":"BROKEN"}]}}',
+      undefined,
+      400,
+      'invalid_payload',
+    ],
     ['an event without eventId', '{"eventType":"VEHICLE_TRIP"}', undefined, 400, 'invalid_payload'],
   ])('refuses %s', (_case, body, headers, status, code) => {
     const error = errorOf(() => smartcar(body, headers ?? smartcarHeaders(body, AMT)));
@@ -96,7 +134,8 @@ describe('Smartcar intake', () => {
   });
 
   it('names the failing field in a schema error without echoing values', () => {
-    const body = '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v","year":"twenty-twenty"},"signals":[]}}';
+    const body =
+      '{"eventId":"e","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"v","year":"twenty-twenty"},"signals":[]}}';
     const error = errorOf(() => smartcar(body));
     expect(error.message).toContain('data.vehicle.year');
     expect(error.message).not.toContain('twenty-twenty');
@@ -156,13 +195,18 @@ describe('Telematica intake (Svix)', () => {
     const body = fixtureBytes('telematica/vehicle-soc.json');
     const headers = svixHeaders(body, SECRET, { id: 'msg_2', branded: false });
     expect(Object.keys(headers)).toContain('webhook-signature');
-    expect(interpretTelematica(verifier, body, headers)).toMatchObject({ eventId: 'msg_2', eventType: 'vehicle.soc' });
+    expect(interpretTelematica(verifier, body, headers)).toMatchObject({
+      eventId: 'msg_2',
+      eventType: 'vehicle.soc',
+    });
   });
 
   it('accepts either secret during rotation, and only those', () => {
     const body = fixtureBytes('telematica/vehicle-soc.json');
     const rotating = createTelematicaVerifier([SECRET, OLD_SECRET]);
-    expect(interpretTelematica(rotating, body, svixHeaders(body, OLD_SECRET))).toMatchObject({ kind: 'event' });
+    expect(interpretTelematica(rotating, body, svixHeaders(body, OLD_SECRET))).toMatchObject({
+      kind: 'event',
+    });
     expect(interpretTelematica(rotating, body, svixHeaders(body, SECRET))).toMatchObject({ kind: 'event' });
     expect(errorOf(() => interpretTelematica(verifier, body, svixHeaders(body, OLD_SECRET))).code).toBe(
       'invalid_signature',
@@ -186,18 +230,37 @@ describe('Telematica intake (Svix)', () => {
     });
   });
 
-  const signed = (body: string, options?: Parameters<typeof svixHeaders>[2]) => svixHeaders(body, SECRET, options);
+  const signed = (body: string, options?: Parameters<typeof svixHeaders>[2]) =>
+    svixHeaders(body, SECRET, options);
   const soc = fixtureBytes('telematica/vehicle-soc.json').toString();
 
   it.each<[string, string, Record<string, string>, number, string]>([
     ['missing headers', soc, { 'content-type': 'application/json' }, 401, 'missing_signature'],
-    ['a timestamp 6 minutes old', soc, signed(soc, { timestamp: new Date(Date.now() - 6 * 60_000) }), 401, 'stale_timestamp'],
-    ['a timestamp 6 minutes ahead', soc, signed(soc, { timestamp: new Date(Date.now() + 6 * 60_000) }), 401, 'stale_timestamp'],
+    [
+      'a timestamp 6 minutes old',
+      soc,
+      signed(soc, { timestamp: new Date(Date.now() - 6 * 60_000) }),
+      401,
+      'stale_timestamp',
+    ],
+    [
+      'a timestamp 6 minutes ahead',
+      soc,
+      signed(soc, { timestamp: new Date(Date.now() + 6 * 60_000) }),
+      401,
+      'stale_timestamp',
+    ],
     ['a signature from another secret', soc, svixHeaders(soc, OLD_SECRET), 401, 'invalid_signature'],
     ['an empty body', '', signed(''), 400, 'malformed_json'],
     ['truncated JSON', soc.slice(0, 40), signed(soc.slice(0, 40)), 400, 'malformed_json'],
     ['a JSON string', '"vehicle.soc"', signed('"vehicle.soc"'), 400, 'invalid_payload'],
-    ['vehicle.soc without currentSoc', '{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}', signed('{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}'), 400, 'invalid_payload'],
+    [
+      'vehicle.soc without currentSoc',
+      '{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}',
+      signed('{"type":"vehicle.soc","vehicleId":"v","vehicleState":{}}'),
+      400,
+      'invalid_payload',
+    ],
     ['an event without type', '{"vehicleId":"v"}', signed('{"vehicleId":"v"}'), 400, 'invalid_payload'],
   ])('refuses %s', (_case, body, headers, status, code) => {
     const error = errorOf(() => interpretTelematica(verifier, Buffer.from(body), headers));
@@ -206,8 +269,8 @@ describe('Telematica intake (Svix)', () => {
 
   it('refuses a body tampered after signing', () => {
     const headers = signed(soc);
-    expect(errorOf(() => interpretTelematica(verifier, Buffer.from(soc.replace('40.2', '99.9')), headers)).code).toBe(
-      'invalid_signature',
-    );
+    expect(
+      errorOf(() => interpretTelematica(verifier, Buffer.from(soc.replace('40.2', '99.9')), headers)).code,
+    ).toBe('invalid_signature');
   });
 });

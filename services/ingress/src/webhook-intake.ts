@@ -11,7 +11,11 @@ import {
   smartcarVehicleState,
   smartcarVerify,
 } from './providers/smartcar-schemas';
-import { telematicaSchemas, telematicaUnknownEvent, type TelematicaEventType } from './providers/telematica-schemas';
+import {
+  telematicaSchemas,
+  telematicaUnknownEvent,
+  type TelematicaEventType,
+} from './providers/telematica-schemas';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
@@ -66,7 +70,11 @@ function check<S extends z.ZodType>(schema: S, body: unknown, what: string): z.i
  * answered only when signed too: answering unsigned challenges would hand out HMACs of chosen text, which
  * are valid signatures for any body an attacker likes.
  */
-export function interpretSmartcar(managementToken: string, rawBody: Buffer, headers: IncomingHttpHeaders): Intake {
+export function interpretSmartcar(
+  managementToken: string,
+  rawBody: Buffer,
+  headers: IncomingHttpHeaders,
+): Intake {
   const signature = header(headers, 'sc-signature');
   if (!signature) throw new AuthenticationError('missing_signature', 'the SC-Signature header is missing');
   if (!verifySmartcarSignature(managementToken, rawBody, signature)) {
@@ -77,11 +85,19 @@ export function interpretSmartcar(managementToken: string, rawBody: Buffer, head
 
   if (body.eventType === 'VERIFY') {
     const verify = check(smartcarVerify, body, 'VERIFY');
-    return { kind: 'challenge', provider, answer: smartcarChallengeAnswer(managementToken, verify.data.challenge) };
+    return {
+      kind: 'challenge',
+      provider,
+      answer: smartcarChallengeAnswer(managementToken, verify.data.challenge),
+    };
   }
   if (body.eventName === 'verify') {
     const verify = check(smartcarLegacyVerify, body, 'verify (v2)');
-    return { kind: 'challenge', provider, answer: smartcarChallengeAnswer(managementToken, verify.payload.challenge) };
+    return {
+      kind: 'challenge',
+      provider,
+      answer: smartcarChallengeAnswer(managementToken, verify.payload.challenge),
+    };
   }
   if (body.eventType === 'VEHICLE_STATE' || body.eventType === 'VEHICLE_ERROR') {
     const event =
@@ -90,11 +106,25 @@ export function interpretSmartcar(managementToken: string, rawBody: Buffer, head
         : check(smartcarVehicleError, body, 'VEHICLE_ERROR');
     const key = event.vehicleId ?? event.data.vehicle?.id ?? event.data.user?.id ?? null;
     if (!key) throw new ValidationError('invalid_payload', `${event.eventType} names no vehicle and no user`);
-    return { kind: 'event', provider, eventId: event.eventId, eventType: event.eventType, key, knownType: true };
+    return {
+      kind: 'event',
+      provider,
+      eventId: event.eventId,
+      eventType: event.eventType,
+      key,
+      knownType: true,
+    };
   }
   const event = check(smartcarUnknownEvent, body, 'Smartcar event');
   const key = event.vehicleId ?? event.data?.vehicle?.id ?? event.data?.user?.id ?? null;
-  return { kind: 'event', provider, eventId: event.eventId, eventType: event.eventType, key, knownType: false };
+  return {
+    kind: 'event',
+    provider,
+    eventId: event.eventId,
+    eventType: event.eventType,
+    key,
+    knownType: false,
+  };
 }
 
 /** Verifies Svix / Standard Webhooks signatures with one or two secrets (during rotation). */
@@ -112,7 +142,10 @@ export function createTelematicaVerifier(secrets: readonly string[]): Telematica
       const timestamp = header(headers, 'svix-timestamp') ?? header(headers, 'webhook-timestamp');
       const signature = header(headers, 'svix-signature') ?? header(headers, 'webhook-signature');
       if (!id || !timestamp || !signature) {
-        throw new AuthenticationError('missing_signature', 'the svix-id/-timestamp/-signature headers are missing');
+        throw new AuthenticationError(
+          'missing_signature',
+          'the svix-id/-timestamp/-signature headers are missing',
+        );
       }
       const svixHeaders = { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
       const payload = rawBody.toString('utf8');

@@ -20,7 +20,10 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   const producer = createReliableProducer(deps.kafka);
   let registryReachable = false;
   let server: RunningHttpServer | undefined;
-  const http = createOpsApp(registry, () => ({ kafka: producer.isConnected(), schemaRegistry: registryReachable }));
+  const http = createOpsApp(registry, () => ({
+    kafka: producer.isConnected(),
+    schemaRegistry: registryReachable,
+  }));
 
   async function checkRegistry(): Promise<void> {
     const res = await (deps.fetch ?? fetch)(`${settings.schemaRegistryUrl.replace(/\/$/, '')}/subjects`, {

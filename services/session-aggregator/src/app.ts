@@ -20,7 +20,10 @@ export function createAggregatorApp(deps: AggregatorDeps): Service & { port(): n
   const { settings, logger, registry, redis } = deps;
   const producer = createReliableProducer(deps.kafka);
   let server: RunningHttpServer | undefined;
-  const http = createOpsApp(registry, () => ({ kafka: producer.isConnected(), redis: redis.status === 'ready' }));
+  const http = createOpsApp(registry, () => ({
+    kafka: producer.isConnected(),
+    redis: redis.status === 'ready',
+  }));
 
   return {
     port: () => server?.port ?? settings.httpPort,

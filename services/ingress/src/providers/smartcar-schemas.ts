@@ -3,7 +3,11 @@ import { z } from 'zod';
 /** Epoch milliseconds, or an ISO-8601 string: both are documented for delivery timestamps. */
 const timestamp = z.union([z.number(), z.string()]);
 
-const signalRef = z.looseObject({ code: z.string(), name: z.string().optional(), group: z.string().optional() });
+const signalRef = z.looseObject({
+  code: z.string(),
+  name: z.string().optional(),
+  group: z.string().optional(),
+});
 
 /** Three documented trigger shapes: `"Charge.IsCharging"`, `{code,name,group}`, `{type, signal:{...}}`. */
 const trigger = z.union([
@@ -18,10 +22,17 @@ const signal = z.looseObject({
   group: z.string().optional(),
   body: z.unknown().optional(),
   meta: z
-    .looseObject({ oemUpdatedAt: timestamp.optional(), retrievedAt: timestamp.optional(), fetchedAt: timestamp.optional() })
+    .looseObject({
+      oemUpdatedAt: timestamp.optional(),
+      retrievedAt: timestamp.optional(),
+      fetchedAt: timestamp.optional(),
+    })
     .optional(),
   status: z
-    .looseObject({ value: z.string(), error: z.looseObject({ code: z.string().nullish(), type: z.string().nullish() }).optional() })
+    .looseObject({
+      value: z.string(),
+      error: z.looseObject({ code: z.string().nullish(), type: z.string().nullish() }).optional(),
+    })
     .optional(),
 });
 
@@ -105,7 +116,9 @@ export const smartcarUnknownEvent = z.looseObject({
   eventId: z.string().min(1),
   eventType: z.string().min(1),
   vehicleId: z.string().optional(),
-  data: z.looseObject({ vehicle: z.looseObject({ id: z.string() }).optional(), user: user.optional() }).optional(),
+  data: z
+    .looseObject({ vehicle: z.looseObject({ id: z.string() }).optional(), user: user.optional() })
+    .optional(),
 });
 
 export type SmartcarVehicleState = z.infer<typeof smartcarVehicleState>;

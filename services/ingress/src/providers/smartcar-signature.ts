@@ -9,7 +9,11 @@ export function smartcarHmac(managementToken: string, message: string | Buffer):
  * True when `signatureHeader` is the hex HMAC-SHA256 of the raw body. Compared in constant time over the
  * decoded bytes; a header of the wrong length or with non-hex characters is simply false.
  */
-export function verifySmartcarSignature(managementToken: string, rawBody: Buffer, signatureHeader: string): boolean {
+export function verifySmartcarSignature(
+  managementToken: string,
+  rawBody: Buffer,
+  signatureHeader: string,
+): boolean {
   const header = signatureHeader.trim().toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(header)) return false;
   const expected = createHmac('sha256', managementToken).update(rawBody).digest();

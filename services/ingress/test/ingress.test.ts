@@ -1,0 +1,342 @@
+import { Kafka, logLevel } from 'kafkajs';
+import pino from 'pino';
+import { createMetricsRegistry } from '@ampflow/observability';
+import {
+  collectRecords,
+  createTopics,
+  eventually,
+  fixtureBytes,
+  fixtureJson,
+  fixtureNames,
+  metricValue,
+  partitionableSocketFactory,
+  smartcarHeaders,
+  svixHeaders,
+  testEndpoints,
+  testKafka,
+  uniqueName,
+  type RecordCollector,
+} from '@ampflow/testing';
+import { createIngressApp, type IngressApp, type IngressSettings } from '../src/app';
+import { createRedisSeenStore } from '../src/seen-store';
+import { smartcarHmac } from '../src/providers/smartcar-signature';
+
+const AMT = 'integration-management-token';
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const logger = pino({ level: 'silent' });
+
+interface Harness {
+  app: IngressApp;
+  url: string;
+  topics: { smartcar: string; telematica: string };
+  metrics: () => Promise<string>;
+}
+
+const running: IngressApp[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((app) => app.stop()));
+});
+
+async function startIngress(overrides: Partial<IngressSettings> = {}, kafka?: Kafka): Promise<Harness> {
+  const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
+  const registry = createMetricsRegistry('ingress', { defaultMetrics: false });
+  const app = createIngressApp({
+    settings: {
+      httpPort: 0,
+      httpHost: '127.0.0.1',
+      smartcarManagementToken: AMT,
+      telematicaWebhookSecrets: [SECRET],
+      maxBodyBytes: 256 * 1024,
+      kafkaPublishTimeoutMs: 5_000,
+      rawTopicPartitions: 3,
+      shutdownDrainMs: 5_000,
+      kafkaProbeIntervalMs: 200,
+      topics,
+      ...overrides,
+    },
+    kafka: kafka ?? testKafka(),
+    seenStore: createRedisSeenStore({
+      url: testEndpoints().redisUrl,
+      ttlSeconds: 600,
+      namespace: uniqueName('seen'),
+    }),
+    logger,
+    registry,
+  });
+  await app.start();
+  running.push(app);
+  return { app, url: `http://127.0.0.1:${app.port()}`, topics, metrics: () => registry.metrics() };
+}
+
+async function post(url: string, body: Buffer | string, headers: Record<string, string>) {
+  const res = await fetch(url, { method: 'POST', body: new Uint8Array(Buffer.from(body)), headers });
+  const text = await res.text();
+  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined, text };
+}
+
+const postSmartcar = (h: Harness, body: Buffer | string) =>
+  post(`${h.url}/webhooks/smartcar`, body, smartcarHeaders(body, AMT));
+const postTelematica = (h: Harness, body: Buffer | string, id?: string) =>
+  post(`${h.url}/webhooks/telematica`, body, svixHeaders(body, SECRET, { id }));
+
+describe('ingress against the real Kafka and Redis', () => {
+  const kafka = testKafka();
+  let collectors: RecordCollector[] = [];
+  afterEach(async () => {
+    await Promise.all(collectors.splice(0).map((c) => c.stop()));
+  });
+  const collect = async (topics: string[]) => {
+    const c = await collectRecords(kafka, topics);
+    collectors.push(c);
+    return c;
+  };
+
+  it('lands every signed seed payload on its raw topic with the exact bytes, key and headers', async () => {
+    const h = await startIngress();
+    const smartcar = fixtureNames('smartcar').filter((n) => !n.includes('verify'));
+    const telematica = fixtureNames('telematica');
+    const before = Date.now();
+    for (const name of smartcar) expect((await postSmartcar(h, fixtureBytes(name))).status).toBe(200);
+    const svixIds = new Map<string, string>();
+    for (const name of telematica) {
+      const id = uniqueName('msg');
+      svixIds.set(id, name);
+      const res = await postTelematica(h, fixtureBytes(name), id);
+      expect(res).toMatchObject({ status: 200, json: { status: 'accepted', eventId: id } });
+    }
+
+    const sc = await collect([h.topics.smartcar]);
+    const scRecords = await sc.waitFor(smartcar.length);
+    for (const name of smartcar) {
+      const body = fixtureJson<{ eventId: string; eventType: string }>(name);
+      const record = scRecords.find((r) => r.headers['event-id'] === body.eventId);
+      expect(record?.value?.equals(fixtureBytes(name))).toBe(true);
+      expect(record?.key).toBe('829e30ab-5a13-40b5-9f8a-8538af86ed95');
+      expect(record?.headers).toMatchObject({
+        provider: 'smartcar',
+        'event-type': body.eventType,
+        'content-type': 'application/json',
+      });
+      const receivedAt = Date.parse(record?.headers['received-at'] ?? '');
+      expect(record?.headers['received-at']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(receivedAt).toBeGreaterThanOrEqual(before - 1);
+    }
+
+    const tm = await collect([h.topics.telematica]);
+    const tmRecords = await tm.waitFor(telematica.length);
+    for (const record of tmRecords) {
+      const name = svixIds.get(record.headers['event-id'] ?? '')!;
+      const body = fixtureJson<{ type: string; vehicleId?: string; chargerId?: string; user?: string }>(name);
+      expect(record.value?.equals(fixtureBytes(name))).toBe(true);
+      expect(record.key).toBe(body.vehicleId ?? body.chargerId ?? body.user);
+      expect(record.headers).toMatchObject({ provider: 'telematica', 'event-type': body.type });
+    }
+    expect(sc.records).toHaveLength(smartcar.length);
+    expect(tm.records).toHaveLength(telematica.length);
+  });
+
+  it('answers VERIFY without publishing it', async () => {
+    const h = await startIngress();
+    const res = await postSmartcar(h, fixtureBytes('smartcar/verify.json'));
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ challenge: smartcarHmac(AMT, 'a1b2c3d4-challenge') });
+    // A sentinel after the challenge: once it is on the topic, nothing else was published before it.
+    await postSmartcar(h, fixtureBytes('smartcar/vehicle-error.json'));
+    const c = await collect([h.topics.smartcar]);
+    await c.waitFor(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.records.map((r) => r.headers['event-type'])).toEqual(['VEHICLE_ERROR']);
+  });
+
+  it('stores a duplicate delivery once, answering 200 both times, also when both arrive at once', async () => {
+    const h = await startIngress();
+    const body = fixtureBytes('smartcar/vehicle-state-v4.json');
+    expect((await postSmartcar(h, body)).json).toMatchObject({ status: 'accepted' });
+    expect(await postSmartcar(h, body)).toMatchObject({ status: 200, json: { status: 'duplicate' } });
+
+    const soc = fixtureBytes('telematica/vehicle-soc.json');
+    const id = uniqueName('msg');
+    const concurrent = await Promise.all([
+      postTelematica(h, soc, id),
+      postTelematica(h, soc, id),
+      postTelematica(h, soc, id),
+    ]);
+    expect(concurrent.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(concurrent.map((r) => r.json?.status).sort()).toEqual(['accepted', 'duplicate', 'duplicate']);
+
+    await postSmartcar(h, fixtureBytes('smartcar/vehicle-error.json')); // sentinel
+    const c = await collect([h.topics.smartcar, h.topics.telematica]);
+    await c.waitFor(3);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.records.map((r) => r.headers['event-type']).sort()).toEqual([
+      'VEHICLE_ERROR',
+      'VEHICLE_STATE',
+      'vehicle.soc',
+    ]);
+    expect(metricValue(await h.metrics(), 'ingress_duplicates_total', { provider: 'smartcar' })).toBe(1);
+    expect(metricValue(await h.metrics(), 'ingress_duplicates_total', { provider: 'telematica' })).toBe(2);
+  });
+
+  it('publishes nothing for a wrong signature and answers with a JSON error that echoes no secret', async () => {
+    const h = await startIngress();
+    const body = fixtureBytes('smartcar/vehicle-state-guide.json');
+    const bad = await post(`${h.url}/webhooks/smartcar`, body, smartcarHeaders(body, 'not-the-token'));
+    expect(bad).toMatchObject({ status: 401, json: { error: { code: 'invalid_signature' } } });
+    const stale = await post(
+      `${h.url}/webhooks/telematica`,
+      fixtureBytes('telematica/vehicle-soc.json'),
+      svixHeaders(fixtureBytes('telematica/vehicle-soc.json'), SECRET, {
+        timestamp: new Date(Date.now() - 600_000),
+      }),
+    );
+    expect(stale).toMatchObject({ status: 401, json: { error: { code: 'stale_timestamp' } } });
+    for (const text of [bad.text, stale.text]) {
+      expect(text).not.toContain(AMT);
+      expect(text).not.toContain(SECRET);
+    }
+    await postTelematica(h, fixtureBytes('telematica/vehicle-plug-status.json')); // sentinel
+    const c = await collect([h.topics.smartcar, h.topics.telematica]);
+    await c.waitFor(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.records.map((r) => r.headers['event-type'])).toEqual(['vehicle.plug-status']);
+    const metrics = await h.metrics();
+    expect(
+      metricValue(metrics, 'ingress_signature_failures_total', {
+        provider: 'smartcar',
+        reason: 'invalid_signature',
+      }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'telematica',
+        event_type: 'none',
+        outcome: 'unauthorized',
+      }),
+    ).toBe(1);
+  });
+
+  it('answers 415 for non-JSON, 413 over the size limit and 400 for a malformed body', async () => {
+    const h = await startIngress({ maxBodyBytes: 1024 });
+    const text = await post(`${h.url}/webhooks/smartcar`, 'eventId=1', { 'content-type': 'text/plain' });
+    expect(text).toMatchObject({ status: 415, json: { error: { code: 'unsupported_media_type' } } });
+    const big = JSON.stringify({ eventId: 'x', eventType: 'VEHICLE_STATE', pad: 'x'.repeat(2048) });
+    expect(await postSmartcar(h, big)).toMatchObject({
+      status: 413,
+      json: { error: { code: 'payload_too_large' } },
+    });
+    expect(await postSmartcar(h, '{"eventId":')).toMatchObject({
+      status: 400,
+      json: { error: { code: 'malformed_json' } },
+    });
+    expect(await postSmartcar(h, '')).toMatchObject({
+      status: 400,
+      json: { error: { code: 'malformed_json' } },
+    });
+    const metrics = await h.metrics();
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'smartcar',
+        event_type: 'none',
+        outcome: 'too_large',
+      }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'ingress_schema_failures_total', {
+        provider: 'smartcar',
+        reason: 'malformed_json',
+      }),
+    ).toBe(2);
+  });
+
+  it('answers 503 in bounded time while Kafka is unreachable, and stores the retried delivery exactly once', async () => {
+    const partition = partitionableSocketFactory();
+    const partitionedKafka = new Kafka({
+      clientId: uniqueName('ingress'),
+      brokers: testEndpoints().kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+      socketFactory: partition.socketFactory,
+      connectionTimeout: 1_000,
+      requestTimeout: 2_000,
+      retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 3 },
+    });
+    const h = await startIngress({ kafkaPublishTimeoutMs: 1_500 }, partitionedKafka);
+    await eventually(async () => (await fetch(`${h.url}/readyz`)).status === 200, 'ready');
+
+    partition.cut();
+    await eventually(
+      async () => (await fetch(`${h.url}/readyz`)).status === 503,
+      'not ready while partitioned',
+    );
+    const body = fixtureBytes('telematica/vehicle-charging-status.json');
+    const id = uniqueName('msg');
+    const started = Date.now();
+    const during = await postTelematica(h, body, id);
+    // Refused at once (connection refused) or after the publish timeout: either way a 503 to retry.
+    expect(during.status).toBe(503);
+    expect(['kafka_timeout', 'kafka_unavailable']).toContain((during.json?.error as { code: string }).code);
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    partition.heal();
+    await eventually(async () => (await fetch(`${h.url}/readyz`)).status === 200, 'ready again', 30_000);
+    // The provider retries the same delivery (same Svix message id); whichever copy lands, it lands once.
+    let retry = await postTelematica(h, body, id);
+    for (let i = 0; retry.status !== 200 && i < 10; i++) retry = await postTelematica(h, body, id);
+    expect(retry.status).toBe(200);
+    expect(await postTelematica(h, body, id)).toMatchObject({ status: 200, json: { status: 'duplicate' } });
+
+    await postTelematica(h, fixtureBytes('telematica/vehicle-soc.json')); // sentinel
+    const c = await collect([h.topics.telematica]);
+    await c.waitFor(2);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(c.records.filter((r) => r.headers['event-id'] === id)).toHaveLength(1);
+    expect(c.records).toHaveLength(2);
+  });
+
+  it('drains in-flight requests on stop: every accepted request is answered and stored', async () => {
+    const h = await startIngress();
+    const body = fixtureBytes('telematica/vehicle-soc.json');
+    const requests = Array.from({ length: 40 }, () => postTelematica(h, body));
+    await new Promise((r) => setTimeout(r, 5));
+    await h.app.stop();
+    running.splice(running.indexOf(h.app), 1);
+    const results = await Promise.allSettled(requests);
+    const answered = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    // Requests that reached the server before the stop are answered 200; later ones are refused at connect.
+    expect(answered.every((r) => r.status === 200)).toBe(true);
+    expect(answered.length).toBeGreaterThan(0);
+    const c = await collect([h.topics.telematica]);
+    await c.waitFor(answered.length);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.records).toHaveLength(answered.length);
+  });
+
+  it('serves health, readiness and Prometheus metrics', async () => {
+    const h = await startIngress();
+    expect(await (await fetch(`${h.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    await eventually(async () => (await fetch(`${h.url}/readyz`)).status === 200, 'ready');
+    await postSmartcar(h, fixtureBytes('smartcar/vehicle-error.json'));
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'smartcar',
+        event_type: 'VEHICLE_ERROR',
+        outcome: 'accepted',
+      }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'ingress_publish_duration_seconds_count', { provider: 'smartcar', result: 'ok' }),
+    ).toBe(1);
+    expect(metricValue(metrics, 'ingress_body_size_bytes_count', { provider: 'smartcar' })).toBe(1);
+    expect(metricValue(metrics, 'ingress_kafka_connected')).toBe(1);
+  });
+
+  it('creates its raw topics at start', async () => {
+    const h = await startIngress();
+    const admin = kafka.admin();
+    await admin.connect();
+    const topics = await admin.listTopics();
+    await admin.disconnect();
+    expect(topics).toEqual(expect.arrayContaining([h.topics.smartcar, h.topics.telematica]));
+    await createTopics(kafka, []).catch(() => undefined);
+  });
+});
