@@ -81,7 +81,7 @@ const postTelematica = (h: Harness, body: Buffer | string, id?: string) =>
 
 describe('ingress against the real Kafka and Redis', () => {
   const kafka = testKafka();
-  let collectors: RecordCollector[] = [];
+  const collectors: RecordCollector[] = [];
   afterEach(async () => {
     await Promise.all(collectors.splice(0).map((c) => c.stop()));
   });

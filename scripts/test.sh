@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`): installs and builds, then runs the unit tests and the integration
+# tests against a real Kafka, schema registry and Redis. Where those come from: KAFKA_BROKERS /
+# SCHEMA_REGISTRY_URL / REDIS_URL when all three are set, else Testcontainers when a Docker engine answers,
+# else the local stack (deploy/local/stack.sh), which the run stops again if it started it.
+# Extra arguments go to jest, e.g. `npm test -- services/ingress`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+echo "[test] type-checking tests and linting" >&2
+npx --no-install tsc -p tsconfig.test.json
+npx --no-install eslint packages services
+mkdir -p .ampflow
+results=.ampflow/jest-results.json
+rm -f "$results"
+status=0
+npx --no-install jest --ci --maxWorkers=2 --json --outputFile="$results" "$@" || status=$?
+
+# One closing line that any CI can read, whatever it knows of jest.
+if [[ -f "$results" ]]; then
+  node -e '
+    const r = require(process.argv[1]);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`ampflow: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$PWD/$results"
+fi
+exit "$status"
