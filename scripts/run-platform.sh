@@ -32,7 +32,7 @@ done <"$secrets"
 declare -A ports=([ingress]=8080 [normalizer]=9102 [session-aggregator]=9103 [notifier]=8090)
 pids=()
 stop_services() {
-  trap - INT TERM
+  trap "" INT TERM  # npm forwards a second SIGINT; finish stopping regardless
   echo "[run] stopping services" >&2
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
@@ -40,18 +40,19 @@ stop_services() {
 }
 trap 'stop_services; exit 0' INT TERM
 
+# Each service in its own session, so Ctrl-C reaches only this script, which then stops them with one SIGTERM.
 for service in ingress normalizer session-aggregator notifier; do
-  node "services/$service/dist/main.js" >>"$STATE/logs/$service.log" 2>&1 &
+  setsid node "services/$service/dist/main.js" >>"$STATE/logs/$service.log" 2>&1 &
   pids+=($!)
 done
 
 for service in ingress normalizer session-aggregator notifier; do
   port=${ports[$service]}
   for _ in $(seq 1 120); do
-    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz" && break
+    curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz" && break
     sleep 0.5
   done
-  if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz"; then
+  if curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz"; then
     printf '[run] %-19s ready  http://127.0.0.1:%s  (/healthz /readyz /metrics; log %s)\n' "$service" "$port" "$STATE/logs/$service.log" >&2
   else
     echo "[run] $service did not become ready; see $STATE/logs/$service.log" >&2
