@@ -2,3 +2,4 @@ export * from './errors';
 export * from './ops-routes';
 export * from './http-server';
 export * from './lifecycle';
+export * from './ops-service';
