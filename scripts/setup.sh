@@ -12,7 +12,10 @@ fi
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "[setup] installing npm dependencies" >&2
-  npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: the lockfile pins every version, but the registry this project is built against
+  # does not serve some other platforms' optional binaries (@swc/core-darwin-*, @turbo/windows-*), which
+  # `npm ci` insists on finding in the lockfile.
+  npm install --prefer-offline --no-audit --no-fund --loglevel=error
 fi
 
 echo "[setup] building (tsc -b)" >&2
