@@ -1,2 +1,5 @@
 export * from './topics';
 export * from './headers';
+export * from './canonical';
+export * from './providers/smartcar-schemas';
+export * from './providers/telematica-schemas';

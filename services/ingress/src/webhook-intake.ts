@@ -2,20 +2,18 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Webhook, WebhookVerificationError } from 'svix';
 import type { z } from 'zod';
 import { AuthenticationError, ValidationError } from '@ampflow/runtime';
-import type { Provider } from '@ampflow/contracts';
-import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
 import {
   smartcarLegacyVerify,
   smartcarUnknownEvent,
   smartcarVehicleError,
   smartcarVehicleState,
   smartcarVerify,
-} from './providers/smartcar-schemas';
-import {
   telematicaSchemas,
   telematicaUnknownEvent,
+  type Provider,
   type TelematicaEventType,
-} from './providers/telematica-schemas';
+} from '@ampflow/contracts';
+import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
