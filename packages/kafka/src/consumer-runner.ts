@@ -1,4 +1,4 @@
-import type { Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
 import { AppError } from '@ampflow/runtime';
 import { DeadLetterHeaders, dlqTopic } from '@ampflow/contracts';
 import type { Logger } from '@ampflow/observability';
@@ -10,11 +10,21 @@ export interface ConsumedRecord {
   message: KafkaMessage;
 }
 
+/** A record the runner produces on the handler's behalf, with the runner's producer. */
+export interface OutputRecord {
+  topic: string;
+  message: Message;
+}
+
 /**
- * Returns when the record is done (its outputs acknowledged); throws to say "try again".
+ * Handles one record and returns the records to produce for it (or nothing); throws to say "try again".
  * An {@link AppError} with `retriable: false` means the record can never succeed: it is dead-lettered.
+ * The runner sends the outputs of a chunk of records together and commits the chunk's offsets only after
+ * they are acknowledged, so handlers must be idempotent: a chunk that failed runs again.
  */
-export type RecordHandler = (record: ConsumedRecord) => Promise<void>;
+export type RecordHandler = (record: ConsumedRecord) => Promise<OutputRecord[] | void>;
+
+export type RecordOutcome = 'ok' | 'dead_lettered';
 
 export interface ConsumerRunnerOptions {
   kafka: Kafka;
@@ -22,22 +32,26 @@ export interface ConsumerRunnerOptions {
   topics: string[];
   fromBeginning?: boolean;
   handler: RecordHandler;
-  /** Producer for `<topic>.dlq`; required to dead-letter, otherwise every failure is retried. */
-  deadLetterProducer?: ReliableProducer;
+  /** Produces the handlers' outputs and the dead letters (`<topic>.dlq`); without it nothing is dead-lettered. */
+  producer?: ReliableProducer;
   logger: Logger;
-  /** Backoff between retries of a failing record: doubles from `initialRetryMs` up to `maxRetryMs`. */
+  /** Records handled before their outputs are sent together (default 500). */
+  maxChunkRecords?: number;
+  /** Backoff between retries of a failing chunk: doubles from `initialRetryMs` up to `maxRetryMs`. */
   initialRetryMs?: number;
   maxRetryMs?: number;
   sessionTimeoutMs?: number;
   /** Called when kafkajs gives up on the consumer for good (it will not restart). */
   onFatal?: (error: unknown) => void;
-  /** Called after each record is done, dead-lettered or not. */
-  onRecordDone?: (record: ConsumedRecord, outcome: 'ok' | 'dead_lettered') => void;
+  /** Called for each record once its outputs (or its dead letter) are acknowledged. */
+  onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome, error?: unknown) => void;
+  /** Called after a fetched batch is done, with the records still behind the partition's high watermark. */
+  onBatchDone?: (info: { topic: string; partition: number; lag: number }) => void;
 }
 
 export interface ConsumerRunner {
   start(): Promise<void>;
-  /** Finishes the record in hand, commits, leaves the group. */
+  /** Finishes the chunk in hand, commits, leaves the group. */
   stop(): Promise<void>;
   /** True while the consumer is a member of its group. */
   isRunning(): boolean;
@@ -64,18 +78,21 @@ export function deadLetterHeaders(record: ConsumedRecord, error: unknown, now: D
 }
 
 /**
- * The one consumer runner: per-partition order, offsets resolved only after the handler returned (or the
- * record was dead-lettered), retriable failures retried with backoff while heartbeating, permanent
- * failures sent to `<topic>.dlq` so processing continues.
+ * The one consumer runner: per-partition order; a chunk of records is handled, its outputs and dead letters
+ * sent in one go, and only then are its offsets resolved (at-least-once). Retriable failures are retried
+ * with backoff while heartbeating; permanent ones go to `<topic>.dlq` and processing continues.
  */
 export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
   const log = options.logger.child({ component: 'consumer', groupId: options.groupId });
   const initialRetryMs = options.initialRetryMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 10_000;
+  const maxChunkRecords = options.maxChunkRecords ?? 500;
   const consumer = options.kafka.consumer({
     groupId: options.groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
     heartbeatInterval: 3_000,
+    // Bounds an idle fetch; a fetch returns at once when records are there.
+    maxWaitTimeInMs: 1_000,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
@@ -94,15 +111,46 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     if (!restart) options.onFatal?.(error);
   });
 
-  async function deadLetter(record: ConsumedRecord, error: unknown): Promise<void> {
-    if (!options.deadLetterProducer) throw error;
-    await options.deadLetterProducer.send(dlqTopic(record.topic), [
-      {
-        key: record.message.key,
-        value: record.message.value,
-        headers: deadLetterHeaders(record, error, new Date()),
-      },
-    ]);
+  async function send(outputs: OutputRecord[]): Promise<void> {
+    if (outputs.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of outputs) {
+      const list = byTopic.get(topic);
+      if (list) list.push(message);
+      else byTopic.set(topic, [message]);
+    }
+    const producer = options.producer;
+    if (!producer) throw new Error('the consumer runner needs a producer to send outputs');
+    await Promise.all([...byTopic].map(([topic, messages]) => producer.send(topic, messages)));
+  }
+
+  /** Handles a chunk and sends everything it produced; throws (to retry the chunk) on a retriable failure. */
+  async function processChunk(
+    records: ConsumedRecord[],
+  ): Promise<Array<{ outcome: RecordOutcome; error?: unknown }>> {
+    const outputs: OutputRecord[] = [];
+    const outcomes: Array<{ outcome: RecordOutcome; error?: unknown }> = [];
+    for (const record of records) {
+      try {
+        const produced = await options.handler(record);
+        if (produced) outputs.push(...produced);
+        outcomes.push({ outcome: 'ok' });
+      } catch (error) {
+        if (!isPermanentFailure(error) || !options.producer) throw error;
+        log.warn(
+          { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
+          'dead-lettering a record that can never succeed',
+        );
+        const { key, value } = record.message;
+        outputs.push({
+          topic: dlqTopic(record.topic),
+          message: { key, value, headers: deadLetterHeaders(record, error, new Date()) },
+        });
+        outcomes.push({ outcome: 'dead_lettered', error });
+      }
+    }
+    await send(outputs);
+    return outcomes;
   }
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -125,34 +173,31 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
           isStale,
           commitOffsetsIfNecessary,
         }) => {
-          for (const message of batch.messages) {
-            if (!isRunning() || isStale()) return;
-            const record: ConsumedRecord = { topic: batch.topic, partition: batch.partition, message };
+          for (let i = 0; i < batch.messages.length; i += maxChunkRecords) {
+            const chunk = batch.messages
+              .slice(i, i + maxChunkRecords)
+              .map((message): ConsumedRecord => ({
+                topic: batch.topic,
+                partition: batch.partition,
+                message,
+              }));
             let delayMs = initialRetryMs;
+            let outcomes: Array<{ outcome: RecordOutcome; error?: unknown }>;
             for (;;) {
+              if (!isRunning() || isStale()) return;
               try {
-                await options.handler(record);
-                options.onRecordDone?.(record, 'ok');
+                outcomes = await processChunk(chunk);
                 break;
               } catch (error) {
-                if (isPermanentFailure(error)) {
-                  log.warn(
-                    { err: error, topic: record.topic, partition: record.partition, offset: message.offset },
-                    'dead-lettering a record that can never succeed',
-                  );
-                  await deadLetter(record, error);
-                  options.onRecordDone?.(record, 'dead_lettered');
-                  break;
-                }
                 log.warn(
                   {
                     err: error,
-                    topic: record.topic,
-                    partition: record.partition,
-                    offset: message.offset,
+                    topic: batch.topic,
+                    partition: batch.partition,
+                    offset: chunk[0]!.message.offset,
                     delayMs,
                   },
-                  'record failed; retrying',
+                  'records failed; retrying',
                 );
                 // Sleep in slices so the group membership stays alive and a stop is not held up.
                 const until = Date.now() + delayMs;
@@ -164,10 +209,18 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
                 delayMs = Math.min(delayMs * 2, maxRetryMs);
               }
             }
-            resolveOffset(message.offset);
+            chunk.forEach((record, j) =>
+              options.onRecordDone?.(record, outcomes[j]!.outcome, outcomes[j]!.error),
+            );
+            resolveOffset(chunk[chunk.length - 1]!.message.offset);
             await commitOffsetsIfNecessary();
             await heartbeat();
           }
+          options.onBatchDone?.({
+            topic: batch.topic,
+            partition: batch.partition,
+            lag: Number(batch.offsetLag()),
+          });
         },
       });
     },

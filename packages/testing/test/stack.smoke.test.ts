@@ -54,7 +54,7 @@ describe('the integration infrastructure is real', () => {
       groupId,
       topics: [topic],
       logger,
-      deadLetterProducer: producer,
+      producer,
       handler: async ({ message }) => {
         const value = message.value?.toString() ?? '';
         if (value === 'poison') throw new ValidationError('bad_payload', 'cannot be mapped');

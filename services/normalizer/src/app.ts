@@ -1,43 +1,216 @@
-import type { Kafka } from 'kafkajs';
-import { createReliableProducer } from '@ampflow/kafka';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { IHeaders, Kafka } from 'kafkajs';
+import {
+  CANONICAL_SCHEMA_FILES,
+  RawHeaders,
+  Topics,
+  dlqTopic,
+  type CanonicalTopic,
+  type Provider,
+} from '@ampflow/contracts';
+import {
+  createConsumerRunner,
+  createReliableProducer,
+  ensureTopics,
+  type ConsumedRecord,
+  type OutputRecord,
+} from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
-import { createOpsService, type Service } from '@ampflow/runtime';
+import { AppError, ValidationError, createOpsService, type Service } from '@ampflow/runtime';
+import { mapRawEvent } from './mappers';
+import { createNormalizerMetrics } from './metrics';
+import { registerCanonicalSchema } from './schema-registration';
+
+export interface NormalizerSettings {
+  httpPort: number;
+  schemaRegistryUrl: string;
+  shutdownDrainMs: number;
+  consumerGroupId: string;
+  canonicalTopicPartitions: number;
+  /** Raw topics to consume (the contract's two unless a test gives its own). */
+  rawTopics?: string[];
+  /** Name of the topic each canonical stream goes to (the contract's names unless a test gives its own). */
+  canonicalTopicName?: (topic: CanonicalTopic) => string;
+  /** Backoff bounds of retried failures (registry or broker away). */
+  initialRetryMs?: number;
+  maxRetryMs?: number;
+}
 
 export interface NormalizerDeps {
-  settings: { httpPort: number; schemaRegistryUrl: string; shutdownDrainMs: number };
+  settings: NormalizerSettings;
   kafka: Kafka;
   logger: Logger;
   registry: Registry;
 }
 
-/**
- * The normalizer's shell: connects its producer, checks that the schema registry answers, serves the ops
- * endpoints. The raw-to-canonical pipeline lands with the normalizer issue.
- */
-export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): number } {
-  const { settings } = deps;
-  const producer = createReliableProducer(deps.kafka);
-  let registryReachable = false;
+const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES) as CanonicalTopic[];
+const KNOWN_EVENT_TYPES = new Set([
+  'VEHICLE_STATE',
+  'VEHICLE_ERROR',
+  'charger.charging-command',
+  'vehicle.charging-command',
+  'user.devices-connected',
+  'user.devices-disconnected',
+  'vehicle.charging-status',
+  'vehicle.plug-status',
+  'vehicle.soc',
+]);
 
-  async function checkRegistry(): Promise<void> {
-    const res = await fetch(`${settings.schemaRegistryUrl.replace(/\/$/, '')}/subjects`, {
-      signal: AbortSignal.timeout(3_000),
+function header(headers: IHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  if (value === undefined) return undefined;
+  return (Array.isArray(value) ? value[0] : value)?.toString();
+}
+
+/**
+ * The normalizer: consumes the raw topics, maps each provider event to its canonical record, encodes it
+ * with the registered Avro schema (Confluent wire format) and produces it keyed by the canonical id.
+ * Offsets are committed only after the outputs are acknowledged; unmappable records go to `<raw topic>.dlq`.
+ */
+export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): number; isReady(): boolean } {
+  const { settings, logger } = deps;
+  const metrics = createNormalizerMetrics(deps.registry);
+  const rawTopics = settings.rawTopics ?? [Topics.rawSmartcar, Topics.rawTelematica];
+  const topicName = settings.canonicalTopicName ?? ((t: CanonicalTopic) => t);
+  const schemaRegistry = new SchemaRegistry({ host: settings.schemaRegistryUrl });
+  const schemaIds = new Map<CanonicalTopic, number>();
+  const producer = createReliableProducer(deps.kafka);
+  let stopping = false;
+
+  async function handle(record: ConsumedRecord): Promise<OutputRecord[]> {
+    const started = process.hrtime.bigint();
+    const { message } = record;
+    const provider = header(message.headers, RawHeaders.provider) as Provider | undefined;
+    const providerEventId = header(message.headers, RawHeaders.eventId);
+    const eventType = header(message.headers, RawHeaders.eventType);
+    const receivedAt = Date.parse(header(message.headers, RawHeaders.receivedAt) ?? '');
+    metrics.recordsIn.inc({
+      provider: provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
+      event_type: eventType && KNOWN_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
     });
-    if (!res.ok) throw new Error(`schema registry answered ${res.status}`);
-    registryReachable = true;
+    if (!provider || !providerEventId || !eventType || Number.isNaN(receivedAt)) {
+      throw new ValidationError(
+        'missing_headers',
+        'the record lacks provider, event-id, event-type or received-at',
+      );
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(message.value?.toString('utf8') ?? '');
+    } catch {
+      throw new ValidationError('bad_json', 'the record value is not JSON');
+    }
+    const mapped = mapRawEvent({ provider, providerEventId, eventType, receivedAt, body });
+    if (mapped.failedSignals > 0)
+      metrics.skippedSignals.inc({ provider, reason: 'failed' }, mapped.failedSignals);
+    if (mapped.unknownSignals.length > 0) {
+      metrics.skippedSignals.inc({ provider, reason: 'unknown_code' }, mapped.unknownSignals.length);
+    }
+    let value: Buffer;
+    try {
+      value = await schemaRegistry.encode(schemaIds.get(mapped.topic)!, mapped.value);
+    } catch (err) {
+      // The schema is cached since start; a value that does not fit it will never fit it.
+      throw new ValidationError(
+        'encode_failed',
+        `the canonical record does not fit its Avro schema: ${(err as Error).message}`,
+      );
+    }
+    metrics.mappingSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    return [
+      {
+        topic: topicName(mapped.topic),
+        message: {
+          key: mapped.key,
+          value,
+          headers: {
+            [RawHeaders.eventId]: (mapped.value as { eventId: string }).eventId,
+            [RawHeaders.provider]: provider,
+          },
+        },
+      },
+    ];
   }
 
-  return createOpsService({
+  const runner = createConsumerRunner({
+    kafka: deps.kafka,
+    groupId: settings.consumerGroupId,
+    topics: rawTopics,
+    handler: handle,
+    producer,
+    logger,
+    initialRetryMs: settings.initialRetryMs,
+    maxRetryMs: settings.maxRetryMs,
+    onRecordDone: (record, outcome, error) => {
+      if (outcome === 'dead_lettered') {
+        metrics.deadLetters.inc({
+          source_topic: record.topic,
+          reason: error instanceof AppError ? error.code : 'unexpected_error',
+        });
+      }
+    },
+    onBatchDone: ({ topic, partition, lag }) =>
+      metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
+  });
+
+  /** Registers every canonical schema, retrying while the registry is away; resolves once all ids are known. */
+  async function registerSchemas(): Promise<void> {
+    let delayMs = settings.initialRetryMs ?? 500;
+    for (const topic of CANONICAL_TOPICS) {
+      while (!schemaIds.has(topic)) {
+        try {
+          schemaIds.set(
+            topic,
+            await registerCanonicalSchema(
+              schemaRegistry,
+              settings.schemaRegistryUrl,
+              topicName(topic),
+              topic,
+            ),
+          );
+        } catch (err) {
+          if (!(err instanceof AppError) || stopping) throw err;
+          logger.warn({ err, topic, delayMs }, 'schema registry not answering; retrying');
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          delayMs = Math.min(delayMs * 2, settings.maxRetryMs ?? 10_000);
+        }
+      }
+    }
+    logger.info({ schemaIds: Object.fromEntries(schemaIds) }, 'canonical schemas registered');
+  }
+
+  const isReady = () =>
+    schemaIds.size === CANONICAL_TOPICS.length && producer.isConnected() && runner.isRunning();
+  const service = createOpsService({
     name: 'normalizer',
     httpPort: settings.httpPort,
     shutdownDrainMs: settings.shutdownDrainMs,
     registry: deps.registry,
-    logger: deps.logger,
-    readiness: () => ({ kafka: producer.isConnected(), schemaRegistry: registryReachable }),
+    logger,
+    readiness: () => ({
+      schemas: schemaIds.size === CANONICAL_TOPICS.length,
+      kafka: producer.isConnected(),
+      consumer: runner.isRunning(),
+    }),
     start: async () => {
+      await ensureTopics(deps.kafka, [
+        ...CANONICAL_TOPICS.map((t) => ({
+          topic: topicName(t),
+          numPartitions: settings.canonicalTopicPartitions,
+        })),
+        // The ingress creates the raw topics too; whoever starts first does it.
+        ...rawTopics.map((t) => ({ topic: t, numPartitions: settings.canonicalTopicPartitions })),
+        ...rawTopics.map((t) => ({ topic: dlqTopic(t), numPartitions: 1 })),
+      ]);
+      await registerSchemas();
       await producer.connect();
-      await checkRegistry();
+      await runner.start();
     },
-    stop: () => producer.disconnect(),
+    stop: async () => {
+      stopping = true;
+      await runner.stop();
+      await producer.disconnect(settings.shutdownDrainMs);
+    },
   });
+  return { ...service, isReady };
 }

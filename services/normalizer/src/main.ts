@@ -15,6 +15,8 @@ bootstrap(
           httpPort: config.HTTP_PORT,
           schemaRegistryUrl: config.SCHEMA_REGISTRY_URL,
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+          consumerGroupId: config.NORMALIZER_GROUP_ID,
+          canonicalTopicPartitions: config.CANONICAL_TOPIC_PARTITIONS,
         },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-normalizer', logger }),
         logger,

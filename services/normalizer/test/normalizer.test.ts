@@ -1,0 +1,298 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import pino from 'pino';
+import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
+import { createReliableProducer } from '@ampflow/kafka';
+import { createMetricsRegistry } from '@ampflow/observability';
+import {
+  collectRecords,
+  fixtureBytes,
+  fixtureJson,
+  fixtureNames,
+  metricValue,
+  smartcarHeaders,
+  svixHeaders,
+  testEndpoints,
+  testKafka,
+  uniqueName,
+  type RecordCollector,
+} from '@ampflow/testing';
+import { createNormalizerApp } from '../src/app';
+import { createIngressApp } from '../../ingress/src/app';
+import { createRedisSeenStore } from '../../ingress/src/seen-store';
+
+const logger = pino({ level: 'silent' });
+const kafka = testKafka();
+const GOLDEN_DIR = join(__dirname, '..', 'golden');
+const stops: Array<() => Promise<void>> = [];
+const collectors: RecordCollector[] = [];
+afterEach(async () => {
+  await Promise.all(collectors.splice(0).map((c) => c.stop()));
+  for (const stop of stops.splice(0).reverse()) await stop();
+});
+
+async function startNormalizer() {
+  const prefix = uniqueName('n');
+  const rawTopics = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
+  const topicName = (t: CanonicalTopic) => `${prefix}.${t}`;
+  const registry = createMetricsRegistry('normalizer', { defaultMetrics: false });
+  const app = createNormalizerApp({
+    settings: {
+      httpPort: 0,
+      schemaRegistryUrl: testEndpoints().schemaRegistryUrl,
+      shutdownDrainMs: 5_000,
+      consumerGroupId: uniqueName('normalizer'),
+      canonicalTopicPartitions: 3,
+      rawTopics: [rawTopics.smartcar, rawTopics.telematica],
+      canonicalTopicName: topicName,
+      initialRetryMs: 100,
+      maxRetryMs: 1_000,
+    },
+    kafka,
+    logger,
+    registry,
+  });
+  await app.start();
+  stops.push(() => app.stop());
+  return { app, rawTopics, topicName, metrics: () => registry.metrics() };
+}
+
+async function collect(topics: string[]) {
+  const c = await collectRecords(kafka, topics);
+  collectors.push(c);
+  return c;
+}
+
+const registry = () => new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
+
+describe('normalizer against the real Kafka and schema registry', () => {
+  it('turns every raw provider record into its canonical Avro record, decodable through the registry', async () => {
+    const n = await startNormalizer();
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    const receivedAt = '2025-08-05T06:00:00.000Z';
+    const names = [...fixtureNames('smartcar'), ...fixtureNames('telematica')].filter(
+      (f) => !f.includes('verify'),
+    );
+    for (const name of names) {
+      const provider = name.startsWith('smartcar') ? 'smartcar' : 'telematica';
+      const body = fixtureJson<Record<string, string>>(name);
+      await producer.send(provider === 'smartcar' ? n.rawTopics.smartcar : n.rawTopics.telematica, [
+        {
+          key: 'k',
+          value: fixtureBytes(name),
+          headers: {
+            provider,
+            'event-id': provider === 'smartcar' ? body.eventId! : 'msg_golden',
+            'event-type': provider === 'smartcar' ? body.eventType! : body.type!,
+            'received-at': receivedAt,
+            'content-type': 'application/json',
+          },
+        },
+      ]);
+    }
+    const canonicalTopics = [
+      Topics.vehicleTelemetry,
+      Topics.commandResults,
+      Topics.deviceLinks,
+      Topics.vehicleErrors,
+    ];
+    const c = await collect(canonicalTopics.map(n.topicName));
+    const records = await c.waitFor(names.length);
+    const decoder = registry();
+    const decoded = await Promise.all(
+      records.map(async (r) => ({ topic: r.topic, key: r.key, value: await decoder.decode(r.value!) })),
+    );
+    for (const name of names) {
+      const golden = JSON.parse(readFileSync(join(GOLDEN_DIR, name), 'utf8')) as {
+        topic: string;
+        key: string;
+        value: { eventId: string };
+      };
+      const match = decoded.find(
+        (d) =>
+          d.topic === n.topicName(golden.topic as CanonicalTopic) &&
+          JSON.stringify(d.value) === JSON.stringify(golden.value),
+      );
+      expect({ name, found: Boolean(match), key: match?.key }).toEqual({
+        name,
+        found: true,
+        key: golden.key,
+      });
+    }
+    expect(records[0]?.value?.readUInt8(0)).toBe(0);
+    const metrics = await n.metrics();
+    expect(
+      metricValue(metrics, 'normalizer_records_in_total', {
+        provider: 'smartcar',
+        event_type: 'VEHICLE_STATE',
+      }),
+    ).toBe(3);
+    expect(
+      metricValue(metrics, 'normalizer_skipped_signals_total', { provider: 'smartcar', reason: 'failed' }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'normalizer_skipped_signals_total', {
+        provider: 'smartcar',
+        reason: 'unknown_code',
+      }),
+    ).toBe(1);
+  });
+
+  it('dead-letters a poison record with the reason and its source position while the next good record flows', async () => {
+    const n = await startNormalizer();
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    const headers = (eventId: string) => ({
+      provider: 'telematica',
+      'event-id': eventId,
+      'event-type': 'vehicle.soc',
+      'received-at': new Date().toISOString(),
+    });
+    await producer.send(n.rawTopics.telematica, [
+      { key: 'v1', value: Buffer.from('{"type":"vehicle.soc",'), headers: headers('msg_poison') },
+      {
+        key: 'v1',
+        value: Buffer.from('{"type":"vehicle.soc","vehicleId":"v1"}'),
+        headers: headers('msg_schema'),
+      },
+      { key: 'v1', value: fixtureBytes('telematica/vehicle-soc.json'), headers: headers('msg_good') },
+    ]);
+    const dlq = await collect([`${n.rawTopics.telematica}.dlq`]);
+    const out = await collect([n.topicName(Topics.vehicleTelemetry)]);
+    const [good] = await out.waitFor(1);
+    const dead = await dlq.waitFor(2);
+    expect((await registry().decode(good!.value!)).eventId).toBe('telematica:msg_good');
+    expect(dead.map((d) => d.headers)).toEqual([
+      expect.objectContaining({
+        'event-id': 'msg_poison',
+        'error-code': 'bad_json',
+        'source-topic': n.rawTopics.telematica,
+        'source-offset': '0',
+      }),
+      expect.objectContaining({
+        'event-id': 'msg_schema',
+        'error-code': 'schema_mismatch',
+        'source-offset': '1',
+      }),
+    ]);
+    expect(dead[0]?.value?.toString()).toBe('{"type":"vehicle.soc",');
+    expect(dead[0]?.key).toBe('v1');
+    for (const d of dead) {
+      expect(d.headers['source-partition']).toMatch(/^\d+$/);
+      expect(Date.parse(d.headers['failed-at'] ?? '')).not.toBeNaN();
+      expect(d.headers['error-message']).toBeTruthy();
+    }
+    expect(metricValue(await n.metrics(), 'normalizer_dead_letters_total', { reason: 'bad_json' })).toBe(1);
+  });
+
+  it('registers each canonical subject with BACKWARD compatibility, and the registry refuses a breaking change', async () => {
+    const n = await startNormalizer();
+    expect(n.app.isReady()).toBe(true);
+    const subject = `${n.topicName(Topics.vehicleTelemetry)}-value`;
+    const config = await (await fetch(`${testEndpoints().schemaRegistryUrl}/config/${subject}`)).json();
+    expect(config).toEqual({ compatibilityLevel: 'BACKWARD' });
+    const schema = JSON.parse(canonicalSchema(Topics.vehicleTelemetry));
+    // A new field without a default: readers of the new schema cannot read old records.
+    schema.fields.push({ name: 'tyrePressureKpa', type: 'double' });
+    await expect(
+      registry().register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject }),
+    ).rejects.toMatchObject({ status: 409 });
+    // The same change as an optional field with a default is accepted.
+    schema.fields[schema.fields.length - 1] = {
+      name: 'tyrePressureKpa',
+      type: ['null', 'double'],
+      default: null,
+    };
+    await expect(
+      registry().register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject }),
+    ).resolves.toHaveProperty('id');
+  });
+
+  it('end to end: a signed seed payload posted to the ingress arrives decoded on the canonical topic', async () => {
+    const n = await startNormalizer();
+    const amt = 'e2e-token';
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const ingress = createIngressApp({
+      settings: {
+        httpPort: 0,
+        httpHost: '127.0.0.1',
+        smartcarManagementToken: amt,
+        telematicaWebhookSecrets: [secret],
+        maxBodyBytes: 262_144,
+        kafkaPublishTimeoutMs: 5_000,
+        rawTopicPartitions: 3,
+        shutdownDrainMs: 2_000,
+        topics: n.rawTopics,
+      },
+      kafka,
+      seenStore: createRedisSeenStore({
+        url: testEndpoints().redisUrl,
+        ttlSeconds: 600,
+        namespace: uniqueName('seen'),
+      }),
+      logger,
+      registry: createMetricsRegistry('ingress', { defaultMetrics: false }),
+    });
+    await ingress.start();
+    stops.push(() => ingress.stop());
+    const base = `http://127.0.0.1:${ingress.port()}`;
+    const sc = fixtureBytes('smartcar/vehicle-state-guide.json');
+    const tm = fixtureBytes('telematica/vehicle-charging-status.json');
+    expect(
+      (
+        await fetch(`${base}/webhooks/smartcar`, {
+          method: 'POST',
+          body: new Uint8Array(sc),
+          headers: smartcarHeaders(sc, amt),
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await fetch(`${base}/webhooks/telematica`, {
+          method: 'POST',
+          body: new Uint8Array(tm),
+          headers: svixHeaders(tm, secret, { id: 'msg_e2e' }),
+        })
+      ).status,
+    ).toBe(200);
+
+    const c = await collect([n.topicName(Topics.vehicleTelemetry)]);
+    const records = await c.waitFor(2);
+    const decoded = await Promise.all(
+      records.map(async (r) => ({ key: r.key, value: await registry().decode(r.value!) })),
+    );
+    const smartcar = decoded.find((d) => d.value.provider === 'smartcar');
+    const telematica = decoded.find((d) => d.value.provider === 'telematica');
+    expect(smartcar).toMatchObject({
+      key: 'smartcar:829e30ab-5a13-40b5-9f8a-8538af86ed95',
+      value: {
+        eventId: 'smartcar:a7738a15-7ee2-40b3-9815-823d146230cd',
+        vehicleId: 'smartcar:829e30ab-5a13-40b5-9f8a-8538af86ed95',
+        userId: 'smartcar:deee49b6-d638-4be4-82dc-121ea613eed9',
+        occurredAt: 1754365413366,
+        sourceEventType: 'VEHICLE_STATE',
+        isCharging: true,
+        triggers: ['Charge.IsCharging'],
+        vehicle: { make: 'Tesla', model: 'Model 3', year: 2020 },
+      },
+    });
+    expect(telematica).toMatchObject({
+      key: 'telematica:641aeef260d202219c22f03b',
+      value: {
+        eventId: 'telematica:msg_e2e',
+        occurredAt: Date.parse('2023-06-29T11:29:11.815Z'),
+        isCharging: true,
+        chargingState: 'CHARGING',
+        stateOfChargePercent: 77,
+        rangeKm: 216,
+        location: { latitude: 12.345678, longitude: 7.3321 },
+      },
+    });
+    expect(Math.abs(smartcar!.value.receivedAt - Date.now())).toBeLessThan(60_000);
+  });
+});
