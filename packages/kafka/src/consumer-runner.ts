@@ -174,13 +174,11 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
           commitOffsetsIfNecessary,
         }) => {
           for (let i = 0; i < batch.messages.length; i += maxChunkRecords) {
-            const chunk = batch.messages
-              .slice(i, i + maxChunkRecords)
-              .map((message): ConsumedRecord => ({
-                topic: batch.topic,
-                partition: batch.partition,
-                message,
-              }));
+            const chunk = batch.messages.slice(i, i + maxChunkRecords).map((message): ConsumedRecord => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              message,
+            }));
             let delayMs = initialRetryMs;
             let outcomes: Array<{ outcome: RecordOutcome; error?: unknown }>;
             for (;;) {

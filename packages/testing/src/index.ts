@@ -4,3 +4,4 @@ export * from './kafka-helpers';
 export * from './fixtures';
 export * from './network-partition';
 export * from './metrics-text';
+export * from './tcp-proxy';

@@ -34,6 +34,8 @@ export interface NormalizerSettings {
   /** Backoff bounds of retried failures (registry or broker away). */
   initialRetryMs?: number;
   maxRetryMs?: number;
+  /** Consumer group session timeout (default 30 s). */
+  sessionTimeoutMs?: number;
 }
 
 export interface NormalizerDeps {
@@ -141,6 +143,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     logger,
     initialRetryMs: settings.initialRetryMs,
     maxRetryMs: settings.maxRetryMs,
+    sessionTimeoutMs: settings.sessionTimeoutMs,
     onRecordDone: (record, outcome, error) => {
       if (outcome === 'dead_lettered') {
         metrics.deadLetters.inc({

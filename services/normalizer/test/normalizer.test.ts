@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
 import { createReliableProducer } from '@ampflow/kafka';
@@ -10,7 +11,10 @@ import {
   fixtureBytes,
   fixtureJson,
   fixtureNames,
+  eventually,
   metricValue,
+  partitionableSocketFactory,
+  tcpProxy,
   smartcarHeaders,
   svixHeaders,
   testEndpoints,
@@ -32,7 +36,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop();
 });
 
-async function startNormalizer() {
+async function startNormalizer(overrides: { schemaRegistryUrl?: string; kafka?: Kafka } = {}) {
   const prefix = uniqueName('n');
   const rawTopics = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
   const topicName = (t: CanonicalTopic) => `${prefix}.${t}`;
@@ -40,7 +44,7 @@ async function startNormalizer() {
   const app = createNormalizerApp({
     settings: {
       httpPort: 0,
-      schemaRegistryUrl: testEndpoints().schemaRegistryUrl,
+      schemaRegistryUrl: overrides.schemaRegistryUrl ?? testEndpoints().schemaRegistryUrl,
       shutdownDrainMs: 5_000,
       consumerGroupId: uniqueName('normalizer'),
       canonicalTopicPartitions: 3,
@@ -48,14 +52,19 @@ async function startNormalizer() {
       canonicalTopicName: topicName,
       initialRetryMs: 100,
       maxRetryMs: 1_000,
+      sessionTimeoutMs: 6_000,
     },
-    kafka,
+    kafka: overrides.kafka ?? kafka,
     logger,
     registry,
   });
-  await app.start();
-  stops.push(() => app.stop());
-  return { app, rawTopics, topicName, metrics: () => registry.metrics() };
+  const started = app.start();
+  stops.push(async () => {
+    await started.catch(() => undefined);
+    await app.stop();
+  });
+  if (!overrides.schemaRegistryUrl) await started;
+  return { app, started, rawTopics, topicName, metrics: () => registry.metrics() };
 }
 
 async function collect(topics: string[]) {
@@ -294,5 +303,61 @@ describe('normalizer against the real Kafka and schema registry', () => {
       },
     });
     expect(Math.abs(smartcar!.value.receivedAt - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('waits for the schema registry while it is away: not ready, then registers and flows once it is back', async () => {
+    const target = new URL(testEndpoints().schemaRegistryUrl);
+    const proxy = await tcpProxy(target.hostname, Number(target.port));
+    stops.push(() => proxy.stop());
+    const url = `http://127.0.0.1:${proxy.port}${target.pathname}`;
+    const n = await startNormalizer({ schemaRegistryUrl: url });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(n.app.isReady()).toBe(false);
+    await proxy.start();
+    await n.started;
+    await eventually(() => n.app.isReady(), 'ready after the registry came back');
+  });
+
+  it('retries while Kafka is unreachable and, once it is back, produces every record without dead-lettering any', async () => {
+    const partition = partitionableSocketFactory();
+    const partitioned = new Kafka({
+      clientId: uniqueName('normalizer'),
+      brokers: testEndpoints().kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+      socketFactory: partition.socketFactory,
+      connectionTimeout: 1_000,
+      requestTimeout: 2_000,
+      retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 5 },
+    });
+    const n = await startNormalizer({ kafka: partitioned });
+    await eventually(() => n.app.isReady(), 'ready');
+    partition.cut();
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    const ids = Array.from({ length: 20 }, (_, i) => `msg_outage_${i}`);
+    await producer.send(
+      n.rawTopics.telematica,
+      ids.map((id) => ({
+        key: 'v1',
+        value: fixtureBytes('telematica/vehicle-soc.json'),
+        headers: {
+          provider: 'telematica',
+          'event-id': id,
+          'event-type': 'vehicle.soc',
+          'received-at': new Date().toISOString(),
+        },
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    partition.heal();
+    const out = await collect([n.topicName(Topics.vehicleTelemetry)]);
+    const records = await out.waitFor(20, 45_000);
+    const decoder = registry();
+    const eventIds = new Set(
+      await Promise.all(records.map(async (r) => (await decoder.decode(r.value!)).eventId)),
+    );
+    expect([...eventIds].sort()).toEqual(ids.map((id) => `telematica:${id}`).sort());
+    expect(metricValue(await n.metrics(), 'normalizer_dead_letters_total')).toBeUndefined();
   });
 });
