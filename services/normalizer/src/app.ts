@@ -78,6 +78,8 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   const schemaIds = new Map<CanonicalTopic, number>();
   const producer = createReliableProducer(deps.kafka);
   let stopping = false;
+  /** The canonical topic a handled record went to, counted once its output is acknowledged. */
+  const outputTopic = new WeakMap<object, string>();
 
   async function handle(record: ConsumedRecord): Promise<OutputRecord[]> {
     const started = process.hrtime.bigint();
@@ -119,6 +121,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
       );
     }
     metrics.mappingSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    outputTopic.set(message, topicName(mapped.topic));
     return [
       {
         topic: topicName(mapped.topic),
@@ -145,6 +148,8 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     maxRetryMs: settings.maxRetryMs,
     sessionTimeoutMs: settings.sessionTimeoutMs,
     onRecordDone: (record, outcome, error) => {
+      const topic = outputTopic.get(record.message);
+      if (outcome === 'ok' && topic) metrics.recordsOut.inc({ topic });
       if (outcome === 'dead_lettered') {
         metrics.deadLetters.inc({
           source_topic: record.topic,

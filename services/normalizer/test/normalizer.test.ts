@@ -148,6 +148,13 @@ describe('normalizer against the real Kafka and schema registry', () => {
         reason: 'unknown_code',
       }),
     ).toBe(1);
+    await eventually(
+      async () =>
+        metricValue(await n.metrics(), 'normalizer_records_out_total', {
+          topic: n.topicName(Topics.vehicleTelemetry),
+        }) === 6,
+      'six telemetry records counted out',
+    );
   });
 
   it('dead-letters a poison record with the reason and its source position while the next good record flows', async () => {
