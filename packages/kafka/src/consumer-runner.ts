@@ -26,12 +26,25 @@ export type RecordHandler = (record: ConsumedRecord) => Promise<OutputRecord[] |
 
 export type RecordOutcome = 'ok' | 'dead_lettered';
 
+/**
+ * Handles a whole chunk of one partition's records at once (for handlers that batch their own I/O).
+ * `deadLetters` name the records (by index) that can never succeed; `afterSend` runs once the outputs are
+ * acknowledged and before the offsets are resolved (e.g. to persist state). Throw to retry the chunk.
+ */
+export type ChunkHandler = (records: ConsumedRecord[]) => Promise<{
+  outputs: OutputRecord[];
+  deadLetters?: Array<{ index: number; error: unknown }>;
+  afterSend?: () => Promise<void>;
+}>;
+
 export interface ConsumerRunnerOptions {
   kafka: Kafka;
   groupId: string;
   topics: string[];
   fromBeginning?: boolean;
-  handler: RecordHandler;
+  /** Exactly one of `handler` (per record) and `chunkHandler` (per chunk). */
+  handler?: RecordHandler;
+  chunkHandler?: ChunkHandler;
   /** Produces the handlers' outputs and the dead letters (`<topic>.dlq`); without it nothing is dead-lettered. */
   producer?: ReliableProducer;
   logger: Logger;
@@ -83,6 +96,8 @@ export function deadLetterHeaders(record: ConsumedRecord, error: unknown, now: D
  * with backoff while heartbeating; permanent ones go to `<topic>.dlq` and processing continues.
  */
 export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
+  if (!options.handler === !options.chunkHandler)
+    throw new Error('give the consumer runner a handler or a chunkHandler');
   const log = options.logger.child({ component: 'consumer', groupId: options.groupId });
   const initialRetryMs = options.initialRetryMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 10_000;
@@ -124,32 +139,48 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     await Promise.all([...byTopic].map(([topic, messages]) => producer.send(topic, messages)));
   }
 
+  function deadLetterOutput(record: ConsumedRecord, error: unknown): OutputRecord {
+    log.warn(
+      { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
+      'dead-lettering a record that can never succeed',
+    );
+    const { key, value } = record.message;
+    return {
+      topic: dlqTopic(record.topic),
+      message: { key, value, headers: deadLetterHeaders(record, error, new Date()) },
+    };
+  }
+
+  type Outcomes = Array<{ outcome: RecordOutcome; error?: unknown }>;
+
   /** Handles a chunk and sends everything it produced; throws (to retry the chunk) on a retriable failure. */
-  async function processChunk(
-    records: ConsumedRecord[],
-  ): Promise<Array<{ outcome: RecordOutcome; error?: unknown }>> {
+  async function processChunk(records: ConsumedRecord[]): Promise<Outcomes> {
     const outputs: OutputRecord[] = [];
-    const outcomes: Array<{ outcome: RecordOutcome; error?: unknown }> = [];
-    for (const record of records) {
-      try {
-        const produced = await options.handler(record);
-        if (produced) outputs.push(...produced);
-        outcomes.push({ outcome: 'ok' });
-      } catch (error) {
-        if (!isPermanentFailure(error) || !options.producer) throw error;
-        log.warn(
-          { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
-          'dead-lettering a record that can never succeed',
-        );
-        const { key, value } = record.message;
-        outputs.push({
-          topic: dlqTopic(record.topic),
-          message: { key, value, headers: deadLetterHeaders(record, error, new Date()) },
-        });
-        outcomes.push({ outcome: 'dead_lettered', error });
+    const outcomes: Outcomes = records.map(() => ({ outcome: 'ok' }));
+    let afterSend: (() => Promise<void>) | undefined;
+    if (options.chunkHandler) {
+      const result = await options.chunkHandler(records);
+      outputs.push(...result.outputs);
+      for (const { index, error } of result.deadLetters ?? []) {
+        if (!options.producer) throw error;
+        outputs.push(deadLetterOutput(records[index]!, error));
+        outcomes[index] = { outcome: 'dead_lettered', error };
+      }
+      afterSend = result.afterSend;
+    } else {
+      for (const [index, record] of records.entries()) {
+        try {
+          const produced = await options.handler!(record);
+          if (produced) outputs.push(...produced);
+        } catch (error) {
+          if (!isPermanentFailure(error) || !options.producer) throw error;
+          outputs.push(deadLetterOutput(record, error));
+          outcomes[index] = { outcome: 'dead_lettered', error };
+        }
       }
     }
     await send(outputs);
+    await afterSend?.();
     return outcomes;
   }
 
@@ -180,7 +211,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
               message,
             }));
             let delayMs = initialRetryMs;
-            let outcomes: Array<{ outcome: RecordOutcome; error?: unknown }>;
+            let outcomes: Outcomes;
             for (;;) {
               if (!isRunning() || isStale()) return;
               try {

@@ -3,3 +3,4 @@ export * from './producer';
 export * from './topics-admin';
 export * from './consumer-runner';
 export * from './broker-probe';
+export * from './schema-registration';

@@ -12,6 +12,7 @@ import {
   createConsumerRunner,
   createReliableProducer,
   ensureTopics,
+  registerCanonicalSchema,
   type ConsumedRecord,
   type OutputRecord,
 } from '@ampflow/kafka';
@@ -19,7 +20,6 @@ import type { Logger, Registry } from '@ampflow/observability';
 import { AppError, ValidationError, createOpsService, type Service } from '@ampflow/runtime';
 import { mapRawEvent } from './mappers';
 import { createNormalizerMetrics } from './metrics';
-import { registerCanonicalSchema } from './schema-registration';
 
 export interface NormalizerSettings {
   httpPort: number;

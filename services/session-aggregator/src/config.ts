@@ -7,6 +7,14 @@ export const aggregatorEnv = z.object({
   HTTP_PORT: port(9103),
   /** A session with no reading for this long ends with INACTIVITY_TIMEOUT (6 h). */
   SESSION_INACTIVITY_TIMEOUT_MS: positiveInt(6 * 3600 * 1000),
+  /** UPDATED changes of one session at most this often, in provider time; 0 emits one per reading. */
+  SESSION_UPDATE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).default(0),
+  /** How often the timeout sweeper looks for sessions past their deadline. */
+  SESSION_SWEEP_INTERVAL_MS: positiveInt(30_000),
+  /** Idle vehicles' state expires from Redis after this (30 days); must exceed the inactivity timeout. */
+  VEHICLE_STATE_TTL_SECONDS: positiveInt(30 * 24 * 3600),
+  AGGREGATOR_GROUP_ID: z.string().min(1).default('ampflow-session-aggregator'),
+  SESSIONS_TOPIC_PARTITIONS: positiveInt(6),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });
 

@@ -12,9 +12,24 @@ bootstrap(
     logLevel: (config) => config.LOG_LEVEL,
     createService: (config, logger) =>
       createAggregatorApp({
-        settings: { httpPort: config.HTTP_PORT, shutdownDrainMs: config.SHUTDOWN_DRAIN_MS },
+        settings: {
+          httpPort: config.HTTP_PORT,
+          schemaRegistryUrl: config.SCHEMA_REGISTRY_URL,
+          shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+          consumerGroupId: config.AGGREGATOR_GROUP_ID,
+          sessionsTopicPartitions: config.SESSIONS_TOPIC_PARTITIONS,
+          sweepIntervalMs: config.SESSION_SWEEP_INTERVAL_MS,
+          stateTtlSeconds: config.VEHICLE_STATE_TTL_SECONDS,
+          inactivityTimeoutMs: config.SESSION_INACTIVITY_TIMEOUT_MS,
+          updateMinIntervalMs: config.SESSION_UPDATE_MIN_INTERVAL_MS,
+          recentEventIdLimit: 64,
+        },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-session-aggregator', logger }),
-        redis: new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
+        redis: new Redis(config.REDIS_URL, {
+          lazyConnect: true,
+          maxRetriesPerRequest: 3,
+          enableAutoPipelining: true,
+        }),
         logger,
         registry: createMetricsRegistry('session-aggregator'),
       }),
