@@ -1,0 +1,108 @@
+'use strict';
+
+/**
+ * Benchmark options: `--name=value` flags (when run as `node bench/run.js ingress --rounds=1`) or BENCH_*
+ * environment variables (the reliable way through `npm run bench`, since npm keeps unknown flags for itself).
+ * Every numeric option is bounded, so a typo cannot start an hour-long or unbounded run.
+ */
+const OPTION_SPECS = {
+  connections: { env: 'BENCH_CONNECTIONS', default: 50, min: 1, max: 1000, help: 'concurrent connections' },
+  durationS: { env: 'BENCH_DURATION_S', default: 15, min: 1, max: 300, help: 'measured seconds per run' },
+  warmupS: { env: 'BENCH_WARMUP_S', default: 3, min: 0, max: 60, help: 'warm-up seconds before each run' },
+  rounds: {
+    env: 'BENCH_ROUNDS',
+    default: 3,
+    min: 1,
+    max: 20,
+    help: 'rounds (each runs every target once, same order)',
+  },
+  profile: {
+    env: 'BENCH_PROFILE',
+    default: false,
+    flag: true,
+    help: 'run every target with --cpu-prof (bench/results/profiles/)',
+  },
+  skipBuild: { env: 'BENCH_SKIP_BUILD', default: false, flag: true, help: 'do not run `npx tsc -b` first' },
+  variants: {
+    env: 'BENCH_VARIANTS',
+    default: false,
+    flag: true,
+    help: 'also run the ingress with Redis and/or Kafka stubbed (attribution)',
+  },
+  ingressNodeArgs: {
+    env: 'BENCH_INGRESS_NODE_ARGS',
+    default: '',
+    text: true,
+    help: 'extra node flags for the ingress, e.g. "--max-semi-space-size=64"',
+  },
+};
+
+function flagName(key) {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/-s$/, '');
+}
+
+function parseBoolean(raw, name) {
+  if (raw === undefined || raw === '') return true;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new Error(`${name}: expected a boolean, got "${raw}"`);
+}
+
+function parseBounded(raw, name, spec) {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < spec.min || value > spec.max) {
+    throw new Error(`${name}: expected a number in [${spec.min}, ${spec.max}], got "${raw}"`);
+  }
+  return spec.key === 'connections' || spec.key === 'rounds' ? Math.round(value) : value;
+}
+
+/** Splits argv into benchmark names and options (flags win over the environment). */
+function parseArguments(argv, env = process.env) {
+  const names = [];
+  const flags = new Map();
+  for (const arg of argv) {
+    if (arg === '--') continue;
+    if (arg.startsWith('--')) {
+      const [name, ...rest] = arg.slice(2).split('=');
+      flags.set(name, rest.length > 0 ? rest.join('=') : undefined);
+    } else {
+      names.push(arg);
+    }
+  }
+  const options = {};
+  for (const [key, spec] of Object.entries(OPTION_SPECS)) {
+    const flag = flagName(key);
+    const fromFlag = flags.has(flag);
+    const raw = fromFlag ? flags.get(flag) : env[spec.env];
+    flags.delete(flag);
+    const label = fromFlag ? `--${flag}` : spec.env;
+    if (raw === undefined && !(fromFlag && spec.flag)) options[key] = spec.default;
+    else if (spec.flag) options[key] = parseBoolean(raw, label);
+    else if (spec.text) options[key] = raw ?? '';
+    else options[key] = parseBounded(raw, label, { ...spec, key });
+  }
+  const help = flags.delete('help');
+  if (flags.size > 0)
+    throw new Error(`unknown option(s): ${[...flags.keys()].map((f) => `--${f}`).join(' ')}`);
+  return { names, options, help };
+}
+
+function usage(benchmarkNames) {
+  const lines = [
+    'usage: npm run bench [-- <benchmark>...]      (no name: run all)',
+    '       node bench/run.js [<benchmark>...] [--option=value]',
+    `benchmarks: ${benchmarkNames.join(', ')}`,
+    'options (flag / environment variable, default):',
+  ];
+  for (const [key, spec] of Object.entries(OPTION_SPECS)) {
+    lines.push(
+      `  --${flagName(key)}`.padEnd(23) +
+        `${spec.env}`.padEnd(25) +
+        `${JSON.stringify(spec.default)}  ${spec.help}`,
+    );
+  }
+  lines.push('  KAFKA_BROKERS and REDIS_URL: use that infrastructure instead of `deploy/local/stack.sh up`');
+  return lines.join('\n');
+}
+
+module.exports = { parseArguments, usage, OPTION_SPECS };
