@@ -121,7 +121,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
 
     const started = process.hrtime.bigint();
     const elapsedSeconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const stored = producer
+    const acked = producer
       .send(topicOf(provider), [
         {
           key: intake.key,
@@ -136,27 +136,28 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         },
       ])
       .then(
-        async () => {
-          metrics.publishSeconds.observe({ provider, result: 'ok' }, elapsedSeconds());
-          // Remembered even when the acknowledgement came after this request was answered 503.
-          try {
-            await deps.seenStore.markSeen(provider, eventId);
-          } catch (err) {
-            metrics.dedupErrors.inc({ operation: 'mark' });
-            logger.warn({ err, provider, eventId }, 'could not remember a stored event id');
-          }
-        },
+        () => metrics.publishSeconds.observe({ provider, result: 'ok' }, elapsedSeconds()),
         (err: unknown) => {
           metrics.publishSeconds.observe({ provider, result: 'failed' }, elapsedSeconds());
           throw err;
         },
       );
+    // Remembered once Kafka acknowledged, also when that came after this request was answered 503. The
+    // answer does not wait for Redis: until the id is marked, the in-flight entry catches redeliveries.
+    const stored = acked.then(async () => {
+      try {
+        await deps.seenStore.markSeen(provider, eventId);
+      } catch (err) {
+        metrics.dedupErrors.inc({ operation: 'mark' });
+        logger.warn({ err, provider, eventId }, 'could not remember a stored event id');
+      }
+    });
     inFlight.set(flightKey, stored);
     stored.then(
       () => inFlight.delete(flightKey),
       () => inFlight.delete(flightKey),
     );
-    await waitFor(stored);
+    await waitFor(acked);
     return 'accepted';
   }
 
