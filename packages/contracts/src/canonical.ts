@@ -148,3 +148,39 @@ export function subjectOf(topic: string): string {
 export function canonicalSchema(topic: CanonicalTopic): string {
   return readFileSync(join(SCHEMAS_DIR, CANONICAL_SCHEMA_FILES[topic]), 'utf8');
 }
+
+/** An empty telemetry record: every reading unknown. */
+export function emptyTelemetry(
+  base: Pick<
+    VehicleTelemetry,
+    | 'eventId'
+    | 'provider'
+    | 'vehicleId'
+    | 'providerVehicleId'
+    | 'userId'
+    | 'occurredAt'
+    | 'receivedAt'
+    | 'sourceEventType'
+  >,
+): VehicleTelemetry {
+  return {
+    ...base,
+    isCharging: null,
+    isPluggedIn: null,
+    chargingState: null,
+    stateOfChargePercent: null,
+    rangeKm: null,
+    chargePowerKw: null,
+    chargeVoltageV: null,
+    chargeCurrentA: null,
+    energyAddedKwh: null,
+    chargeLimitPercent: null,
+    targetSocPercent: null,
+    timeToCompleteMinutes: null,
+    batteryCapacityKwh: null,
+    location: null,
+    odometerKm: null,
+    vehicle: null,
+    triggers: [],
+  };
+}

@@ -3,3 +3,4 @@ export * from './headers';
 export * from './canonical';
 export * from './providers/smartcar-schemas';
 export * from './providers/telematica-schemas';
+export * from './providers/payloads';

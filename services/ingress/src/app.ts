@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Kafka } from 'kafkajs';
-import { RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
+import { KNOWN_PROVIDER_EVENT_TYPES, RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
 import { createBrokerProbe, createReliableProducer, ensureTopics, withTimeout } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
@@ -53,19 +53,6 @@ export interface IngressApp extends Service {
 }
 
 type EventIntake = Extract<Intake, { kind: 'event' }>;
-
-const KNOWN_EVENT_TYPES = new Set([
-  'VEHICLE_STATE',
-  'VEHICLE_ERROR',
-  'VERIFY',
-  'charger.charging-command',
-  'vehicle.charging-command',
-  'user.devices-connected',
-  'user.devices-disconnected',
-  'vehicle.charging-status',
-  'vehicle.plug-status',
-  'vehicle.soc',
-]);
 
 function isJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
@@ -202,7 +189,11 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     const eventType = String(res.locals.eventType ?? 'none');
     metrics.requests.inc({
       provider: String(res.locals.provider ?? 'none'),
-      event_type: KNOWN_EVENT_TYPES.has(eventType) ? eventType : eventType === 'none' ? 'none' : 'unknown',
+      event_type: KNOWN_PROVIDER_EVENT_TYPES.has(eventType)
+        ? eventType
+        : eventType === 'none'
+          ? 'none'
+          : 'unknown',
       outcome,
     });
   }

@@ -3,6 +3,7 @@ import { Webhook, WebhookVerificationError } from 'svix';
 import type { z } from 'zod';
 import { AuthenticationError, ValidationError } from '@ampflow/runtime';
 import {
+  parsePayload,
   smartcarLegacyVerify,
   smartcarUnknownEvent,
   smartcarVehicleError,
@@ -54,13 +55,9 @@ function requireObject(parsed: unknown): Record<string, unknown> {
 
 /** Parses with `schema`; a failure is a 400 naming the first problems (paths and messages, never values). */
 function check<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const problems = result.error.issues
-    .slice(0, 3)
-    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
-  throw new ValidationError('invalid_payload', `${what} does not match its schema: ${problems}`);
+  const result = parsePayload(schema, body, what);
+  if (result.ok) return result.value;
+  throw new ValidationError('invalid_payload', result.problem);
 }
 
 /**

@@ -2,6 +2,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { IHeaders, Kafka } from 'kafkajs';
 import {
   CANONICAL_SCHEMA_FILES,
+  KNOWN_PROVIDER_EVENT_TYPES,
   RawHeaders,
   Topics,
   dlqTopic,
@@ -46,18 +47,6 @@ export interface NormalizerDeps {
 }
 
 const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES) as CanonicalTopic[];
-const KNOWN_EVENT_TYPES = new Set([
-  'VEHICLE_STATE',
-  'VEHICLE_ERROR',
-  'charger.charging-command',
-  'vehicle.charging-command',
-  'user.devices-connected',
-  'user.devices-disconnected',
-  'vehicle.charging-status',
-  'vehicle.plug-status',
-  'vehicle.soc',
-]);
-
 function header(headers: IHeaders | undefined, name: string): string | undefined {
   const value = headers?.[name];
   if (value === undefined) return undefined;
@@ -90,7 +79,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     const receivedAt = Date.parse(header(message.headers, RawHeaders.receivedAt) ?? '');
     metrics.recordsIn.inc({
       provider: provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
-      event_type: eventType && KNOWN_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
+      event_type: eventType && KNOWN_PROVIDER_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
     });
     if (!provider || !providerEventId || !eventType || Number.isNaN(receivedAt)) {
       throw new ValidationError(

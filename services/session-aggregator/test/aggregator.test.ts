@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import Redis from 'ioredis';
 import pino from 'pino';
-import { Topics, canonicalSchema, type ChargingSession, type VehicleTelemetry } from '@ampflow/contracts';
+import {
+  Topics,
+  canonicalSchema,
+  emptyTelemetry,
+  type ChargingSession,
+  type VehicleTelemetry,
+} from '@ampflow/contracts';
 import { createReliableProducer, ensureTopics } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
@@ -35,31 +41,16 @@ function reading(vehicleId: string, hour: number, fields: Partial<VehicleTelemet
   seq += 1;
   const provider = vehicleId.split(':')[0]!;
   return {
-    eventId: `${provider}:evt-${seq}`,
-    provider,
-    vehicleId,
-    providerVehicleId: vehicleId.split(':')[1]!,
-    userId: null,
-    occurredAt: DAY + hour * H,
-    receivedAt: DAY + hour * H + 1000,
-    sourceEventType: provider === 'smartcar' ? 'VEHICLE_STATE' : 'vehicle.charging-status',
-    isCharging: null,
-    isPluggedIn: null,
-    chargingState: null,
-    stateOfChargePercent: null,
-    rangeKm: null,
-    chargePowerKw: null,
-    chargeVoltageV: null,
-    chargeCurrentA: null,
-    energyAddedKwh: null,
-    chargeLimitPercent: null,
-    targetSocPercent: null,
-    timeToCompleteMinutes: null,
-    batteryCapacityKwh: null,
-    location: null,
-    odometerKm: null,
-    vehicle: null,
-    triggers: [],
+    ...emptyTelemetry({
+      eventId: `${provider}:evt-${seq}`,
+      provider,
+      vehicleId,
+      providerVehicleId: vehicleId.split(':')[1]!,
+      userId: null,
+      occurredAt: DAY + hour * H,
+      receivedAt: DAY + hour * H + 1000,
+      sourceEventType: provider === 'smartcar' ? 'VEHICLE_STATE' : 'vehicle.charging-status',
+    }),
     ...fields,
   };
 }

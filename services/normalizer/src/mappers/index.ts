@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  parsePayload,
   smartcarVehicleError,
   smartcarVehicleState,
   telematicaSchemas,
@@ -14,13 +15,9 @@ import { UnitError } from './units';
 export type { Mapped, RawEvent } from './types';
 
 function parse<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const problems = result.error.issues
-    .slice(0, 3)
-    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
-  throw new ValidationError('schema_mismatch', `${what} does not match its schema: ${problems}`);
+  const result = parsePayload(schema, body, what);
+  if (result.ok) return result.value;
+  throw new ValidationError('schema_mismatch', result.problem);
 }
 
 /**

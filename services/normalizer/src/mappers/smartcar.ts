@@ -1,5 +1,6 @@
 import {
   Topics,
+  emptyTelemetry,
   type ChargingState,
   type SmartcarVehicleError,
   type SmartcarVehicleState,
@@ -109,42 +110,6 @@ function triggerNames(triggers: unknown[] | undefined): string[] {
     if (signal.group && signal.name) return `${signal.group}.${signal.name}`;
     return signal.code ?? trigger.type ?? 'UNKNOWN';
   });
-}
-
-/** An empty telemetry record: every reading unknown. */
-export function emptyTelemetry(
-  base: Pick<
-    VehicleTelemetry,
-    | 'eventId'
-    | 'provider'
-    | 'vehicleId'
-    | 'providerVehicleId'
-    | 'userId'
-    | 'occurredAt'
-    | 'receivedAt'
-    | 'sourceEventType'
-  >,
-): VehicleTelemetry {
-  return {
-    ...base,
-    isCharging: null,
-    isPluggedIn: null,
-    chargingState: null,
-    stateOfChargePercent: null,
-    rangeKm: null,
-    chargePowerKw: null,
-    chargeVoltageV: null,
-    chargeCurrentA: null,
-    energyAddedKwh: null,
-    chargeLimitPercent: null,
-    targetSocPercent: null,
-    timeToCompleteMinutes: null,
-    batteryCapacityKwh: null,
-    location: null,
-    odometerKm: null,
-    vehicle: null,
-    triggers: [],
-  };
 }
 
 export function canonicalEventId(raw: Pick<RawEvent, 'provider' | 'providerEventId'>): string {

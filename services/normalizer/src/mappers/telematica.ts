@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import {
   Topics,
+  emptyTelemetry,
   telematicaSchemas,
   type ChargingState,
   type CommandResult,
   type DeviceLink,
   type VehicleTelemetry,
 } from '@ampflow/contracts';
-import { canonicalEventId, emptyTelemetry } from './smartcar';
+import { canonicalEventId } from './smartcar';
 import type { Mapped, RawEvent } from './types';
 import { toEpochMs, toKm } from './units';
 
