@@ -8,6 +8,8 @@ const { parseArguments, usage } = require('./lib/options');
 
 const BENCHMARKS = {
   ingress: () => require('./ingress'),
+  normalizer: () => require('./normalizer'),
+  aggregator: () => require('./aggregator'),
 };
 
 async function main() {

@@ -29,6 +29,22 @@ const OPTION_SPECS = {
     flag: true,
     help: 'also run the ingress with Redis and/or Kafka stubbed (attribution)',
   },
+  normalizerRecords: {
+    env: 'BENCH_NORMALIZER_RECORDS',
+    default: 100_000,
+    min: 1_000,
+    max: 2_000_000,
+    integer: true,
+    help: 'normalizer: raw records pre-filled and consumed per run',
+  },
+  aggregatorVehicles: {
+    env: 'BENCH_AGGREGATOR_VEHICLES',
+    default: 10_000,
+    min: 10,
+    max: 200_000,
+    integer: true,
+    help: 'aggregator: vehicles (20 readings each)',
+  },
   ingressNodeArgs: {
     env: 'BENCH_INGRESS_NODE_ARGS',
     default: '',
@@ -53,7 +69,7 @@ function parseBounded(raw, name, spec) {
   if (!Number.isFinite(value) || value < spec.min || value > spec.max) {
     throw new Error(`${name}: expected a number in [${spec.min}, ${spec.max}], got "${raw}"`);
   }
-  return spec.key === 'connections' || spec.key === 'rounds' ? Math.round(value) : value;
+  return spec.integer || spec.key === 'connections' || spec.key === 'rounds' ? Math.round(value) : value;
 }
 
 /** Splits argv into benchmark names and options (flags win over the environment). */
@@ -96,8 +112,8 @@ function usage(benchmarkNames) {
   ];
   for (const [key, spec] of Object.entries(OPTION_SPECS)) {
     lines.push(
-      `  --${flagName(key)}`.padEnd(23) +
-        `${spec.env}`.padEnd(25) +
+      `  --${flagName(key)} `.padEnd(24) +
+        `${spec.env} `.padEnd(27) +
         `${JSON.stringify(spec.default)}  ${spec.help}`,
     );
   }

@@ -57,4 +57,4 @@ function quantileUpperBound(before, after, name, q, filter = {}) {
   return delta.find((b) => b.count >= q * total)?.le;
 }
 
-module.exports = { scrapeMetrics, sumOf, quantileUpperBound };
+module.exports = { parseMetrics, scrapeMetrics, sumOf, buckets, quantileUpperBound };

@@ -69,4 +69,4 @@ function buildSignedRequests(count, fixtures, secrets, timestamp = new Date()) {
   return { requests, perFixture, signedAt: timestamp.toISOString() };
 }
 
-module.exports = { loadWebhookFixtures, buildSignedRequests };
+module.exports = { loadWebhookFixtures, buildSignedRequests, withEventId };

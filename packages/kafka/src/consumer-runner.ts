@@ -50,6 +50,11 @@ export interface ConsumerRunnerOptions {
   logger: Logger;
   /** Records handled before their outputs are sent together (default 500). */
   maxChunkRecords?: number;
+  /**
+   * Partitions handled at once (default 3). Order within a partition is kept; chunks of different
+   * partitions overlap their waits for Kafka and share produce requests.
+   */
+  partitionsConsumedConcurrently?: number;
   /** Backoff between retries of a failing chunk: doubles from `initialRetryMs` up to `maxRetryMs`. */
   initialRetryMs?: number;
   maxRetryMs?: number;
@@ -196,6 +201,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
         autoCommit: true,
         autoCommitInterval: 1_000,
         eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
         eachBatch: async ({
           batch,
           resolveOffset,
