@@ -165,7 +165,9 @@ start_registry() {
   mkdir -p "$dir"
   : >"$dir/registry.log"
   # In-memory storage (the default H2 in memory); deletions enabled so tests and operators can clean subjects.
-  (cd "$dir" && nohup java -Xms128m "-Xmx$REGISTRY_HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  # `cd` on its own line: with `cd && java &` the whole list is backgrounded and $! is a subshell, not java.
+  (cd "$dir"
+    nohup java -Xms128m "-Xmx$REGISTRY_HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.log.level=WARN -Dquarkus.log.category.\"io.apicurio\".level=INFO \
     -Dquarkus.analytics.disabled=true -Dquarkus.http.access-log.enabled=false \
