@@ -83,7 +83,13 @@ async function startContainers(): Promise<ProvisionedInfra> {
 /** The Docker-free stack of deploy/local/stack.sh; stopped afterwards only if this call started it. */
 async function startLocalStack(): Promise<ProvisionedInfra> {
   const wasUp = (await portAnswers(9092)) && (await portAnswers(8081));
-  await runStackScript('up');
+  try {
+    await runStackScript('up');
+  } catch (err) {
+    // Leave nothing half-started behind (stack.sh down stops only what it started).
+    if (!wasUp) await runStackScript('down').catch(() => undefined);
+    throw err;
+  }
   const { keepStack } = infraPreferences();
   return {
     mode: 'local',
