@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { repoRoot, testEndpoints } from '../src';
+import { repoRoot, testEndpoints, uniqueName } from '../src';
 
 /** Runs a built service (`services/<name>/dist/main.js`) as `node` would in production. */
 function runService(name: string, env: Record<string, string>) {
@@ -52,8 +52,12 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
       SMARTCAR_MANAGEMENT_TOKEN: 'process-test-amt',
       TELEMATICA_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
     },
-    normalizer: {},
-    'session-aggregator': {},
+    // Own groups and keys: the contract topics may hold other runs' records, which must not leak into shared state.
+    normalizer: { NORMALIZER_GROUP_ID: uniqueName('process-normalizer') },
+    'session-aggregator': {
+      AGGREGATOR_GROUP_ID: uniqueName('process-aggregator'),
+      AGGREGATOR_REDIS_NAMESPACE: uniqueName('process-sessions'),
+    },
     notifier: { NOTIFIER_ADMIN_TOKEN: 'process-test-admin' },
   };
 

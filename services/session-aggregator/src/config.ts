@@ -14,6 +14,8 @@ export const aggregatorEnv = z.object({
   /** Idle vehicles' state expires from Redis after this (30 days); must exceed the inactivity timeout. */
   VEHICLE_STATE_TTL_SECONDS: positiveInt(30 * 24 * 3600),
   AGGREGATOR_GROUP_ID: z.string().min(1).default('ampflow-session-aggregator'),
+  /** Prefix of the aggregator's Redis keys; instances sharing a consumer group must share it. */
+  AGGREGATOR_REDIS_NAMESPACE: z.string().min(1).default('ampflow:sessions'),
   SESSIONS_TOPIC_PARTITIONS: positiveInt(6),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });

@@ -17,6 +17,7 @@ bootstrap(
           schemaRegistryUrl: config.SCHEMA_REGISTRY_URL,
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
           consumerGroupId: config.AGGREGATOR_GROUP_ID,
+          redisNamespace: config.AGGREGATOR_REDIS_NAMESPACE,
           sessionsTopicPartitions: config.SESSIONS_TOPIC_PARTITIONS,
           sweepIntervalMs: config.SESSION_SWEEP_INTERVAL_MS,
           stateTtlSeconds: config.VEHICLE_STATE_TTL_SECONDS,

@@ -269,6 +269,7 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
     await ensureTopics(kafka, [{ topic: Topics.vehicleTelemetry }, { topic: Topics.chargingSessions }]);
     const out = await sessionsOn(Topics.chargingSessions);
     const groupId = uniqueName('agg-kill');
+    const namespace = uniqueName('sessions-kill');
     const mine = async () => (await decodeAll(out)).filter((s) => day.vehicles.includes(s.vehicleId));
     const runService = () => {
       const { kafkaBrokers, schemaRegistryUrl, redisUrl } = testEndpoints();
@@ -281,6 +282,7 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
           HTTP_PORT: '0',
           LOG_LEVEL: 'warn',
           AGGREGATOR_GROUP_ID: groupId,
+          AGGREGATOR_REDIS_NAMESPACE: namespace,
         },
         stdio: 'ignore',
       });
