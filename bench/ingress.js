@@ -18,7 +18,6 @@ const { ensureBuild, ensureInfrastructure } = require('./lib/infra');
 const { runLoad } = require('./lib/load');
 const { quantileUpperBound, scrapeMetrics, sumOf } = require('./lib/prometheus');
 const {
-  commandOutput,
   freePort,
   isRunning,
   startNodeChild,
@@ -26,6 +25,7 @@ const {
   waitForHttpOk,
 } = require('./lib/processes');
 const { formatTable, median, round } = require('./lib/stats');
+const { machineInfo } = require('./lib/kafka-bench');
 const { buildSignedRequests, loadWebhookFixtures } = require('./lib/webhook-requests');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -189,24 +189,6 @@ async function preflight(target, fixtures) {
   if (failures.length > 0) throw new Error(`${target.name} refused fixtures:\n  ${failures.join('\n  ')}`);
 }
 
-function machineInfo() {
-  const cpus = os.cpus();
-  const gitCommit = commandOutput('git', ['rev-parse', 'HEAD'], { cwd: ROOT, timeoutMs: 5_000 })?.trim();
-  const gitStatus = commandOutput('git', ['status', '--porcelain'], { cwd: ROOT, timeoutMs: 10_000 });
-  return {
-    hostname: os.hostname(),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    cpuCount: cpus.length,
-    availableParallelism: os.availableParallelism?.() ?? cpus.length,
-    cpuModel: cpus[0]?.model,
-    totalMemoryMiB: Math.round(os.totalmem() / 2 ** 20),
-    loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
-    nodeVersion: process.version,
-    autocannonVersion: require('autocannon/package.json').version,
-    gitCommit,
-    gitWorktreeDirty: gitStatus === undefined ? undefined : gitStatus.trim().length > 0,
-  };
-}
 
 /** What the ingress's own /metrics say about one run (deltas between the scrapes around it). */
 function ingressMetricsDelta(before, after, wallSeconds) {
@@ -585,7 +567,7 @@ async function run(options) {
         infrastructure: infra,
         goals: GOALS,
       },
-      machine: machineInfo(),
+      machine: machineInfo({ autocannonVersion: require('autocannon/package.json').version }),
       targets: targets.map((t) => ({ key: t.key, name: t.name, script: path.relative(ROOT, t.script) })),
       summary,
       goals: {

@@ -21,7 +21,8 @@ function log(message) {
   process.stdout.write(`[bench] ${message}\n`);
 }
 
-function machineInfo() {
+/** The machine and versions a result was measured with; `versions` adds tool versions (name -> version). */
+function machineInfo(versions = { kafkajsVersion: require('kafkajs/package.json').version }) {
   const cpus = os.cpus();
   const gitCommit = commandOutput('git', ['rev-parse', 'HEAD'], { cwd: ROOT, timeoutMs: 5_000 })?.trim();
   const gitStatus = commandOutput('git', ['status', '--porcelain'], { cwd: ROOT, timeoutMs: 10_000 });
@@ -34,7 +35,7 @@ function machineInfo() {
     totalMemoryMiB: Math.round(os.totalmem() / 2 ** 20),
     loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
     nodeVersion: process.version,
-    kafkajsVersion: require('kafkajs/package.json').version,
+    ...versions,
     gitCommit,
     gitWorktreeDirty: gitStatus === undefined ? undefined : gitStatus.trim().length > 0,
   };

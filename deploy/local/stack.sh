@@ -136,18 +136,19 @@ start_kafka() {
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
   fetch_kafka
   local dir="$STATE_DIR/kafka"
+  # A fresh cluster on every start: the registry keeps schemas in memory, so records kept from an earlier run
+  # would carry schema ids the new registry does not know.
+  rm -rf "$dir/data"
   mkdir -p "$dir/data"
   sed -e "s#@DATA_DIR@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     "$HERE/kafka/server.properties" >"$dir/server.properties"
   local cp="$KAFKA_HOME/libs/*"
   local jvm=(-Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties")
-  if [[ ! -f "$dir/data/meta.properties" ]]; then
-    local cluster_id
-    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
-      >"$dir/format.log" 2>&1 || die "formatting Kafka storage failed: $(cat "$dir/format.log")"
-  fi
+  local cluster_id
+  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+    >"$dir/format.log" 2>&1 || die "formatting Kafka storage failed: $(cat "$dir/format.log")"
   : >"$dir/kafka.log"
   nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
   echo $! >"$PIDS/kafka.pid"

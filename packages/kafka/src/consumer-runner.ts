@@ -3,6 +3,7 @@ import { AppError } from '@ampflow/runtime';
 import { DeadLetterHeaders, dlqTopic } from '@ampflow/contracts';
 import type { Logger } from '@ampflow/observability';
 import type { ReliableProducer } from './producer';
+import { subscribeWhenReady } from './topics-admin';
 
 export interface ConsumedRecord {
   topic: string;
@@ -196,7 +197,10 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     isRunning: () => running,
     async start() {
       await consumer.connect();
-      await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
+      await subscribeWhenReady(consumer, {
+        topics: options.topics,
+        fromBeginning: options.fromBeginning ?? true,
+      });
       await consumer.run({
         autoCommit: true,
         autoCommitInterval: 1_000,

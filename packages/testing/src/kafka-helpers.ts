@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { ensureTopics, subscribeWhenReady } from '@ampflow/kafka';
 import { testEndpoints } from './env';
 
 /** A name no other test (or earlier run) uses: `<prefix>-<time>-<random>`. */
@@ -17,17 +18,11 @@ export function testKafka(clientId = uniqueName('test')): Kafka {
   });
 }
 
-export async function createTopics(kafka: Kafka, topics: string[], numPartitions = 3): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: topics.map((topic) => ({ topic, numPartitions, replicationFactor: 1 })),
-    });
-  } finally {
-    await admin.disconnect();
-  }
+export function createTopics(kafka: Kafka, topics: string[], numPartitions = 3): Promise<void> {
+  return ensureTopics(
+    kafka,
+    topics.map((topic) => ({ topic, numPartitions, replicationFactor: 1 })),
+  );
 }
 
 export interface CollectedRecord {
@@ -66,7 +61,7 @@ export async function collectRecords(kafka: Kafka, topics: string[]): Promise<Re
   const records: CollectedRecord[] = [];
   const waiters: Array<() => void> = [];
   await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
+  await subscribeWhenReady(consumer, { topics, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ topic, partition, message }) => {
       records.push({

@@ -1,5 +1,7 @@
 import { Socket, connect } from 'node:net';
-import type { ISocketFactory } from 'kafkajs';
+import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
+import { testEndpoints } from './env';
+import { uniqueName } from './kafka-helpers';
 
 export interface PartitionableSocketFactory {
   /** Give this to `new Kafka({ socketFactory })`. */
@@ -43,4 +45,23 @@ export function partitionableSocketFactory(): PartitionableSocketFactory {
       partitioned = false;
     },
   };
+}
+
+/**
+ * A kafkajs client for the infrastructure under test whose connections `partition` can cut, with short
+ * timeouts so an outage shows within a second or two.
+ */
+export function partitionedKafka(
+  partition: PartitionableSocketFactory,
+  clientId = uniqueName('partitioned'),
+): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: testEndpoints().kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+    socketFactory: partition.socketFactory,
+    connectionTimeout: 1_000,
+    requestTimeout: 2_000,
+    retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 5 },
+  });
 }

@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
@@ -9,6 +9,7 @@ import {
   fixtureNames,
   metricValue,
   partitionableSocketFactory,
+  partitionedKafka,
   smartcarHeaders,
   svixHeaders,
   testEndpoints,
@@ -249,16 +250,8 @@ describe('ingress against the real Kafka and Redis', () => {
 
   it('answers 503 in bounded time while Kafka is unreachable, and stores the retried delivery exactly once', async () => {
     const partition = partitionableSocketFactory();
-    const partitionedKafka = new Kafka({
-      clientId: uniqueName('ingress'),
-      brokers: testEndpoints().kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-      socketFactory: partition.socketFactory,
-      connectionTimeout: 1_000,
-      requestTimeout: 2_000,
-      retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 3 },
-    });
-    const h = await startIngress({ kafkaPublishTimeoutMs: 1_500 }, partitionedKafka);
+    const kafkaBehindPartition = partitionedKafka(partition);
+    const h = await startIngress({ kafkaPublishTimeoutMs: 1_500 }, kafkaBehindPartition);
     await eventually(async () => (await fetch(`${h.url}/readyz`)).status === 200, 'ready');
 
     partition.cut();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
 import { createReliableProducer } from '@ampflow/kafka';
@@ -14,6 +14,7 @@ import {
   eventually,
   metricValue,
   partitionableSocketFactory,
+  partitionedKafka,
   tcpProxy,
   smartcarHeaders,
   svixHeaders,
@@ -327,15 +328,7 @@ describe('normalizer against the real Kafka and schema registry', () => {
 
   it('retries while Kafka is unreachable and, once it is back, produces every record without dead-lettering any', async () => {
     const partition = partitionableSocketFactory();
-    const partitioned = new Kafka({
-      clientId: uniqueName('normalizer'),
-      brokers: testEndpoints().kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-      socketFactory: partition.socketFactory,
-      connectionTimeout: 1_000,
-      requestTimeout: 2_000,
-      retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 5 },
-    });
+    const partitioned = partitionedKafka(partition);
     const n = await startNormalizer({ kafka: partitioned });
     await eventually(() => n.app.isReady(), 'ready');
     partition.cut();
