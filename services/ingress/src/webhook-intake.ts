@@ -78,21 +78,14 @@ export function interpretSmartcar(
   const body = parseJsonObject(rawBody);
   const provider = 'smartcar' as const;
 
-  if (body.eventType === 'VERIFY') {
-    const verify = check(smartcarVerify, body, 'VERIFY');
-    return {
-      kind: 'challenge',
-      provider,
-      answer: smartcarChallengeAnswer(managementToken, verify.data.challenge),
-    };
-  }
-  if (body.eventName === 'verify') {
-    const verify = check(smartcarLegacyVerify, body, 'verify (v2)');
-    return {
-      kind: 'challenge',
-      provider,
-      answer: smartcarChallengeAnswer(managementToken, verify.payload.challenge),
-    };
+  const challenge =
+    body.eventType === 'VERIFY'
+      ? check(smartcarVerify, body, 'VERIFY').data.challenge
+      : body.eventName === 'verify'
+        ? check(smartcarLegacyVerify, body, 'verify (v2)').payload.challenge
+        : undefined;
+  if (challenge !== undefined) {
+    return { kind: 'challenge', provider, answer: smartcarChallengeAnswer(managementToken, challenge) };
   }
   if (body.eventType === 'VEHICLE_STATE' || body.eventType === 'VEHICLE_ERROR') {
     const event =
