@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's run command (`npm start`): builds, brings up the local infrastructure (Kafka, Apicurio Registry,
-# Redis; deploy/local/stack.sh) and runs the four services in the foreground until Ctrl-C.
-# Ctrl-C stops the services; the infrastructure stays up for the next start (`npm run stack -- down` stops it).
+# Redis; deploy/local/stack.sh) and runs the four services in the foreground until Ctrl-C, restarting any that
+# exits. Ctrl-C stops the services; the infrastructure stays up for the next start (`npm run stack -- down`).
 #
 # Secrets come from the environment. Any that is not set is generated once for this checkout into
 # .ampflow/dev-secrets.env (git-ignored) so a fresh clone runs; the values are never printed.
@@ -29,43 +29,23 @@ while IFS='=' read -r name value; do
   [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
 done <"$secrets"
 
-declare -A ports=([ingress]=8080 [normalizer]=9102 [session-aggregator]=9103 [notifier]=8090)
-pids=()
-stop_services() {
-  trap "" INT TERM  # npm forwards a second SIGINT; finish stopping regardless
-  echo "[run] stopping services" >&2
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait "${pids[@]}" 2>/dev/null || true
-  echo "[run] services stopped; infrastructure still up (npm run stack -- down to stop it)" >&2
-}
-trap 'stop_services; exit 0' INT TERM
-
-# Each service in its own session, so Ctrl-C reaches only this script, which then stops them with one SIGTERM.
-for service in ingress normalizer session-aggregator notifier; do
-  setsid node "services/$service/dist/main.js" >>"$STATE/logs/$service.log" 2>&1 &
-  pids+=($!)
-done
-
-for service in ingress normalizer session-aggregator notifier; do
-  port=${ports[$service]}
-  for _ in $(seq 1 120); do
-    curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz" && break
-    sleep 0.5
-  done
-  if curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz"; then
-    printf '[run] %-19s ready  http://127.0.0.1:%s  (/healthz /readyz /metrics; log %s)\n' "$service" "$port" "$STATE/logs/$service.log" >&2
-  else
-    echo "[run] $service did not become ready; see $STATE/logs/$service.log" >&2
-    stop_services
-    exit 1
-  fi
-done
-echo "[run] webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; Ctrl-C to stop" >&2
-
-# Exit when any service exits on its own, stopping the others.
-set +e
-wait -n "${pids[@]}"
-code=$?
-echo "[run] a service exited with status $code" >&2
-stop_services
-exit "$code"
+# The supervisor (scripts/supervise.mjs) starts each service in its own session, waits for /readyz, restarts a
+# service that exits (1 s doubling to 30 s, reset once it stayed up a minute) and stops them all on Ctrl-C.
+spec=$(node -e '
+  const [state, ...entries] = process.argv.slice(1);
+  const services = entries.map((entry) => {
+    const [name, port] = entry.split(":");
+    return {
+      name,
+      command: ["node", `services/${name}/dist/main.js`],
+      log: `${state}/logs/${name}.log`,
+      readyUrl: `http://127.0.0.1:${port}/readyz`,
+    };
+  });
+  process.stdout.write(JSON.stringify({
+    services,
+    readyMessage: "webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; Ctrl-C to stop",
+    stoppedMessage: "services stopped; infrastructure still up (npm run stack -- down to stop it)",
+  }));
+' "$STATE" ingress:8080 normalizer:9102 session-aggregator:9103 notifier:8090)
+exec node scripts/supervise.mjs "$spec"
