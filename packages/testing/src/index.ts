@@ -5,3 +5,4 @@ export * from './fixtures';
 export * from './network-partition';
 export * from './metrics-text';
 export * from './tcp-proxy';
+export * from './redis-process';
