@@ -4,3 +4,4 @@ export * from './topics-admin';
 export * from './consumer-runner';
 export * from './broker-probe';
 export * from './schema-registration';
+export * from './message-limits';

@@ -1,43 +1,82 @@
 import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import { DependencyError } from '@ampflow/runtime';
+import type { Logger } from '@ampflow/observability';
+import { DependencyError, ValidationError } from '@ampflow/runtime';
+import { REQUEST_HEADROOM_BYTES, createMessageLimits, recordBytes } from './message-limits';
+
+/** What readiness and the stall watchdog read off a producer. */
+export interface ProducerHealth {
+  /** The current kafkajs producer is connected and not being replaced. */
+  connected: boolean;
+  /** Records queued or in flight. */
+  pendingRecords: number;
+  pendingBytes: number;
+  /** How long records have been waiting with no acknowledgement since; 0 while nothing waits. */
+  stalledMs: number;
+  /** kafkajs producers replaced after a failed request (each replacement has a new producer id). */
+  replacements: number;
+}
 
 export interface ReliableProducer {
-  /** Connects once; kafkajs reconnects by itself afterwards. */
+  /** Connects once (gets a producer id); kafkajs reconnects by itself afterwards. */
   connect(): Promise<void>;
   /**
-   * Queues records for the next batch and resolves once the broker acknowledged them with `acks=-1`.
-   * kafkajs retries an unacknowledged batch until the broker takes it (an idempotent producer must not give
-   * up half way), so callers bound their wait with {@link withTimeout}. Rejects at once with a retriable
-   * {@link DependencyError} when `maxQueuedMessages` are already waiting (the broker is down or slow).
+   * Queues records and resolves once the broker acknowledged every one of them with `acks=-1`.
+   * kafkajs retries a request while the broker is away, so callers bound their wait with {@link withTimeout}.
+   * Rejects with a {@link ValidationError} `record_too_large` (HTTP 413, never retriable) when a record
+   * exceeds the topic's `max.message.bytes`, and at once with a retriable {@link DependencyError}
+   * `kafka_backlog` when `maxQueuedMessages` or `maxQueuedBytes` are already waiting.
    */
   send(topic: string, messages: Message[]): Promise<void>;
-  /** True while the producer holds a broker connection. */
+  /** The largest record (key, value and headers, in bytes) that `topic` accepts. */
+  messageSizeLimit(topic: string): Promise<number>;
+  /** True while the producer holds a broker connection and is not being replaced. */
   isConnected(): boolean;
+  health(): ProducerHealth;
   /** Waits up to `drainTimeoutMs` for queued and in-flight batches to settle, then disconnects. */
   disconnect(drainTimeoutMs?: number): Promise<void>;
-  readonly raw: Producer;
 }
 
 export interface ReliableProducerOptions {
-  /** Upper bound on records per produce request. */
+  /** Upper bound on records per produce request (default 1,000). */
   maxBatchMessages?: number;
-  /** Produce requests in flight at once; batches form while earlier ones wait for their acknowledgement. */
+  /** Produce requests in flight at once (default 1); batches form while earlier ones wait for their ack. */
   maxInFlightBatches?: number;
-  /** Records allowed to wait for the broker before `send` refuses new ones. */
+  /** Records allowed to wait for the broker before `send` refuses new ones (default 20,000). */
   maxQueuedMessages?: number;
+  /** Bytes allowed to wait for the broker before `send` refuses new ones (default 64 MiB). */
+  maxQueuedBytes?: number;
+  logger?: Logger;
 }
 
 interface Pending {
   topic: string;
   messages: Message[];
+  bytes: number;
+  /** Largest request (bytes of records) the topic accepts. */
+  requestLimit: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
+/** One kafkajs producer, i.e. one producer id with its own sequence numbers. */
+interface Generation {
+  producer: Producer;
+  connected: boolean;
+  inFlight: number;
+  retired: boolean;
+}
+
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
 /**
- * An idempotent producer (no duplicates from its own retries) with `acks=-1` that coalesces concurrent
- * `send` calls into one produce request: no linger timer, the batch is whatever queued while the previous
- * request was in flight, so a lone record goes out at once and a burst shares one round trip.
+ * An idempotent producer (`acks=-1`) that coalesces concurrent `send` calls into produce requests no larger
+ * than the broker takes: no linger timer, a batch is whatever queued while the previous request was in flight.
+ *
+ * Any request that kafkajs gives up on fails every record in it to its callers, and the kafkajs producer is
+ * replaced by a new one with a new producer id before anything else is sent. kafkajs rolls back the sequence
+ * numbers of every partition of a failed request, including partitions the broker already appended; sending on
+ * with that producer gets OUT_OF_ORDER_SEQUENCE_NUMBER forever, or a batch taken for a duplicate and
+ * acknowledged without being written (docs/producer.md has the evidence). A new producer id starts clean.
  */
 export function createReliableProducer(
   kafka: Kafka,
@@ -46,44 +85,59 @@ export function createReliableProducer(
   const maxBatchMessages = options.maxBatchMessages ?? 1_000;
   const maxInFlightBatches = options.maxInFlightBatches ?? 1;
   const maxQueuedMessages = options.maxQueuedMessages ?? 20_000;
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 5,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-    // Unbounded retries are what keeps an idempotent producer's sequence numbers valid; callers time out.
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1_000 },
-  });
-  let connected = false;
-  producer.on(producer.events.CONNECT, () => {
-    connected = true;
-  });
-  producer.on(producer.events.DISCONNECT, () => {
-    connected = false;
-  });
+  const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
+  const log = options.logger?.child({ component: 'producer' });
+  const limits = createMessageLimits(kafka);
 
+  const newGeneration = (): Generation => {
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 5,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      // kafkajs retries retriable errors (broker away, leader moved) with the same sequence numbers, which the
+      // broker dedupes; callers bound their wait. Non-retriable errors end in a replacement (below).
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    const generation: Generation = { producer, connected: false, inFlight: 0, retired: false };
+    producer.on(producer.events.CONNECT, () => (generation.connected = true));
+    producer.on(producer.events.DISCONNECT, () => (generation.connected = false));
+    return generation;
+  };
+
+  let current = newGeneration();
+  let replacing: Promise<void> | undefined;
+  let replacements = 0;
+  let closed = false;
   const queue: Pending[] = [];
-  let queuedMessages = 0;
+  /** Records and bytes accepted by `send` and not yet settled (queued, in flight, or awaiting a limit). */
+  let pendingRecords = 0;
+  let pendingBytes = 0;
   let inFlight = 0;
+  let waitingSince = 0;
   let idle: (() => void) | undefined;
 
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
     let count = 0;
-    while (
-      queue.length > 0 &&
-      (batch.length === 0 || count + queue[0]!.messages.length <= maxBatchMessages)
-    ) {
-      const next = queue.shift()!;
-      count += next.messages.length;
-      queuedMessages -= next.messages.length;
+    let bytes = 0;
+    let requestLimit = Number.POSITIVE_INFINITY;
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      const limit = Math.min(requestLimit, next.requestLimit);
+      const fits = count + next.messages.length <= maxBatchMessages && bytes + next.bytes <= limit;
+      if (batch.length > 0 && !fits) break;
+      queue.shift();
       batch.push(next);
+      count += next.messages.length;
+      bytes += next.bytes;
+      requestLimit = limit;
     }
     return batch;
   }
 
   function pump(): void {
-    while (inFlight < maxInFlightBatches && queue.length > 0) {
+    while (!replacing && !closed && inFlight < maxInFlightBatches && queue.length > 0) {
       const batch = takeBatch();
       const byTopic = new Map<string, Message[]>();
       for (const p of batch) {
@@ -92,43 +146,146 @@ export function createReliableProducer(
         else byTopic.set(p.topic, [...p.messages]);
       }
       const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+      const generation = current;
+      generation.inFlight += 1;
       inFlight += 1;
-      producer.sendBatch({ topicMessages, acks: -1 }).then(
-        () => settle(batch, undefined),
-        (err: unknown) =>
-          settle(
-            batch,
-            new DependencyError('kafka_unavailable', 'Kafka did not acknowledge the records', { cause: err }),
-          ),
+      generation.producer.sendBatch({ topicMessages, acks: -1 }).then(
+        () => settle(generation, batch, undefined),
+        (err: unknown) => settle(generation, batch, err),
       );
     }
     if (inFlight === 0 && queue.length === 0) idle?.();
   }
 
-  function settle(batch: Pending[], error: DependencyError | undefined): void {
+  function settle(generation: Generation, batch: Pending[], error: unknown): void {
+    generation.inFlight -= 1;
     inFlight -= 1;
     for (const p of batch) {
-      if (error) p.reject(error);
-      else p.resolve();
+      pendingRecords -= p.messages.length;
+      pendingBytes -= p.bytes;
     }
+    if (error === undefined) {
+      waitingSince = pendingRecords > 0 ? Date.now() : 0;
+      for (const p of batch) p.resolve();
+    } else {
+      const type = (error as { type?: string }).type ?? (error as Error).name;
+      if (TOO_LARGE.has(type)) for (const p of batch) limits.invalidate(p.topic);
+      const failure = new DependencyError(
+        'kafka_unavailable',
+        `Kafka did not acknowledge the records (${type})`,
+        {
+          cause: error,
+        },
+      );
+      for (const p of batch) p.reject(failure);
+      if (pendingRecords === 0) waitingSince = 0;
+      if (generation === current && !closed) replace(type, error);
+    }
+    if (generation.retired && generation.inFlight === 0)
+      void generation.producer.disconnect().catch(() => {});
     pump();
   }
 
+  /** Swaps in a new kafkajs producer (new producer id, sequences from 0); nothing is sent until it connects. */
+  function replace(reason: string, error: unknown): void {
+    const old = current;
+    old.retired = true;
+    current = newGeneration();
+    replacements += 1;
+    log?.warn({ err: error, reason, replacements }, 'produce request failed; replacing the producer');
+    if (old.inFlight === 0) void old.producer.disconnect().catch(() => {});
+    replacing = (async () => {
+      let delayMs = 200;
+      while (!closed) {
+        try {
+          await current.producer.connect();
+          return;
+        } catch (err) {
+          log?.warn({ err, delayMs }, 'replacement producer could not connect; retrying');
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          delayMs = Math.min(delayMs * 2, 5_000);
+        }
+      }
+    })().finally(() => {
+      replacing = undefined;
+      pump();
+    });
+  }
+
+  function enqueue(topic: string, messages: Message[], sizes: number[], requestLimit: number): Promise<void> {
+    // Split into pieces that fit one request each; the caller's promise settles when every piece has.
+    const pieces: Promise<void>[] = [];
+    let start = 0;
+    while (start < messages.length) {
+      let end = start;
+      let bytes = 0;
+      while (
+        end < messages.length &&
+        end - start < maxBatchMessages &&
+        (end === start || bytes + sizes[end]! <= requestLimit)
+      ) {
+        bytes += sizes[end]!;
+        end += 1;
+      }
+      const piece = messages.slice(start, end);
+      pieces.push(
+        new Promise<void>((resolve, reject) =>
+          queue.push({ topic, messages: piece, bytes, requestLimit, resolve, reject }),
+        ),
+      );
+      start = end;
+    }
+    queueMicrotask(pump);
+    return Promise.all(pieces).then(() => undefined);
+  }
+
   return {
-    raw: producer,
-    connect: () => producer.connect(),
-    isConnected: () => connected,
-    send(topic, messages) {
-      if (queuedMessages + messages.length > maxQueuedMessages) {
-        return Promise.reject(
-          new DependencyError('kafka_backlog', `${queuedMessages} records are already waiting for Kafka`),
+    connect: () => current.producer.connect(),
+    isConnected: () => current.connected && !replacing,
+    messageSizeLimit: async (topic) => (await limits.maxMessageBytes(topic)) - REQUEST_HEADROOM_BYTES,
+    health: () => ({
+      connected: current.connected && !replacing,
+      pendingRecords,
+      pendingBytes,
+      stalledMs: pendingRecords > 0 && waitingSince > 0 ? Date.now() - waitingSince : 0,
+      replacements,
+    }),
+    async send(topic, messages) {
+      if (closed) throw new DependencyError('producer_closed', 'the producer is shutting down');
+      if (messages.length === 0) return;
+      const sizes = messages.map(recordBytes);
+      const bytes = sizes.reduce((a, b) => a + b, 0);
+      if (
+        pendingRecords > 0 &&
+        (pendingRecords + messages.length > maxQueuedMessages || pendingBytes + bytes > maxQueuedBytes)
+      ) {
+        throw new DependencyError(
+          'kafka_backlog',
+          `${pendingRecords} records (${pendingBytes} bytes) are already waiting for Kafka`,
         );
       }
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ topic, messages, resolve, reject });
-        queuedMessages += messages.length;
-        if (inFlight < maxInFlightBatches) queueMicrotask(pump);
-      });
+      pendingRecords += messages.length;
+      pendingBytes += bytes;
+      if (waitingSince === 0) waitingSince = Date.now();
+      let requestLimit: number;
+      try {
+        requestLimit = (await limits.maxMessageBytes(topic)) - REQUEST_HEADROOM_BYTES;
+        const largest = Math.max(...sizes);
+        if (largest > requestLimit) {
+          throw new ValidationError(
+            'record_too_large',
+            `a record of ${largest} bytes exceeds what ${topic} accepts (${requestLimit} bytes)`,
+            { httpStatus: 413 },
+          );
+        }
+        if (closed) throw new DependencyError('producer_closed', 'the producer is shutting down');
+      } catch (err) {
+        pendingRecords -= messages.length;
+        pendingBytes -= bytes;
+        if (pendingRecords === 0) waitingSince = 0;
+        throw err;
+      }
+      return enqueue(topic, messages, sizes, requestLimit);
     },
     async disconnect(drainTimeoutMs = 10_000) {
       if (inFlight > 0 || queue.length > 0) {
@@ -139,11 +296,14 @@ export function createReliableProducer(
         ]);
         clearTimeout(timer);
       }
-      const abandoned = queue.splice(0);
-      queuedMessages = 0;
-      for (const p of abandoned)
+      closed = true;
+      for (const p of queue.splice(0)) {
+        pendingRecords -= p.messages.length;
+        pendingBytes -= p.bytes;
         p.reject(new DependencyError('producer_closed', 'the producer is shutting down'));
-      await producer.disconnect();
+      }
+      await replacing;
+      await Promise.all([current.producer.disconnect(), limits.close()]);
     },
   };
 }
