@@ -72,7 +72,9 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
   const metrics = createIngressMetrics(registry, () => isReady());
   const producer = createReliableProducer(deps.kafka);
   const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
-  const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets);
+  const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets, () =>
+    now().getTime(),
+  );
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
   /** Event ids whose record is on its way to Kafka, keyed `<provider>:<eventId>`. */
   const inFlight = new Map<string, Promise<void>>();

@@ -1,6 +1,7 @@
 import { fixtureBytes, fixtureJson, fixtureNames, smartcarHeaders, svixHeaders } from '@ampflow/testing';
 import { AppError } from '@ampflow/runtime';
 import { smartcarHmac } from './providers/smartcar-signature';
+import { svixKey, svixSignature } from './providers/svix-signature';
 import {
   createTelematicaVerifier,
   interpretSmartcar,
@@ -145,22 +146,17 @@ describe('Smartcar intake', () => {
 describe('Telematica intake (Svix)', () => {
   const verifier = createTelematicaVerifier([SECRET]);
 
-  it('verifies the PROVIDERS.md test vector with the svix library', () => {
-    jest.useFakeTimers({ now: 1731705121 * 1000 + 30_000, doNotFake: ['nextTick', 'setImmediate'] });
-    try {
-      const vector = createTelematicaVerifier([OLD_SECRET]);
-      const body = Buffer.from('{"event_type":"ping","data":{"success":true}}');
-      const headers = {
-        'svix-id': 'msg_loFOjxBNrRLzqYUf',
-        'svix-timestamp': '1731705121',
-        'svix-signature': 'v1,rAvfW3dJ/X/qxhsaXPOyyCGmRKsaKWcsNccKXlIktD0=',
-      };
-      expect(vector.verify(body, headers)).toEqual({ event_type: 'ping', data: { success: true } });
-      const tampered = Buffer.from('{"event_type":"ping","data":{"success":false}}');
-      expect(errorOf(() => vector.verify(tampered, headers)).code).toBe('invalid_signature');
-    } finally {
-      jest.useRealTimers();
-    }
+  it('verifies the PROVIDERS.md test vector', () => {
+    const vector = createTelematicaVerifier([OLD_SECRET], () => 1731705121 * 1000 + 30_000);
+    const body = Buffer.from('{"event_type":"ping","data":{"success":true}}');
+    const headers = {
+      'svix-id': 'msg_loFOjxBNrRLzqYUf',
+      'svix-timestamp': '1731705121',
+      'svix-signature': 'v1,rAvfW3dJ/X/qxhsaXPOyyCGmRKsaKWcsNccKXlIktD0=',
+    };
+    expect(() => vector.verify(body, headers)).not.toThrow();
+    const tampered = Buffer.from('{"event_type":"ping","data":{"success":false}}');
+    expect(errorOf(() => vector.verify(tampered, headers)).code).toBe('invalid_signature');
   });
 
   const expectedKeys: Record<string, string> = {
@@ -272,5 +268,90 @@ describe('Telematica intake (Svix)', () => {
     expect(
       errorOf(() => interpretTelematica(verifier, Buffer.from(soc.replace('40.2', '99.9')), headers)).code,
     ).toBe('invalid_signature');
+  });
+});
+
+/**
+ * Bodies that are not UTF-8. Signed over their exact bytes they are refused with 400; signed over the text a
+ * lenient decoder makes of them (U+FFFD for each bad sequence) they are not signed at all: 401.
+ */
+describe('raw bytes: what is verified is what is published', () => {
+  const verifier = createTelematicaVerifier([SECRET]);
+  const prefix = Buffer.from('{"type":"vehicle.soc","vehicleId":"v","note":"');
+  const suffix = Buffer.from(
+    '","vehicleState":{"currentSoc":{"value":40,"lastUpdated":"2024-01-01T00:00:00Z"}}}',
+  );
+  const withBytes = (...bytes: number[]) => Buffer.concat([prefix, Buffer.from(bytes), suffix]);
+  const notUtf8: [string, Buffer][] = [
+    ['a lone continuation byte', withBytes(0x80)],
+    ['0xFF', withBytes(0xff)],
+    ['an overlong "/"', withBytes(0xc0, 0xaf)],
+    ['an encoded surrogate', withBytes(0xed, 0xa0, 0x80)],
+    ['a sequence cut short', withBytes(0xe2, 0x82)],
+    ['a body ending inside a sequence', Buffer.concat([prefix, Buffer.from([0xf0, 0x9f, 0x98])])],
+  ];
+
+  /** A Svix signature over exactly these bytes (the svix library would sign their lossy text instead). */
+  function svixOverBytes(body: Buffer, secret = SECRET): Record<string, string> {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const id = 'msg_bytes';
+    return {
+      'content-type': 'application/json',
+      'svix-id': id,
+      'svix-timestamp': timestamp,
+      'svix-signature': `v1,${svixSignature(svixKey(secret), id, timestamp, body)}`,
+    };
+  }
+
+  it.each(notUtf8)('Smartcar: %s, correctly signed, is refused 400 invalid_utf8', (_case, body) => {
+    const error = errorOf(() => interpretSmartcar(AMT, body, smartcarHeaders(body, AMT)));
+    expect({ status: error.httpStatus, code: error.code }).toEqual({ status: 400, code: 'invalid_utf8' });
+  });
+
+  it.each(notUtf8)('Telematica: %s, correctly signed, is refused 400 invalid_utf8', (_case, body) => {
+    const error = errorOf(() => interpretTelematica(verifier, body, svixOverBytes(body)));
+    expect({ status: error.httpStatus, code: error.code }).toEqual({ status: 400, code: 'invalid_utf8' });
+  });
+
+  it.each(notUtf8)(
+    '%s signed over its UTF-8 round trip is not signed: 401 for both providers',
+    (_c, body) => {
+      const roundTrip = Buffer.from(body.toString('utf8'));
+      expect(roundTrip.equals(body)).toBe(false);
+      const smartcarError = errorOf(() => interpretSmartcar(AMT, body, smartcarHeaders(roundTrip, AMT)));
+      expect(smartcarError.httpStatus).toBe(401);
+      expect(smartcarError.code).toBe('invalid_signature');
+      // What the svix library's sign() does with these bytes: sign the round-tripped text.
+      const viaLibrary = svixHeaders(body, SECRET);
+      const telematicaError = errorOf(() => interpretTelematica(verifier, body, viaLibrary));
+      expect(telematicaError.httpStatus).toBe(401);
+      expect(telematicaError.code).toBe('invalid_signature');
+    },
+  );
+
+  it('answers 401, not 400, to an unsigned or wrongly signed body that is not UTF-8', () => {
+    const body = notUtf8[0]![1];
+    expect(
+      errorOf(() => interpretSmartcar(AMT, body, { 'content-type': 'application/json' })).httpStatus,
+    ).toBe(401);
+    expect(errorOf(() => interpretSmartcar(AMT, body, smartcarHeaders(body, 'other'))).httpStatus).toBe(401);
+    expect(
+      errorOf(() => interpretTelematica(verifier, body, svixOverBytes(body, OLD_SECRET))).httpStatus,
+    ).toBe(401);
+  });
+
+  it('accepts multi-byte UTF-8 signed by the svix library, and keeps refusing a byte-order mark as before', () => {
+    const text = '{"type":"vehicle.odometer","vehicleId":"Zoë-🚗-€"}';
+    const body = Buffer.from(text);
+    expect(interpretTelematica(verifier, body, svixHeaders(text, SECRET))).toMatchObject({ key: 'Zoë-🚗-€' });
+    expect(
+      interpretSmartcar(
+        AMT,
+        Buffer.from('{"eventId":"é","eventType":"X"}'),
+        smartcarHeaders('{"eventId":"é","eventType":"X"}', AMT),
+      ),
+    ).toMatchObject({ eventId: 'é' });
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]);
+    expect(errorOf(() => interpretTelematica(verifier, bom, svixOverBytes(bom))).code).toBe('malformed_json');
   });
 });

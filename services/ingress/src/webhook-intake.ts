@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Webhook, WebhookVerificationError } from 'svix';
 import type { z } from 'zod';
 import { AuthenticationError, ValidationError } from '@ampflow/runtime';
 import {
@@ -15,6 +14,7 @@ import {
   type TelematicaEventType,
 } from '@ampflow/contracts';
 import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
+import { svixKey, verifySvixSignature } from './providers/svix-signature';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
@@ -36,10 +36,27 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** Fails on any invalid sequence instead of substituting U+FFFD; keeps a BOM, which JSON.parse then refuses. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The body as text, refusing invalid UTF-8 with 400. Called only once the signature matched the raw bytes,
+ * so an unsigned caller learns nothing from the answer (it gets 401 whatever the body). What is published is
+ * then both the signed bytes and valid JSON text, so a lenient and a strict consumer read the same event.
+ */
+function decodeBody(rawBody: Buffer): string {
+  try {
+    return strictUtf8.decode(rawBody);
+  } catch {
+    throw new ValidationError('invalid_utf8', 'the body is not valid UTF-8');
+  }
+}
+
 function parseJsonObject(rawBody: Buffer): Record<string, unknown> {
+  const text = decodeBody(rawBody);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(rawBody.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     throw new ValidationError('malformed_json', 'the body is not valid JSON');
   }
@@ -61,7 +78,7 @@ function check<S extends z.ZodType>(schema: S, body: unknown, what: string): z.i
 }
 
 /**
- * Smartcar: the `SC-Signature` header is checked over the raw bytes before anything is parsed. VERIFY is
+ * Smartcar: the `SC-Signature` header is checked over the raw bytes before anything is decoded. VERIFY is
  * answered only when signed too: answering unsigned challenges would hand out HMACs of chosen text, which
  * are valid signatures for any body an attacker likes.
  */
@@ -117,13 +134,19 @@ export function interpretSmartcar(
 
 /** Verifies Svix / Standard Webhooks signatures with one or two secrets (during rotation). */
 export interface TelematicaVerifier {
-  /** Returns the parsed body when a secret's signature matches and the timestamp is within 5 minutes. */
-  verify(rawBody: Buffer, headers: IncomingHttpHeaders): unknown;
+  /**
+   * Returns normally when a secret's signature matches the exact bytes of `rawBody` and the timestamp is
+   * within 5 minutes; throws a 401 {@link AuthenticationError} otherwise.
+   */
+  verify(rawBody: Buffer, headers: IncomingHttpHeaders): void;
 }
 
-export function createTelematicaVerifier(secrets: readonly string[]): TelematicaVerifier {
+export function createTelematicaVerifier(
+  secrets: readonly string[],
+  now: () => number = Date.now,
+): TelematicaVerifier {
   if (secrets.length === 0) throw new Error('at least one Telematica webhook secret is required');
-  const webhooks = secrets.map((secret) => new Webhook(secret));
+  const keys = secrets.map(svixKey);
   return {
     verify(rawBody, headers) {
       const id = header(headers, 'svix-id') ?? header(headers, 'webhook-id');
@@ -135,37 +158,28 @@ export function createTelematicaVerifier(secrets: readonly string[]): Telematica
           'the svix-id/-timestamp/-signature headers are missing',
         );
       }
-      const svixHeaders = { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
-      const payload = rawBody.toString('utf8');
-      for (const webhook of webhooks) {
-        try {
-          return webhook.verify(payload, svixHeaders);
-        } catch (err) {
-          if (err instanceof SyntaxError) {
-            throw new ValidationError('malformed_json', 'the body is not valid JSON');
-          }
-          if (!(err instanceof WebhookVerificationError)) throw err;
-          if (/timestamp|Signature Headers/i.test(err.message)) {
-            throw new AuthenticationError(
-              'stale_timestamp',
-              'the webhook timestamp is invalid or more than 5 minutes from now',
-            );
-          }
-          // No matching signature with this secret: try the next one.
-        }
+      const verdict = verifySvixSignature(keys, { id, timestamp, signature }, rawBody, now());
+      if (verdict === 'stale_timestamp') {
+        throw new AuthenticationError(
+          'stale_timestamp',
+          'the webhook timestamp is invalid or more than 5 minutes from now',
+        );
       }
-      throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
+      if (verdict === 'invalid_signature') {
+        throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
+      }
     },
   };
 }
 
-/** Telematica (through Svix): signature first, then the event's schema by its `type`. */
+/** Telematica (through Svix): signature over the raw bytes first, then UTF-8, JSON and the schema by `type`. */
 export function interpretTelematica(
   verifier: TelematicaVerifier,
   rawBody: Buffer,
   headers: IncomingHttpHeaders,
 ): Intake {
-  const body = requireObject(verifier.verify(rawBody, headers));
+  verifier.verify(rawBody, headers);
+  const body = parseJsonObject(rawBody);
   const eventId = (header(headers, 'svix-id') ?? header(headers, 'webhook-id'))!;
   const provider = 'telematica' as const;
   const type = typeof body.type === 'string' ? body.type : undefined;
