@@ -163,6 +163,7 @@ async function runNormalizer({ brokers, registryUrl, rawTopics, records, admin, 
     kafka: createKafka({ brokers, clientId: `bench-normalizer-${roundNumber}`, logger }),
     logger,
     registry,
+    onFatal: (error) => logger.error({ err: error }, 'normalizer reported itself stuck'),
   });
   const t0 = process.hrtime.bigint();
   const cpu = startCpuSample({ benchProcess: process.pid, ...pids });

@@ -66,6 +66,14 @@ export const sharedEnv = {
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 
+/** Health bounds of services that produce to Kafka (see docs/guarantees.md). */
+export const workHealthEnv = {
+  /** Not ready once records waited this long for Kafka, or a chunk kept failing this long (30 s). */
+  NOT_READY_AFTER_MS: positiveInt(30_000),
+  /** Exit 1 (for the supervisor to restart) once stuck this long (5 min). */
+  STUCK_EXIT_MS: positiveInt(5 * 60_000),
+};
+
 export const registryEnv = {
   SCHEMA_REGISTRY_URL: z.url(),
 };

@@ -59,9 +59,21 @@ export interface ConsumerRunnerOptions {
   /** Backoff between retries of a failing chunk: doubles from `initialRetryMs` up to `maxRetryMs`. */
   initialRetryMs?: number;
   maxRetryMs?: number;
+  /**
+   * Consumer group session timeout (default 10 s): how long the group waits for a member that stopped
+   * heartbeating (a SIGKILLed process) before its partitions move. Heartbeats go every second.
+   */
   sessionTimeoutMs?: number;
-  /** Called when kafkajs gives up on the consumer for good (it will not restart). */
-  onFatal?: (error: unknown) => void;
+  /**
+   * How long one chunk may keep failing before the runner gives up and calls `onFatal` (default 5 min): past
+   * that the process is assumed stuck in a state it cannot leave and is better restarted by its supervisor.
+   */
+  maxFailingMs?: number;
+  /**
+   * Called when the consumer cannot go on by itself: kafkajs gave up on it (a CRASH without restart), or a chunk
+   * kept failing for `maxFailingMs`. Services stop and exit non-zero so that a supervisor restarts them.
+   */
+  onFatal: (error: unknown) => void;
   /** Called for each record once its outputs (or its dead letter) are acknowledged. */
   onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome, error?: unknown) => void;
   /** Called after a fetched batch is done, with the records still behind the partition's high watermark. */
@@ -74,7 +86,18 @@ export interface ConsumerRunner {
   stop(): Promise<void>;
   /** True while the consumer is a member of its group. */
   isRunning(): boolean;
+  health(): ConsumerHealth;
   readonly consumer: Consumer;
+}
+
+/** What readiness reads off a consumer runner. */
+export interface ConsumerHealth {
+  /** A member of its group, consuming. */
+  running: boolean;
+  /** How long the chunk in hand has been failing (retried); 0 when none is. */
+  failingMs: number;
+  /** Epoch ms of the last chunk done or fetch that found nothing to do; 0 before the first. */
+  lastProgressAt: number;
 }
 
 export function isPermanentFailure(error: unknown): boolean {
@@ -108,28 +131,42 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const initialRetryMs = options.initialRetryMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 10_000;
   const maxChunkRecords = options.maxChunkRecords ?? 500;
+  const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
   const consumer = options.kafka.consumer({
     groupId: options.groupId,
-    sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+    heartbeatInterval: 1_000,
     // Bounds an idle fetch; a fetch returns at once when records are there.
     maxWaitTimeInMs: 1_000,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
   let running = false;
+  let stopping = false;
+  let failingSince = 0;
+  let lastProgressAt = 0;
 
   consumer.on(consumer.events.GROUP_JOIN, () => {
     running = true;
+    lastProgressAt = Date.now();
+  });
+  consumer.on(consumer.events.FETCH, () => {
+    if (failingSince === 0) lastProgressAt = Date.now();
   });
   consumer.on(consumer.events.STOP, () => {
     running = false;
   });
+  // kafkajs restarts the consumer itself after a retriable crash (restart: true); after any other it stays
+  // stopped for good, which without this would look alive while consuming nothing.
   consumer.on(consumer.events.CRASH, (event) => {
     running = false;
     const { error, restart } = event.payload;
-    log.error({ err: error, restart }, 'consumer crashed');
-    if (!restart) options.onFatal?.(error);
+    if (restart) {
+      log.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
+      return;
+    }
+    log.error({ err: error }, 'consumer crashed and will not restart');
+    if (!stopping) options.onFatal(error);
   });
 
   async function send(outputs: OutputRecord[]): Promise<void> {
@@ -195,6 +232,11 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   return {
     consumer,
     isRunning: () => running,
+    health: () => ({
+      running,
+      failingMs: failingSince === 0 ? 0 : Date.now() - failingSince,
+      lastProgressAt,
+    }),
     async start() {
       await consumer.connect();
       await subscribeWhenReady(consumer, {
@@ -223,11 +265,22 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
             let delayMs = initialRetryMs;
             let outcomes: Outcomes;
             for (;;) {
-              if (!isRunning() || isStale()) return;
+              if (!isRunning() || isStale()) {
+                failingSince = 0;
+                return;
+              }
               try {
                 outcomes = await processChunk(chunk);
+                failingSince = 0;
+                lastProgressAt = Date.now();
                 break;
               } catch (error) {
+                failingSince ||= Date.now();
+                if (Date.now() - failingSince > maxFailingMs) {
+                  log.error({ err: error, maxFailingMs }, 'records kept failing; giving up');
+                  options.onFatal(error);
+                  return;
+                }
                 log.warn(
                   {
                     err: error,
@@ -264,6 +317,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       });
     },
     async stop() {
+      stopping = true;
       await consumer.disconnect();
       running = false;
     },

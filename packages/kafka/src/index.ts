@@ -5,3 +5,4 @@ export * from './consumer-runner';
 export * from './broker-probe';
 export * from './schema-registration';
 export * from './message-limits';
+export * from './work-health';

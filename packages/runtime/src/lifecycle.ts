@@ -12,17 +12,26 @@ export interface ProcessLike {
 }
 
 /**
+ * What a service may call when it is stuck in a state it cannot leave (a consumer kafkajs gave up on, a
+ * producer with no acknowledgement for too long): the process stops and exits 1 so that a supervisor
+ * (`npm start`, Kubernetes, systemd) starts a fresh one.
+ */
+export type FailService = (reason: string, error?: unknown) => void;
+
+/**
  * Runs a service for the life of the process: signal handlers are registered before anything connects,
- * SIGTERM/SIGINT stop it (exit 0), a failure to start or stop exits 1, and a stop that outlasts
- * `forceStopAfterMs` exits 1 as well. A second signal during the stop exits at once.
+ * SIGTERM/SIGINT stop it (exit 0), a failure to start or stop exits 1, `fail` stops it and exits 1, and a
+ * stop that outlasts `forceStopAfterMs` exits 1 as well. A second signal during the stop exits at once.
+ * Returns the `fail` callback (also handed to `createService` by {@link bootstrap}).
  */
 export function runService(
-  service: Service,
+  service: Service | ((fail: FailService) => Service),
   deps: { logger: Logger; process: ProcessLike; forceStopAfterMs?: number },
-): void {
+): FailService {
   const { logger, process } = deps;
   const forceStopAfterMs = deps.forceStopAfterMs ?? 25_000;
   let stopping = false;
+  let running: Service | undefined;
 
   const stop = (reason: string, exitCode: number) => {
     if (stopping) {
@@ -36,7 +45,7 @@ export function runService(
       process.exit(1);
     }, forceStopAfterMs);
     force.unref();
-    service.stop().then(
+    (running ? running.stop() : Promise.resolve()).then(
       () => {
         logger.info('stopped');
         process.exit(exitCode);
@@ -48,16 +57,24 @@ export function runService(
     );
   };
 
+  const fail: FailService = (reason, error) => {
+    if (stopping) return;
+    logger.error({ err: error, reason }, 'service failed: stopping so that a supervisor restarts it');
+    stop(reason, 1);
+  };
+
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
 
-  service.start().then(
+  running = typeof service === 'function' ? service(fail) : service;
+  running.start().then(
     () => logger.info('started'),
     (err: unknown) => {
       logger.error({ err }, 'start failed');
       stop('start failed', 1);
     },
   );
+  return fail;
 }
 
 export interface BootstrapOptions<C> {
@@ -65,7 +82,8 @@ export interface BootstrapOptions<C> {
   /** The service's config reader (its `config.ts`); throws a ConfigError naming every bad variable. */
   readConfig: (env: NodeJS.ProcessEnv) => C;
   logLevel: (config: C) => string;
-  createService: (config: C, logger: Logger) => Service;
+  /** Builds the app; `fail` is for states the service cannot leave by itself (see {@link FailService}). */
+  createService: (config: C, logger: Logger, fail: FailService) => Service;
 }
 
 /**
@@ -86,5 +104,5 @@ export function bootstrap<C>(
   }
   const logger = createLogger({ service: options.service, level: options.logLevel(config) });
   proc.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
-  runService(options.createService(config, logger), { logger, process: proc });
+  runService((fail) => options.createService(config, logger, fail), { logger, process: proc });
 }

@@ -12,6 +12,7 @@ import {
 import {
   createConsumerRunner,
   createReliableProducer,
+  createWorkHealth,
   ensureTopics,
   registerCanonicalSchema,
   type ConsumedRecord,
@@ -35,8 +36,11 @@ export interface NormalizerSettings {
   /** Backoff bounds of retried failures (registry or broker away). */
   initialRetryMs?: number;
   maxRetryMs?: number;
-  /** Consumer group session timeout (default 30 s). */
+  /** Consumer group session timeout (default 10 s). */
   sessionTimeoutMs?: number;
+  /** Not ready after this long without progress; restart (`onFatal`) after `stuckExitMs` (defaults 30 s, 5 min). */
+  notReadyAfterMs?: number;
+  stuckExitMs?: number;
 }
 
 export interface NormalizerDeps {
@@ -44,6 +48,8 @@ export interface NormalizerDeps {
   kafka: Kafka;
   logger: Logger;
   registry: Registry;
+  /** Called when the service is stuck in a state it cannot leave; `main.ts` exits so a supervisor restarts it. */
+  onFatal: (error: unknown) => void;
 }
 
 const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES) as CanonicalTopic[];
@@ -65,7 +71,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   const topicName = settings.canonicalTopicName ?? ((t: CanonicalTopic) => t);
   const schemaRegistry = new SchemaRegistry({ host: settings.schemaRegistryUrl });
   const schemaIds = new Map<CanonicalTopic, number>();
-  const producer = createReliableProducer(deps.kafka);
+  const producer = createReliableProducer(deps.kafka, { logger });
   let stopping = false;
   /** The canonical topic a handled record went to, counted once its output is acknowledged. */
   const outputTopic = new WeakMap<object, string>();
@@ -136,6 +142,8 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     initialRetryMs: settings.initialRetryMs,
     maxRetryMs: settings.maxRetryMs,
     sessionTimeoutMs: settings.sessionTimeoutMs,
+    maxFailingMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
     onRecordDone: (record, outcome, error) => {
       const topic = outputTopic.get(record.message);
       if (outcome === 'ok' && topic) metrics.recordsOut.inc({ topic });
@@ -176,19 +184,21 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     logger.info({ schemaIds: Object.fromEntries(schemaIds) }, 'canonical schemas registered');
   }
 
-  const isReady = () =>
-    schemaIds.size === CANONICAL_TOPICS.length && producer.isConnected() && runner.isRunning();
+  const work = createWorkHealth({
+    producer,
+    runner,
+    notReadyAfterMs: settings.notReadyAfterMs,
+    fatalAfterMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
+  });
+  const isReady = () => schemaIds.size === CANONICAL_TOPICS.length && work.ready();
   const service = createOpsService({
     name: 'normalizer',
     httpPort: settings.httpPort,
     shutdownDrainMs: settings.shutdownDrainMs,
     registry: deps.registry,
     logger,
-    readiness: () => ({
-      schemas: schemaIds.size === CANONICAL_TOPICS.length,
-      kafka: producer.isConnected(),
-      consumer: runner.isRunning(),
-    }),
+    readiness: () => ({ schemas: schemaIds.size === CANONICAL_TOPICS.length, ...work.detail() }),
     start: async () => {
       await ensureTopics(deps.kafka, [
         ...CANONICAL_TOPICS.map((t) => ({
@@ -202,9 +212,11 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
       await registerSchemas();
       await producer.connect();
       await runner.start();
+      work.start();
     },
     stop: async () => {
       stopping = true;
+      work.stop();
       await runner.stop();
       await producer.disconnect(settings.shutdownDrainMs);
     },

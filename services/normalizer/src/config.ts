@@ -1,8 +1,9 @@
-import { loadConfig, port, positiveInt, registryEnv, sharedEnv, z } from '@ampflow/config';
+import { loadConfig, port, positiveInt, registryEnv, sharedEnv, workHealthEnv, z } from '@ampflow/config';
 
 export const normalizerEnv = z.object({
   ...sharedEnv,
   ...registryEnv,
+  ...workHealthEnv,
   HTTP_PORT: port(9102),
   /** Consumer group of the raw topics; instances sharing it share the partitions. */
   NORMALIZER_GROUP_ID: z.string().min(1).default('ampflow-normalizer'),

@@ -9,7 +9,7 @@ bootstrap(
     service: 'normalizer',
     readConfig,
     logLevel: (config) => config.LOG_LEVEL,
-    createService: (config, logger) =>
+    createService: (config, logger, fail) =>
       createNormalizerApp({
         settings: {
           httpPort: config.HTTP_PORT,
@@ -17,10 +17,13 @@ bootstrap(
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
           consumerGroupId: config.NORMALIZER_GROUP_ID,
           canonicalTopicPartitions: config.CANONICAL_TOPIC_PARTITIONS,
+          notReadyAfterMs: config.NOT_READY_AFTER_MS,
+          stuckExitMs: config.STUCK_EXIT_MS,
         },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-normalizer', logger }),
         logger,
         registry: createMetricsRegistry('normalizer'),
+        onFatal: (error) => fail('stuck', error),
       }),
   },
   process,

@@ -37,6 +37,12 @@ afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop();
 });
 
+/** What the normalizer reported as fatal (a stuck consumer); every test expects none. */
+const fatalErrors: unknown[] = [];
+afterEach(() => {
+  expect(fatalErrors.splice(0)).toEqual([]);
+});
+
 async function startNormalizer(overrides: { schemaRegistryUrl?: string; kafka?: Kafka } = {}) {
   const prefix = uniqueName('n');
   const rawTopics = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
@@ -58,6 +64,7 @@ async function startNormalizer(overrides: { schemaRegistryUrl?: string; kafka?: 
     kafka: overrides.kafka ?? kafka,
     logger,
     registry,
+    onFatal: (error) => fatalErrors.push(error),
   });
   const started = app.start();
   stops.push(async () => {

@@ -61,6 +61,7 @@ it("the seeds' charging scenario posted to the ingress ends in STARTED and ENDED
     kafka,
     logger,
     registry: metrics(),
+    onFatal: (error) => logger.error({ err: error }, 'normalizer reported itself stuck'),
   });
   const aggregator = createAggregatorApp({
     settings: {
