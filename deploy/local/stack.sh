@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The local, Docker-free infrastructure of ampflow: Apache Kafka (KRaft, single node), Apicurio Registry
-# (Confluent-compatible API) and Redis, as plain processes on loopback.
+# (Confluent-compatible API, schemas kept in a Kafka topic) and Redis, as plain processes on loopback.
 #
 #   deploy/local/stack.sh up       fetch (cached) and start what is not running; wait until each answers
-#   deploy/local/stack.sh down     stop only the processes this script started
+#   deploy/local/stack.sh down     stop only the processes this script started; all data is kept
 #   deploy/local/stack.sh status   show each component and who runs it
 #   deploy/local/stack.sh env      print the variables that point the services at this stack
+#   deploy/local/stack.sh reset    stop what this script started and DELETE Kafka's data (every topic and record,
+#                                  consumer offsets, and the registry's schemas, which live in Kafka)
+#
+# Data survives `down` and `up`: Kafka's log directory is formatted once (cluster id kept in
+# $AMPFLOW_STATE_DIR/kafka/cluster.id) and the registry replays its journal topic (kafkasql storage), so schema
+# ids in records already written keep resolving. Only `reset` deletes data.
 #
 # Kafka's jars and Apicurio's distribution come from Maven Central through Maven (cached in ~/.m2 and
 # unpacked once under $AMPFLOW_CACHE_DIR). Logs, data and pid files live under $AMPFLOW_STATE_DIR.
+# AMPFLOW_STACK_COMPONENTS (default kafka,registry,redis) says what `up` starts and `status` shows, e.g.
+# kafka,registry for a stack of its own next to the shared Redis (packages/testing/src/fault-stack.ts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -28,6 +36,11 @@ REDIS_PORT=${AMPFLOW_REDIS_PORT:-6379}
 KAFKA_HEAP=${AMPFLOW_KAFKA_HEAP:-768m}
 REGISTRY_HEAP=${AMPFLOW_REGISTRY_HEAP:-512m}
 START_TIMEOUT_S=${AMPFLOW_START_TIMEOUT_S:-120}
+COMPONENTS=${AMPFLOW_STACK_COMPONENTS:-kafka,registry,redis}
+# The registry's storage topics (created by the registry itself, see start_registry).
+REGISTRY_JOURNAL_TOPIC=kafkasql-journal
+REGISTRY_SNAPSHOTS_TOPIC=kafkasql-snapshots
+REGISTRY_EVENTS_TOPIC=registry-events
 
 KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 APICURIO_HOME="$CACHE_DIR/apicurio-registry-$APICURIO_VERSION"
@@ -49,9 +62,28 @@ redis_pong() {
   ) 2>/dev/null
 }
 
+wanted() { [[ ",$COMPONENTS," == *",$1,"* ]]; }
+
+check_components() {
+  local c
+  for c in ${COMPONENTS//,/ }; do
+    case "$c" in kafka | registry | redis) ;; *) die "AMPFLOW_STACK_COMPONENTS: unknown component '$c' (kafka, registry, redis)" ;; esac
+  done
+}
+
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
-pid_alive() { [[ -f "$PIDS/$1.pid" ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+# Alive means running: a killed process stays a zombie here until someone reaps it (PID 1 of this machine does
+# not), and kill -0 succeeds on a zombie.
+pid_running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
+
+pid_alive() { [[ -f "$PIDS/$1.pid" ]] && pid_running "$(cat "$PIDS/$1.pid")"; }
 
 apt_install() {
   command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available: install $1"
@@ -131,14 +163,32 @@ start_redis() {
 
 kafka_ready() { port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE_DIR/kafka/kafka.log"; }
 
+# Keeps the previous run's log next to the new one (the interesting one after a crash or a kill).
+fresh_log() { [[ -s "$1" ]] && mv -f "$1" "$1.1"; : >"$1"; }
+
+# The cluster id of this state dir: generated once by Kafka's own `random-uuid` (never starts with '-', which
+# the storage tool would read as an option) and kept in $dir/cluster.id. A data dir formatted by an older
+# version of this script, before cluster.id existed, gives its id from meta.properties.
+kafka_cluster_id() { # dir java-options...
+  local dir=$1; shift
+  local id=""
+  if [[ -s "$dir/cluster.id" ]]; then
+    id=$(<"$dir/cluster.id")
+  elif [[ -f "$dir/data/meta.properties" ]]; then
+    id=$(sed -n 's/^cluster\.id=//p' "$dir/data/meta.properties")
+  else
+    id=$(java "$@" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  fi
+  [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "invalid Kafka cluster id '$id' (from $dir/cluster.id or meta.properties)"
+  echo "$id" >"$dir/cluster.id"
+  echo "$id"
+}
+
 start_kafka() {
   if pid_alive kafka; then return 0; fi
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
   fetch_kafka
   local dir="$STATE_DIR/kafka"
-  # A fresh cluster on every start: the registry keeps schemas in memory, so records kept from an earlier run
-  # would carry schema ids the new registry does not know.
-  rm -rf "$dir/data"
   mkdir -p "$dir/data"
   sed -e "s#@DATA_DIR@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     "$HERE/kafka/server.properties" >"$dir/server.properties"
@@ -146,38 +196,66 @@ start_kafka() {
   local jvm=(-Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties")
   local cluster_id
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
-    >"$dir/format.log" 2>&1 || die "formatting Kafka storage failed: $(cat "$dir/format.log")"
-  : >"$dir/kafka.log"
+  cluster_id=$(kafka_cluster_id "$dir" -Xmx128m -cp "$cp")
+  # Format only a log directory that is not formatted yet: the data of earlier runs (topics, records, offsets
+  # and the registry's journal) is kept. `reset` is the one command that deletes it.
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    # --cluster-id=<id>, not -t <id>: an id is never taken for an option this way.
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" \
+      >"$dir/format.log" 2>&1 || die "formatting Kafka storage failed: $(cat "$dir/format.log")"
+    log "kafka: formatted a new log directory $dir/data (cluster id $cluster_id)"
+  fi
+  fresh_log "$dir/kafka.log"
   nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
   echo $! >"$PIDS/kafka.pid"
   wait_for kafka kafka_ready
   log "kafka $KAFKA_VERSION: started on 127.0.0.1:$KAFKA_PORT"
 }
 
-registry_ready() { http_ok "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects"; }
+# Ready (Quarkus health, which includes the storage having replayed the journal) and the ccompat API answers.
+registry_ready() {
+  http_ok "http://127.0.0.1:$REGISTRY_PORT/health/ready" &&
+    http_ok "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects"
+}
 
 start_registry() {
   if pid_alive registry; then return 0; fi
   port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by a process this script did not start"
   fetch_apicurio
+  port_open "$KAFKA_PORT" || die "the registry keeps its schemas in Kafka, and nothing answers on 127.0.0.1:$KAFKA_PORT"
   local dir="$STATE_DIR/registry"
-  mkdir -p "$dir"
-  : >"$dir/registry.log"
-  # In-memory storage (the default H2 in memory); deletions enabled so tests and operators can clean subjects.
+  mkdir -p "$dir/snapshots"
+  fresh_log "$dir/registry.log"
+  # kafkasql storage: every change is journaled to a topic of this Kafka and replayed into the registry's own
+  # in-memory H2 at start, the way Confluent's registry keeps _schemas, so ids survive restarts.
+  # The registry creates its three topics through the admin API (auto.create.topics.enable=false does not stop
+  # that): one partition, replication min(3, brokers) = 1 here, min.insync.replicas 1. The properties under
+  # apicurio.kafkasql.topic.* apply to all three; infinite retention, because the journal is replayed from its
+  # first record and the broker's default retention (24 h) would otherwise delete schemas still in use.
+  # Compaction would not help: every journal record has a key of its own.
+  # Snapshots (made only on request, POST /apis/registry/v3/admin/snapshots) go to the state dir, not /tmp.
+  # Deletions enabled so tests and operators can clean subjects.
   # `cd` on its own line: with `cd && java &` the whole list is backgrounded and $! is a subshell, not java.
   (cd "$dir"
     nohup java -Xms128m "-Xmx$REGISTRY_HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.log.level=WARN -Dquarkus.log.category.\"io.apicurio\".level=INFO \
     -Dquarkus.analytics.disabled=true -Dquarkus.http.access-log.enabled=false \
+    -Dapicurio.storage.kind=kafkasql \
+    -Dapicurio.kafkasql.bootstrap.servers="127.0.0.1:$KAFKA_PORT" \
+    -Dapicurio.kafkasql.topic="$REGISTRY_JOURNAL_TOPIC" \
+    -Dapicurio.kafkasql.snapshots.topic="$REGISTRY_SNAPSHOTS_TOPIC" \
+    -Dapicurio.events.kafka.topic="$REGISTRY_EVENTS_TOPIC" \
+    -Dapicurio.kafkasql.topic.cleanup.policy=delete \
+    -Dapicurio.kafkasql.topic.retention.ms=-1 -Dapicurio.kafkasql.topic.retention.bytes=-1 \
+    -Dapicurio.storage.snapshot.location="$dir/snapshots" \
     -Dapicurio.rest.deletion.artifact.enabled=true -Dapicurio.rest.deletion.artifact-version.enabled=true \
     -Dapicurio.rest.deletion.group.enabled=true \
     -jar "$(apicurio_jar)" >>"$dir/registry.log" 2>&1 &
     echo $! >"$PIDS/registry.pid")
   wait_for registry registry_ready
-  log "apicurio registry $APICURIO_VERSION: started on 127.0.0.1:$REGISTRY_PORT (ccompat /apis/ccompat/v7)"
+  log "apicurio registry $APICURIO_VERSION: started on 127.0.0.1:$REGISTRY_PORT (ccompat /apis/ccompat/v7," \
+    "schemas in Kafka topic $REGISTRY_JOURNAL_TOPIC)"
 }
 
 stop_one() {
@@ -213,28 +291,46 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 EOF
 }
 
+# Whatever AMPFLOW_STACK_COMPONENTS says: stop everything this state dir's pid files name, registry first so
+# that its producer flushes to a Kafka that still runs.
+stop_all() {
+  stop_one registry
+  stop_one kafka
+  stop_one redis
+}
+
+reset_data() {
+  stop_all
+  # Ours is stopped now; a broker still answering was started some other way and may be using this directory.
+  if port_open "$KAFKA_PORT"; then
+    die "a Kafka this script did not start answers on 127.0.0.1:$KAFKA_PORT; stop it first (nothing deleted)"
+  fi
+  rm -rf "$STATE_DIR/kafka/data" "$STATE_DIR/kafka/cluster.id" "$STATE_DIR/registry/snapshots"
+  log "reset: deleted Kafka's data under $STATE_DIR/kafka (every topic, record and consumer offset, and the"
+  log "registry's schemas, which live in the topic $REGISTRY_JOURNAL_TOPIC); the next 'up' starts an empty cluster"
+}
+
 main() {
   local cmd=${1:-}
+  check_components
   case "$cmd" in
     up)
       require_tools
       mkdir -p "$PIDS"
-      start_redis
-      start_kafka
-      start_registry
+      # Redis is independent; the registry needs Kafka, so Kafka first.
+      if wanted redis; then start_redis; fi
+      if wanted kafka; then start_kafka; fi
+      if wanted registry; then start_registry; fi
       ;;
-    down)
-      stop_one registry
-      stop_one kafka
-      stop_one redis
-      ;;
+    down) stop_all ;;
+    reset) reset_data ;;
     status)
-      status_line kafka "127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT"
-      status_line registry "http://127.0.0.1:$REGISTRY_PORT" registry_ready
-      status_line redis "redis://127.0.0.1:$REDIS_PORT" redis_pong
+      if wanted kafka; then status_line kafka "127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT"; fi
+      if wanted registry; then status_line registry "http://127.0.0.1:$REGISTRY_PORT" registry_ready; fi
+      if wanted redis; then status_line redis "redis://127.0.0.1:$REDIS_PORT" redis_pong; fi
       ;;
     env) print_env ;;
-    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status|env|reset   (reset deletes Kafka's data and the registry's schemas)" >&2; exit 2 ;;
   esac
 }
 

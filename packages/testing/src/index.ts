@@ -5,4 +5,5 @@ export * from './fixtures';
 export * from './network-partition';
 export * from './metrics-text';
 export * from './tcp-proxy';
+export * from './fault-stack';
 export * from './redis-process';
