@@ -13,6 +13,7 @@ import {
   type RunningHttpServer,
   type Service,
 } from '@ampflow/runtime';
+import { admitBody, createByteBudget, IngressBusyError } from './inflight-bytes';
 import { createIngressMetrics, type Outcome } from './metrics';
 import type { SeenStore } from './seen-store';
 import {
@@ -28,6 +29,12 @@ export interface IngressSettings {
   smartcarManagementToken: string;
   telematicaWebhookSecrets: readonly string[];
   maxBodyBytes: number;
+  /**
+   * Bound on the request-body bytes held at once, reserved before a body is read (its content-length, or
+   * the body limit when unknown) and returned when the answer is sent; beyond it requests get 503
+   * `ingress_busy`. Unset: no bound (the service always sets it, `INGRESS_MAX_INFLIGHT_BYTES`, default 64 MiB).
+   */
+  maxInflightBytes?: number;
   kafkaPublishTimeoutMs: number;
   rawTopicPartitions: number;
   shutdownDrainMs: number;
@@ -69,7 +76,12 @@ function isJson(contentType: string | undefined): boolean {
 export function createIngressApp(deps: IngressDeps): IngressApp {
   const { settings, logger, registry } = deps;
   const now = deps.now ?? (() => new Date());
-  const metrics = createIngressMetrics(registry, () => isReady());
+  const inflight =
+    settings.maxInflightBytes === undefined ? undefined : createByteBudget(settings.maxInflightBytes);
+  const metrics = createIngressMetrics(registry, {
+    kafkaReady: () => isReady(),
+    inflightBytes: () => inflight?.inUseBytes() ?? 0,
+  });
   const producer = createReliableProducer(deps.kafka);
   const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
   const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets, () =>
@@ -204,6 +216,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     if (status === 401) return 'unauthorized';
     if (status === 413) return 'too_large';
     if (status === 415) return 'unsupported_media_type';
+    if (error instanceof IngressBusyError) return 'busy';
     if (status === 503) return 'unavailable';
     if (status === 400) return 'invalid';
     return error instanceof AppError ? 'invalid' : 'error';
@@ -221,6 +234,12 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
   app.use(opsRouter(registry, () => ({ kafka: isReady() })));
 
   const rawBody = express.raw({ type: () => true, limit: settings.maxBodyBytes });
+  const admit = inflight
+    ? admitBody(inflight, {
+        bodyLimitBytes: () => settings.maxBodyBytes,
+        onRefused: () => metrics.busyRefusals.inc(),
+      })
+    : (_req: Request, _res: Response, next: NextFunction) => next();
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!isJson(req.headers['content-type'])) {
       next(
@@ -238,6 +257,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         next();
       },
       requireJson,
+      admit,
       rawBody,
       webhookHandler(provider),
     );
@@ -252,7 +272,9 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     const log = (res.locals.log as Logger | undefined) ?? logger;
     if (status === 401) metrics.signatureFailures.inc({ provider, reason: body.error.code });
     if (status === 400) metrics.schemaFailures.inc({ provider, reason: body.error.code });
-    if (status >= 500) log.error({ err: error, provider }, 'webhook not stored');
+    if (error instanceof IngressBusyError)
+      log.warn({ provider }, 'webhook refused: too many bytes in flight');
+    else if (status >= 500) log.error({ err: error, provider }, 'webhook not stored');
     else log.info({ provider, code: body.error.code, status }, 'webhook refused');
     record(res, outcomeOf(error, status));
     if (status === 503) res.setHeader('retry-after', '5');

@@ -1,4 +1,4 @@
-import { loadConfig, port, positiveInt, redisEnv, secret, sharedEnv, z } from '@ampflow/config';
+import { ConfigError, loadConfig, port, positiveInt, redisEnv, secret, sharedEnv, z } from '@ampflow/config';
 
 const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<base64>');
 
@@ -14,6 +14,8 @@ export const ingressEnv = z.object({
     .transform((v) => v.split(/[\s,]+/).filter(Boolean))
     .pipe(z.array(svixSecret).min(1).max(2)),
   MAX_BODY_BYTES: positiveInt(256 * 1024),
+  /** Request-body bytes held at once (64 MiB); beyond it webhooks are answered 503 `ingress_busy`. */
+  INGRESS_MAX_INFLIGHT_BYTES: positiveInt(64 * 1024 * 1024),
   /** How long a request waits for Kafka's acknowledgement before it is answered 503. */
   KAFKA_PUBLISH_TIMEOUT_MS: positiveInt(5_000),
   /** How long a delivered event id is remembered to drop duplicate deliveries (7 days). */
@@ -25,5 +27,12 @@ export const ingressEnv = z.object({
 export type IngressConfig = z.infer<typeof ingressEnv>;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
-  return loadConfig(ingressEnv, env);
+  const config = loadConfig(ingressEnv, env);
+  // A bound below one body would refuse the largest webhook forever instead of asking for a retry.
+  if (config.INGRESS_MAX_INFLIGHT_BYTES < config.MAX_BODY_BYTES) {
+    throw new ConfigError([
+      `INGRESS_MAX_INFLIGHT_BYTES (${config.INGRESS_MAX_INFLIGHT_BYTES}) must be at least MAX_BODY_BYTES (${config.MAX_BODY_BYTES})`,
+    ]);
+  }
+  return config;
 }

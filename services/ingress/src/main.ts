@@ -18,6 +18,7 @@ bootstrap(
           smartcarManagementToken: config.SMARTCAR_MANAGEMENT_TOKEN,
           telematicaWebhookSecrets: config.TELEMATICA_WEBHOOK_SECRET,
           maxBodyBytes: config.MAX_BODY_BYTES,
+          maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,

@@ -10,9 +10,14 @@ export type Outcome =
   | 'too_large'
   | 'unsupported_media_type'
   | 'unavailable'
+  | 'busy'
   | 'error';
 
-export function createIngressMetrics(registry: Registry, kafkaReady: () => boolean) {
+/** Registers the ingress's metrics; the gauges read their values through `sources` at scrape time. */
+export function createIngressMetrics(
+  registry: Registry,
+  sources: { kafkaReady: () => boolean; inflightBytes: () => number },
+) {
   return {
     requests: new Counter({
       name: 'ingress_requests_total',
@@ -69,7 +74,20 @@ export function createIngressMetrics(registry: Registry, kafkaReady: () => boole
       help: '1 while the Kafka producer is connected and a broker answers the readiness probe',
       registers: [registry],
       collect() {
-        this.set(kafkaReady() ? 1 : 0);
+        this.set(sources.kafkaReady() ? 1 : 0);
+      },
+    }),
+    busyRefusals: new Counter({
+      name: 'ingress_busy_refusals_total',
+      help: 'Requests answered 503 ingress_busy, unread, because their body would exceed INGRESS_MAX_INFLIGHT_BYTES',
+      registers: [registry],
+    }),
+    inflightBytes: new Gauge({
+      name: 'ingress_inflight_bytes',
+      help: 'Request-body bytes reserved by requests not yet answered (bounded by INGRESS_MAX_INFLIGHT_BYTES)',
+      registers: [registry],
+      collect() {
+        this.set(sources.inflightBytes());
       },
     }),
   };

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { createMetricsRegistry } from '@ampflow/observability';
@@ -72,6 +73,59 @@ async function post(url: string, body: Buffer | string, headers: Record<string, 
   const res = await fetch(url, { method: 'POST', body: new Uint8Array(Buffer.from(body)), headers });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined, text };
+}
+
+/** A signed-to-be Smartcar VEHICLE_ERROR with event id `eventId`, padded to exactly `bytes` bytes. */
+function paddedSmartcar(eventId: string, bytes: number): Buffer {
+  const event = {
+    ...fixtureJson<Record<string, unknown>>('smartcar/vehicle-error.json'),
+    eventId,
+    padding: '',
+  };
+  const bare = Buffer.byteLength(JSON.stringify(event));
+  return Buffer.from(JSON.stringify({ ...event, padding: 'p'.repeat(bytes - bare) }));
+}
+
+/**
+ * A signed Smartcar upload on its own connection that declares its full length but sends only its first
+ * bytes, holding its reservation until `finish` sends the rest or `abort` drops the connection.
+ */
+function openUpload(url: string, body: Buffer) {
+  const req = httpRequest(url, {
+    method: 'POST',
+    agent: false,
+    headers: { ...smartcarHeaders(body, AMT), 'content-length': String(body.length) },
+  });
+  req.on('error', () => {}); // abort() makes the socket error on purpose
+  const answered = new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+    req.once('response', (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as unknown }));
+      res.on('error', reject);
+    });
+  });
+  req.write(body.subarray(0, 16));
+  return {
+    finish: () => {
+      req.end(body.subarray(16));
+      return answered;
+    },
+    abort: () => req.destroy(),
+  };
+}
+
+/** POSTs a signed Smartcar body with chunked transfer encoding (no content-length); resolves with the status. */
+function postChunked(url: string, body: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', agent: false, headers: smartcarHeaders(body, AMT) });
+    req.once('response', (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode!));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
 }
 
 const postSmartcar = (h: Harness, body: Buffer | string) =>
@@ -335,6 +389,53 @@ describe('ingress against the real Kafka and Redis', () => {
     ).toBe(1);
     expect(metricValue(metrics, 'ingress_body_size_bytes_count', { provider: 'smartcar' })).toBe(1);
     expect(metricValue(metrics, 'ingress_kafka_connected')).toBe(1);
+  });
+
+  it('answers 503 ingress_busy, unread, beyond INGRESS_MAX_INFLIGHT_BYTES and takes webhooks again once bytes are released', async () => {
+    const h = await startIngress({ maxBodyBytes: 64 * 1024, maxInflightBytes: 100_000 });
+    const inflight = async () => metricValue(await h.metrics(), 'ingress_inflight_bytes');
+    const [first, second, third] = ['busy-1', 'busy-2', 'busy-3'].map((id) => paddedSmartcar(id, 40_000));
+
+    // Two uploads that declared 40,000 bytes each and sent only a few: 80,000 bytes reserved.
+    const stalled = [
+      openUpload(`${h.url}/webhooks/smartcar`, first!),
+      openUpload(`${h.url}/webhooks/smartcar`, second!),
+    ];
+    await eventually(async () => (await inflight()) === 80_000, 'two uploads reserved');
+
+    const refused = await fetch(`${h.url}/webhooks/smartcar`, {
+      method: 'POST',
+      body: new Uint8Array(third!),
+      headers: smartcarHeaders(third!, AMT),
+    });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toMatchObject({ error: { code: 'ingress_busy' } });
+    // A body without a declared length reserves the whole body limit (64 KiB), which does not fit either.
+    expect(await postChunked(`${h.url}/webhooks/smartcar`, third!)).toBe(503);
+    expect(await inflight()).toBe(80_000);
+
+    // A client that goes away gives its bytes back; a finished upload is stored and gives its bytes back.
+    stalled[0]!.abort();
+    await eventually(async () => (await inflight()) === 40_000, 'aborted upload released');
+    expect(await stalled[1]!.finish()).toMatchObject({ status: 200, json: { status: 'accepted' } });
+    expect(await inflight()).toBe(0);
+    expect(await postSmartcar(h, third!)).toMatchObject({ status: 200, json: { status: 'accepted' } });
+    expect(await postChunked(`${h.url}/webhooks/smartcar`, paddedSmartcar('busy-4', 1_000))).toBe(200);
+
+    const metrics = await h.metrics();
+    expect(metricValue(metrics, 'ingress_busy_refusals_total')).toBe(2);
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'smartcar',
+        event_type: 'none',
+        outcome: 'busy',
+      }),
+    ).toBe(2);
+    const c = await collect([h.topics.smartcar]);
+    await c.waitFor(3);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.records.map((r) => r.headers['event-id']).sort()).toEqual(['busy-2', 'busy-3', 'busy-4']);
   });
 
   it('creates its raw topics at start', async () => {
