@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Kafka } from 'kafkajs';
 import { KNOWN_PROVIDER_EVENT_TYPES, RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
 import { createBrokerProbe, createReliableProducer, ensureTopics, withTimeout } from '@ampflow/kafka';
@@ -13,6 +13,7 @@ import {
   type RunningHttpServer,
   type Service,
 } from '@ampflow/runtime';
+import { effectiveBodyLimitBytes } from './body-limit';
 import { admitBody, createByteBudget, IngressBusyError } from './inflight-bytes';
 import { createIngressMetrics, type Outcome } from './metrics';
 import type { SeenStore } from './seen-store';
@@ -233,13 +234,24 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
   });
   app.use(opsRouter(registry, () => ({ kafka: isReady() })));
 
-  const rawBody = express.raw({ type: () => true, limit: settings.maxBodyBytes });
-  const admit = inflight
-    ? admitBody(inflight, {
-        bodyLimitBytes: () => settings.maxBodyBytes,
-        onRefused: () => metrics.busyRefusals.inc(),
-      })
-    : (_req: Request, _res: Response, next: NextFunction) => next();
+  const rawBody = (limit: number) => express.raw({ type: () => true, limit });
+  /** Per provider: MAX_BODY_BYTES, lowered at start to what the raw topic can store (see body-limit.ts). */
+  const bodyLimits: Record<Provider, number> = {
+    smartcar: settings.maxBodyBytes,
+    telematica: settings.maxBodyBytes,
+  };
+  const bodyReaders: Record<Provider, RequestHandler> = {
+    smartcar: rawBody(bodyLimits.smartcar),
+    telematica: rawBody(bodyLimits.telematica),
+  };
+  const limitOf = (res: Response) => bodyLimits[res.locals.provider as Provider] ?? settings.maxBodyBytes;
+  const admit = (provider: Provider): RequestHandler =>
+    inflight
+      ? admitBody(inflight, {
+          bodyLimitBytes: () => bodyLimits[provider],
+          onRefused: () => metrics.busyRefusals.inc(),
+        })
+      : (_req, _res, next) => next();
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!isJson(req.headers['content-type'])) {
       next(
@@ -257,8 +269,8 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         next();
       },
       requireJson,
-      admit,
-      rawBody,
+      admit(provider),
+      (req, res, next) => bodyReaders[provider](req, res, next),
       webhookHandler(provider),
     );
   }
@@ -266,7 +278,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const error = bodyParserError(err, settings.maxBodyBytes) ?? err;
+    const error = bodyParserError(err, limitOf(res)) ?? err;
     const { status, body } = toHttpError(error);
     const provider = String(res.locals.provider ?? 'none');
     const log = (res.locals.log as Logger | undefined) ?? logger;
@@ -293,6 +305,24 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         })),
       );
       await producer.connect();
+      for (const provider of ['smartcar', 'telematica'] as const) {
+        const topic = topicOf(provider);
+        const recordLimitBytes = await producer.messageSizeLimit(topic);
+        bodyLimits[provider] = effectiveBodyLimitBytes(settings.maxBodyBytes, recordLimitBytes);
+        bodyReaders[provider] = rawBody(bodyLimits[provider]);
+        logger.info(
+          {
+            provider,
+            topic,
+            bodyLimitBytes: bodyLimits[provider],
+            maxBodyBytes: settings.maxBodyBytes,
+            recordLimitBytes,
+          },
+          bodyLimits[provider] < settings.maxBodyBytes
+            ? 'body limit lowered to what the raw topic can store'
+            : 'body limit',
+        );
+      }
       brokerProbe.start();
       try {
         await deps.seenStore.connect();

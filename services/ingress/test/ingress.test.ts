@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import type { Kafka } from 'kafkajs';
 import pino from 'pino';
+import { ensureTopics } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
@@ -38,8 +39,19 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((app) => app.stop()));
 });
 
-async function startIngress(overrides: Partial<IngressSettings> = {}, kafka?: Kafka): Promise<Harness> {
+async function startIngress(
+  overrides: Partial<IngressSettings> = {},
+  kafka?: Kafka,
+  /** Topic configs to create the raw topics with, before the ingress starts (which then finds them). */
+  topicConfig?: { name: string; value: string }[],
+): Promise<Harness> {
   const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
+  if (topicConfig) {
+    await ensureTopics(
+      kafka ?? testKafka(),
+      Object.values(topics).map((topic) => ({ topic, numPartitions: 1, configEntries: topicConfig })),
+    );
+  }
   const registry = createMetricsRegistry('ingress', { defaultMetrics: false });
   const app = createIngressApp({
     settings: {
@@ -436,6 +448,55 @@ describe('ingress against the real Kafka and Redis', () => {
     await c.waitFor(3);
     await new Promise((r) => setTimeout(r, 300));
     expect(c.records.map((r) => r.headers['event-id']).sort()).toEqual(['busy-2', 'busy-3', 'busy-4']);
+  });
+
+  it("answers 413 for a body the raw topic's max.message.bytes could not store, and publishes nothing", async () => {
+    // MAX_BODY_BYTES allows 256 KiB, but the topics take records of at most 64 KiB.
+    const h = await startIngress({ maxBodyBytes: 256 * 1024 }, undefined, [
+      { name: 'max.message.bytes', value: String(64 * 1024) },
+    ]);
+    const fits = paddedSmartcar('fits-topic', 56 * 1024);
+    const over = paddedSmartcar('over-topic', 100 * 1024);
+    const overTelematica = Buffer.from(
+      JSON.stringify({
+        ...fixtureJson<object>('telematica/vehicle-soc.json'),
+        padding: 'p'.repeat(70 * 1024),
+      }),
+    );
+    expect(await postSmartcar(h, over)).toMatchObject({
+      status: 413,
+      json: { error: { code: 'payload_too_large' } },
+    });
+    expect(await postTelematica(h, overTelematica)).toMatchObject({ status: 413 });
+    // Under the lowered body limit (64 KiB - 512 - 4 KiB = 60,928 bytes), but an event id of 6 KB, copied into
+    // a record header, makes the record too large: the producer refuses it, also a 413 with nothing stored.
+    const tooLargeRecord = paddedSmartcar('x'.repeat(6_000), 60_000);
+    expect(await postSmartcar(h, tooLargeRecord)).toMatchObject({
+      status: 413,
+      json: { error: { code: 'record_too_large' } },
+    });
+    expect(await postSmartcar(h, fits)).toMatchObject({ status: 200, json: { status: 'accepted' } });
+
+    const c = await collect([h.topics.smartcar, h.topics.telematica]);
+    await c.waitFor(1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(c.records.map((r) => r.headers['event-id'])).toEqual(['fits-topic']);
+    expect(c.records[0]!.value!.equals(fits)).toBe(true);
+    const metrics = await h.metrics();
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'smartcar',
+        event_type: 'none',
+        outcome: 'too_large',
+      }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'ingress_requests_total', {
+        provider: 'smartcar',
+        event_type: 'VEHICLE_ERROR',
+        outcome: 'too_large',
+      }),
+    ).toBe(1);
   });
 
   it('creates its raw topics at start', async () => {
