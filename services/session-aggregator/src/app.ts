@@ -14,6 +14,8 @@ import type { Logger, Registry } from '@ampflow/observability';
 import { AppError, DependencyError, ValidationError, createOpsService, type Service } from '@ampflow/runtime';
 import { createAggregatorMetrics } from './metrics';
 import { createRedisSessionStore, type StateWrite } from './redis-session-store';
+import { DEFAULT_CHANGELOG_TOPIC, encodeChangelogValue } from './state-changelog';
+import { createStateRestorer, ensureChangelogTopic } from './state-restore';
 import {
   expire,
   initialState,
@@ -35,6 +37,14 @@ export interface AggregatorSettings extends ReducerSettings {
   /** Input and output topics (the contract's unless a test gives its own). */
   telemetryTopic?: string;
   sessionsTopic?: string;
+  /**
+   * Compacted topic of every vehicle's latest state and deadline (default
+   * `ev.session-aggregator.state-changelog.v1`); Redis is refilled from it when found empty. Instances of one
+   * consumer group share it, as they share the Redis namespace; tests give each run its own.
+   */
+  changelogTopic?: string;
+  /** A restore of Redis from the changelog that takes longer fails and is tried again (default 10 min). */
+  restoreTimeoutMs?: number;
   initialRetryMs?: number;
   maxRetryMs?: number;
   sessionTimeoutMs?: number;
@@ -53,8 +63,10 @@ export interface AggregatorDeps {
 /**
  * The session aggregator: reads `ev.vehicle-telemetry.v1`, applies each reading to its vehicle's state in
  * Redis with the pure reducer, and produces STARTED / UPDATED / ENDED records to `ev.charging-sessions.v1`.
- * Per chunk: load states, reduce, produce the changes, and only after Kafka acknowledged them write the states
- * (compare-and-set) and commit the offsets. A sweeper ends sessions whose inactivity deadline passed.
+ * Per chunk: load states, reduce, produce the changes together with the new states to the changelog topic,
+ * and only after Kafka acknowledged them write the states to Redis (compare-and-set) and commit the offsets.
+ * A sweeper ends sessions whose inactivity deadline passed. Redis is a cache: found empty, it is refilled from
+ * the changelog before any reading is applied.
  */
 export function createAggregatorApp(
   deps: AggregatorDeps,
@@ -63,11 +75,28 @@ export function createAggregatorApp(
   const now = deps.now ?? Date.now;
   const telemetryTopic = settings.telemetryTopic ?? Topics.vehicleTelemetry;
   const sessionsTopic = settings.sessionsTopic ?? Topics.chargingSessions;
+  const changelogTopic = settings.changelogTopic ?? DEFAULT_CHANGELOG_TOPIC;
   const store = createRedisSessionStore(redis, {
     namespace: settings.redisNamespace ?? 'ampflow:sessions',
     stateTtlSeconds: settings.stateTtlSeconds,
   });
   const metrics = createAggregatorMetrics(deps.registry, () => store.openSessions());
+  const restorer = createStateRestorer({
+    kafka: deps.kafka,
+    store,
+    changelogTopic,
+    groupIdPrefix: settings.consumerGroupId,
+    logger,
+    now,
+    stateTtlSeconds: settings.stateTtlSeconds,
+    restoreTimeoutMs: settings.restoreTimeoutMs,
+    onRestored: ({ vehicles, seconds }) => {
+      metrics.restores.inc({ outcome: 'completed' });
+      metrics.restoreSeconds.observe(seconds);
+      metrics.restoredVehicles.set(vehicles);
+    },
+    onFailed: () => metrics.restores.inc({ outcome: 'failed' }),
+  });
   const schemaRegistry = new SchemaRegistry({ host: settings.schemaRegistryUrl });
   const producer = createReliableProducer(deps.kafka);
   let sessionSchemaId: number | undefined;
@@ -94,6 +123,28 @@ export function createAggregatorApp(
         headers: { 'event-id': `${change.sessionId}:${change.version}`, provider: change.provider },
       },
     };
+  }
+
+  /** The vehicle's new state as the changelog keeps it, produced with the session changes. */
+  function changelogOutput(write: StateWrite): OutputRecord {
+    const entry = {
+      vehicleId: write.vehicleId,
+      rev: write.expectedRev + 1,
+      state: write.state,
+      deadline: write.deadline,
+      writtenAt: now(),
+    };
+    return { topic: changelogTopic, message: { key: write.vehicleId, value: encodeChangelogValue(entry) } };
+  }
+
+  /** Redis was emptied: start the restore and fail this chunk or sweep, to be retried on a restored Redis. */
+  function stateReset(where: 'load' | 'save'): DependencyError {
+    metrics.stateResets.inc({ at: where });
+    restorer.trigger();
+    return new DependencyError(
+      'state_reset',
+      'Redis lost the session state (no restore marker); retrying once it is restored from the changelog',
+    );
   }
 
   function count(changes: ChargingSession[]) {
@@ -151,7 +202,9 @@ export function createAggregatorApp(
       if (list) list.push(reading);
       else byVehicle.set(reading.vehicleId, [reading]);
     }
-    const stored = await timed('load', () => store.load([...byVehicle.keys()]));
+    const { epoch, states: stored } = await timed('load', () => store.load([...byVehicle.keys()]));
+    // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
+    if (epoch === null) throw stateReset('load');
     const changes: ChargingSession[] = [];
     const writes: StateWrite[] = [];
     for (const [vehicleId, readings] of byVehicle) {
@@ -169,10 +222,12 @@ export function createAggregatorApp(
         writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, deadline: deadlineOf(state) });
     }
     return {
-      outputs: await Promise.all(changes.map(toOutput)),
+      // One produce call for both: the new states are durable before Redis has them or offsets move on.
+      outputs: [...(await Promise.all(changes.map(toOutput))), ...writes.map(changelogOutput)],
       deadLetters,
       afterSend: async () => {
-        const lost = await timed('save', () => store.save(writes));
+        const { lost, reset } = await timed('save', () => store.save(epoch, writes));
+        if (reset) throw stateReset('save');
         if (lost.length > 0) {
           // Another writer (the sweeper, or an instance that held the partition) changed these vehicles.
           throw new DependencyError(
@@ -188,22 +243,38 @@ export function createAggregatorApp(
   /** Ends sessions whose deadline passed without a reading; returns how many it ended. */
   async function sweep(): Promise<number> {
     let ended = 0;
+    // An emptied Redis has no deadlines to find: restore it first (the next sweep finds them again).
+    if (restorer.isRestoring()) return 0;
+    const epoch = await store.epoch();
+    if (epoch === null) {
+      stateReset('load');
+      return 0;
+    }
     const due = await store.due(now(), 100);
     for (const { vehicleId } of due) {
       if (!(await store.claim(vehicleId, 30_000))) continue;
       try {
-        const stored = (await store.load([vehicleId])).get(vehicleId);
+        const loaded = await store.load([vehicleId]);
+        if (loaded.epoch !== epoch) {
+          if (loaded.epoch === null) stateReset('load');
+          break;
+        }
+        const stored = loaded.states.get(vehicleId);
         if (!stored) continue;
         // The wall-clock deadline passed with no reading: end the session whatever the provider clock says.
         const { state, changes } = expire(stored.state, Number.MAX_SAFE_INTEGER, settings);
-        if (changes.length > 0)
-          await producer.send(
-            sessionsTopic,
-            (await Promise.all(changes.map(toOutput))).map((o) => o.message),
-          );
-        const lost = await store.save([
-          { vehicleId, expectedRev: stored.rev, state, deadline: deadlineOf(state) },
+        const write = { vehicleId, expectedRev: stored.rev, state, deadline: deadlineOf(state) };
+        const ending = (await Promise.all(changes.map(toOutput))).map((o) => o.message);
+        // Concurrent sends share one produce request; both are acknowledged before Redis is written.
+        await Promise.all([
+          producer.send(changelogTopic, [changelogOutput(write).message]),
+          ending.length > 0 ? producer.send(sessionsTopic, ending) : undefined,
         ]);
+        const { lost, reset } = await store.save(epoch, [write]);
+        if (reset) {
+          stateReset('save');
+          break;
+        }
         if (lost.length === 0) {
           count(changes);
           ended += changes.length;
@@ -232,7 +303,11 @@ export function createAggregatorApp(
   });
 
   const isReady = () =>
-    sessionSchemaId !== undefined && producer.isConnected() && redis.status === 'ready' && runner.isRunning();
+    sessionSchemaId !== undefined &&
+    producer.isConnected() &&
+    redis.status === 'ready' &&
+    runner.isRunning() &&
+    !restorer.isRestoring();
   const service = createOpsService({
     name: 'session aggregator',
     httpPort: settings.httpPort,
@@ -241,6 +316,7 @@ export function createAggregatorApp(
     logger,
     readiness: () => ({
       schema: sessionSchemaId !== undefined,
+      state: !restorer.isRestoring(),
       kafka: producer.isConnected(),
       redis: redis.status === 'ready',
       consumer: runner.isRunning(),
@@ -252,6 +328,7 @@ export function createAggregatorApp(
         { topic: sessionsTopic, numPartitions: settings.sessionsTopicPartitions },
         { topic: dlqTopic(telemetryTopic), numPartitions: 1 },
       ]);
+      await ensureChangelogTopic(deps.kafka, { telemetryTopic, changelogTopic }, logger);
       sessionSchemaId = await registerCanonicalSchema(
         schemaRegistry,
         settings.schemaRegistryUrl,
@@ -259,6 +336,8 @@ export function createAggregatorApp(
         Topics.chargingSessions,
       );
       await producer.connect();
+      // Before the first chunk: a Redis that came back empty is refilled now rather than by failing chunks.
+      await restorer.ensureRestored();
       await runner.start();
       const tick = () => {
         sweeping = sweep()

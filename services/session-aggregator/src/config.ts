@@ -16,6 +16,11 @@ export const aggregatorEnv = z.object({
   AGGREGATOR_GROUP_ID: z.string().min(1).default('ampflow-session-aggregator'),
   /** Prefix of the aggregator's Redis keys; instances sharing a consumer group must share it. */
   AGGREGATOR_REDIS_NAMESPACE: z.string().min(1).default('ampflow:sessions'),
+  /**
+   * Compacted topic of every vehicle's latest state and deadline, the durable copy Redis is refilled from when
+   * it comes back empty; instances sharing a consumer group must share it.
+   */
+  AGGREGATOR_CHANGELOG_TOPIC: z.string().min(1).default('ev.session-aggregator.state-changelog.v1'),
   SESSIONS_TOPIC_PARTITIONS: positiveInt(6),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });

@@ -18,6 +18,7 @@ bootstrap(
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
           consumerGroupId: config.AGGREGATOR_GROUP_ID,
           redisNamespace: config.AGGREGATOR_REDIS_NAMESPACE,
+          changelogTopic: config.AGGREGATOR_CHANGELOG_TOPIC,
           sessionsTopicPartitions: config.SESSIONS_TOPIC_PARTITIONS,
           sweepIntervalMs: config.SESSION_SWEEP_INTERVAL_MS,
           stateTtlSeconds: config.VEHICLE_STATE_TTL_SECONDS,

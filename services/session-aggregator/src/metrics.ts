@@ -35,6 +35,29 @@ export function createAggregatorMetrics(registry: Registry, openSessions: () => 
       buckets: LATENCY_BUCKETS_SECONDS,
       registers: [registry],
     }),
+    stateResets: new Counter({
+      name: 'session_aggregator_state_resets_total',
+      help: 'Chunks and sweeps that found Redis emptied (no restore marker) at load or save and were retried',
+      labelNames: ['at'] as const,
+      registers: [registry],
+    }),
+    restores: new Counter({
+      name: 'session_aggregator_state_restores_total',
+      help: 'Restores of Redis from the state changelog topic run by this instance, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    restoreSeconds: new Histogram({
+      name: 'session_aggregator_state_restore_duration_seconds',
+      help: 'Time to refill an emptied Redis from the state changelog topic (read to the high watermarks)',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    restoredVehicles: new Gauge({
+      name: 'session_aggregator_state_restored_vehicles',
+      help: 'Vehicles whose state the last restore by this instance wrote back to Redis',
+      registers: [registry],
+    }),
     deadLetters: new Counter({
       name: 'session_aggregator_dead_letters_total',
       help: 'Telemetry records sent to the dead-letter topic, by reason',

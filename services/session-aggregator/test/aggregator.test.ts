@@ -147,6 +147,7 @@ async function startAggregator(
       sweepIntervalMs: 3_600_000,
       stateTtlSeconds: 3_600,
       redisNamespace: uniqueName('sessions'),
+      changelogTopic: uniqueName('agg.changelog'),
       initialRetryMs: 100,
       maxRetryMs: 1_000,
       sessionTimeoutMs: 6_000,
@@ -270,6 +271,7 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
     const out = await sessionsOn(Topics.chargingSessions);
     const groupId = uniqueName('agg-kill');
     const namespace = uniqueName('sessions-kill');
+    const changelogTopic = uniqueName('agg.changelog-kill');
     // The contract topic may hold other runs' records: only this test's vehicles are decoded.
     const mine = async () => {
       const reg = registry();
@@ -288,6 +290,7 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
           LOG_LEVEL: 'warn',
           AGGREGATOR_GROUP_ID: groupId,
           AGGREGATOR_REDIS_NAMESPACE: namespace,
+          AGGREGATOR_CHANGELOG_TOPIC: changelogTopic,
         },
         stdio: 'ignore',
       });

@@ -1,0 +1,124 @@
+import { ValidationError } from '@ampflow/runtime';
+import type { VehicleSessionState } from './session-reducer';
+
+/** Name of the compacted changelog topic of the vehicle states (an internal topic, not part of the contract). */
+export const DEFAULT_CHANGELOG_TOPIC = 'ev.session-aggregator.state-changelog.v1';
+
+/**
+ * One vehicle's state as the changelog keeps it (record key = `vehicleId`): what Redis holds for it, so that
+ * an empty Redis can be refilled from the topic. Closed states are kept too: their recent event ids, last
+ * applied time and battery capacity are what makes a redelivered or late reading change nothing.
+ */
+export interface ChangelogEntry {
+  vehicleId: string;
+  /** The revision the state has in Redis once this write is saved. */
+  rev: number;
+  state: VehicleSessionState;
+  /** Wall-clock time (epoch ms) at which the open session times out; null when none is open. */
+  deadline: number | null;
+  /** Wall-clock time (epoch ms) of the write, to give a restored state the rest of its Redis TTL. */
+  writtenAt: number;
+}
+
+const FORMAT_VERSION = 1;
+
+export function encodeChangelogValue(entry: ChangelogEntry): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      v: FORMAT_VERSION,
+      rev: entry.rev,
+      deadline: entry.deadline,
+      writtenAt: entry.writtenAt,
+      state: entry.state,
+    }),
+  );
+}
+
+const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * Reads one changelog record: the entry, or null for a tombstone (nothing kept for the vehicle).
+ * A record that is not one of ours throws a {@link ValidationError}.
+ */
+export function decodeChangelogRecord(
+  key: Buffer | string | null,
+  value: Buffer | null,
+): ChangelogEntry | null {
+  const vehicleId = key?.toString();
+  if (!vehicleId) throw new ValidationError('bad_changelog_record', 'a changelog record without a key');
+  if (value === null) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString('utf8'));
+  } catch (err) {
+    throw new ValidationError('bad_changelog_record', `changelog record of ${vehicleId} is not JSON`, {
+      cause: err,
+    });
+  }
+  const p = parsed as Record<string, unknown> | null;
+  const state = p?.state as Partial<VehicleSessionState> | undefined;
+  if (
+    !p ||
+    p.v !== FORMAT_VERSION ||
+    !isFiniteNumber(p.rev) ||
+    !isFiniteNumber(p.writtenAt) ||
+    !(p.deadline === null || isFiniteNumber(p.deadline)) ||
+    typeof state !== 'object' ||
+    state === null ||
+    state.vehicleId !== vehicleId ||
+    !Array.isArray(state.recentEventIds)
+  ) {
+    throw new ValidationError(
+      'bad_changelog_record',
+      `changelog record of ${vehicleId} has an unknown shape`,
+    );
+  }
+  return {
+    vehicleId,
+    rev: p.rev,
+    state: state as VehicleSessionState,
+    deadline: p.deadline as number | null,
+    writtenAt: p.writtenAt,
+  };
+}
+
+/** What a restore writes to Redis for one vehicle: its state with the rest of its TTL, or a delete. */
+export type RestoreWrite =
+  | {
+      vehicleId: string;
+      rev: number;
+      state: VehicleSessionState;
+      deadline: number | null;
+      ttlSeconds: number;
+    }
+  | { vehicleId: string; state: null };
+
+/**
+ * The Redis write that brings a vehicle back to its latest changelog entry at wall-clock `now`.
+ * A tombstone, or a state idle for longer than `stateTtlSeconds` (Redis would have expired it), is a delete.
+ */
+export function restoreWriteOf(
+  vehicleId: string,
+  entry: ChangelogEntry | null,
+  now: number,
+  stateTtlSeconds: number,
+): RestoreWrite {
+  if (!entry) return { vehicleId, state: null };
+  const ttlSeconds = stateTtlSeconds - Math.floor(Math.max(0, now - entry.writtenAt) / 1000);
+  if (ttlSeconds <= 0) return { vehicleId, state: null };
+  return { vehicleId, rev: entry.rev, state: entry.state, deadline: entry.deadline, ttlSeconds };
+}
+
+/**
+ * The latest entry per vehicle of records in log order (a later record of a key replaces an earlier one,
+ * as compaction would), so a restore writes each vehicle once per batch.
+ */
+export function latestPerVehicle<T extends { vehicleId: string }>(entries: T[]): T[] {
+  const latest = new Map<string, T>();
+  for (const entry of entries) {
+    // Delete first so the map's order is that of each vehicle's last record.
+    latest.delete(entry.vehicleId);
+    latest.set(entry.vehicleId, entry);
+  }
+  return [...latest.values()];
+}
