@@ -270,8 +270,8 @@ stop_one() {
   local pid
   pid=$(cat "$PIDS/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then
+  for _ in $(seq 1 60); do pid_running "$pid" || break; sleep 0.5; done
+  if pid_running "$pid"; then
     log "$name did not stop within 30s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
   fi
