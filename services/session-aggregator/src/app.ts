@@ -14,7 +14,7 @@ import type { Logger, Registry } from '@ampflow/observability';
 import { AppError, DependencyError, ValidationError, createOpsService, type Service } from '@ampflow/runtime';
 import { createAggregatorMetrics } from './metrics';
 import { createRedisSessionStore, type StateWrite } from './redis-session-store';
-import { DEFAULT_CHANGELOG_TOPIC, encodeChangelogValue } from './state-changelog';
+import { changelogTopicOf, encodeChangelogValue } from './state-changelog';
 import { createStateRestorer, ensureChangelogTopic } from './state-restore';
 import {
   expire,
@@ -38,9 +38,9 @@ export interface AggregatorSettings extends ReducerSettings {
   telemetryTopic?: string;
   sessionsTopic?: string;
   /**
-   * Compacted topic of every vehicle's latest state and deadline (default
-   * `ev.session-aggregator.state-changelog.v1`); Redis is refilled from it when found empty. Instances of one
-   * consumer group share it, as they share the Redis namespace; tests give each run its own.
+   * Compacted topic of every vehicle's latest state and deadline (default `<consumerGroupId>-state-changelog`);
+   * Redis is refilled from it when found empty. Instances of one consumer group share it, as they share the
+   * Redis namespace.
    */
   changelogTopic?: string;
   /** A restore of Redis from the changelog that takes longer fails and is tried again (default 10 min). */
@@ -75,7 +75,7 @@ export function createAggregatorApp(
   const now = deps.now ?? Date.now;
   const telemetryTopic = settings.telemetryTopic ?? Topics.vehicleTelemetry;
   const sessionsTopic = settings.sessionsTopic ?? Topics.chargingSessions;
-  const changelogTopic = settings.changelogTopic ?? DEFAULT_CHANGELOG_TOPIC;
+  const changelogTopic = settings.changelogTopic ?? changelogTopicOf(settings.consumerGroupId);
   const store = createRedisSessionStore(redis, {
     namespace: settings.redisNamespace ?? 'ampflow:sessions',
     stateTtlSeconds: settings.stateTtlSeconds,

@@ -18,9 +18,9 @@ export const aggregatorEnv = z.object({
   AGGREGATOR_REDIS_NAMESPACE: z.string().min(1).default('ampflow:sessions'),
   /**
    * Compacted topic of every vehicle's latest state and deadline, the durable copy Redis is refilled from when
-   * it comes back empty; instances sharing a consumer group must share it.
+   * it comes back empty. Default `<AGGREGATOR_GROUP_ID>-state-changelog`: it belongs to the group's offsets.
    */
-  AGGREGATOR_CHANGELOG_TOPIC: z.string().min(1).default('ev.session-aggregator.state-changelog.v1'),
+  AGGREGATOR_CHANGELOG_TOPIC: z.string().min(1).optional(),
   SESSIONS_TOPIC_PARTITIONS: positiveInt(6),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });

@@ -1,6 +1,7 @@
 import { ValidationError } from '@ampflow/runtime';
 import { initialState, reduce, type VehicleSessionState } from './session-reducer';
 import {
+  changelogTopicOf,
   decodeChangelogRecord,
   encodeChangelogValue,
   latestPerVehicle,
@@ -69,6 +70,12 @@ describe('changelog record encoding', () => {
     ],
   ])('refuses a record with %s', (_why, key, value) => {
     expect(() => decodeChangelogRecord(key, value)).toThrow(ValidationError);
+  });
+});
+
+describe('changelog topic name', () => {
+  it('belongs to the consumer group, as a Kafka Streams changelog to its application id', () => {
+    expect(changelogTopicOf('ampflow-session-aggregator')).toBe('ampflow-session-aggregator-state-changelog');
   });
 });
 

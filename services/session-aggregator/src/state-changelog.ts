@@ -1,8 +1,15 @@
 import { ValidationError } from '@ampflow/runtime';
 import type { VehicleSessionState } from './session-reducer';
 
-/** Name of the compacted changelog topic of the vehicle states (an internal topic, not part of the contract). */
-export const DEFAULT_CHANGELOG_TOPIC = 'ev.session-aggregator.state-changelog.v1';
+/**
+ * The changelog topic of a consumer group when none is configured: `<groupId>-state-changelog`, as Kafka Streams
+ * names a store's changelog after its application id. An internal topic, not part of the contract. The states in
+ * it are what the group's committed offsets have applied, so a new group (which reads the telemetry from the
+ * beginning) must not find an old group's states: they would turn every replayed reading into a duplicate.
+ */
+export function changelogTopicOf(consumerGroupId: string): string {
+  return `${consumerGroupId}-state-changelog`;
+}
 
 /**
  * One vehicle's state as the changelog keeps it (record key = `vehicleId`): what Redis holds for it, so that
