@@ -391,6 +391,7 @@ async function run(options) {
       redis: new Redis(infra.redisUrl, { lazyConnect: true, enableAutoPipelining: true }),
       logger: silent,
       registry,
+      onFatal: (error) => process.stderr.write(`aggregator reported itself stuck: ${error}\n`),
     });
 
     const t0 = process.hrtime.bigint();

@@ -78,6 +78,7 @@ bootstrap(
           : createRedisSeenStore({ url: config.REDIS_URL, ttlSeconds: config.DEDUP_TTL_SECONDS }),
         logger,
         registry: createMetricsRegistry('ingress'),
+        onFatal: (error) => process.stderr.write(`ingress reported itself stuck: ${String(error)}\n`),
       });
     },
   },

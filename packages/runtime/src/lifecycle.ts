@@ -31,7 +31,8 @@ export function runService(
   const { logger, process } = deps;
   const forceStopAfterMs = deps.forceStopAfterMs ?? 25_000;
   let stopping = false;
-  let running: Service | undefined;
+  /** Set once the service is built; `fail` may be called by the factory's callbacks before that. */
+  const current: { service?: Service } = {};
 
   const stop = (reason: string, exitCode: number) => {
     if (stopping) {
@@ -45,7 +46,7 @@ export function runService(
       process.exit(1);
     }, forceStopAfterMs);
     force.unref();
-    (running ? running.stop() : Promise.resolve()).then(
+    (current.service ? current.service.stop() : Promise.resolve()).then(
       () => {
         logger.info('stopped');
         process.exit(exitCode);
@@ -66,8 +67,8 @@ export function runService(
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
 
-  running = typeof service === 'function' ? service(fail) : service;
-  running.start().then(
+  current.service = typeof service === 'function' ? service(fail) : service;
+  current.service.start().then(
     () => logger.info('started'),
     (err: unknown) => {
       logger.error({ err }, 'start failed');

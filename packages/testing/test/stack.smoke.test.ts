@@ -49,12 +49,16 @@ describe('the integration infrastructure is real', () => {
     ]);
 
     const handled: string[] = [];
+    const fatal: unknown[] = [];
     const runner = createConsumerRunner({
       kafka,
       groupId,
       topics: [topic],
       logger,
       producer,
+      onFatal: (error) => {
+        fatal.push(error);
+      },
       handler: async ({ message }) => {
         const value = message.value?.toString() ?? '';
         if (value === 'poison') throw new ValidationError('bad_payload', 'cannot be mapped');
@@ -71,6 +75,7 @@ describe('the integration infrastructure is real', () => {
     await producer.disconnect();
 
     expect(handled).toEqual(['good-1', 'good-2']);
+    expect(fatal).toEqual([]);
     expect(dead?.value?.toString()).toBe('poison');
     expect(dead?.key).toBe('k');
     expect(dead?.headers).toMatchObject({

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Kafka } from 'kafkajs';
 import { KNOWN_PROVIDER_EVENT_TYPES, RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
-import { createBrokerProbe, createReliableProducer, ensureTopics, withTimeout } from '@ampflow/kafka';
+import {
+  createBrokerProbe,
+  createReliableProducer,
+  createWorkHealth,
+  ensureTopics,
+  withTimeout,
+} from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
   AppError,
@@ -43,6 +49,9 @@ export interface IngressSettings {
   kafkaProbeIntervalMs?: number;
   /** Raw topic per provider; the contract's names unless a test gives its own. */
   topics?: Partial<Record<Provider, string>>;
+  /** Not ready once records waited this long for Kafka (default 30 s); `onFatal` after `stuckExitMs` (5 min). */
+  notReadyAfterMs?: number;
+  stuckExitMs?: number;
 }
 
 export interface IngressDeps {
@@ -51,6 +60,8 @@ export interface IngressDeps {
   seenStore: SeenStore;
   logger: Logger;
   registry: Registry;
+  /** Called when the ingress is stuck (no Kafka acknowledgement for `stuckExitMs`); `main.ts` exits. */
+  onFatal: (error: unknown) => void;
   now?: () => Date;
 }
 
@@ -83,7 +94,13 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     kafkaReady: () => isReady(),
     inflightBytes: () => inflight?.inUseBytes() ?? 0,
   });
-  const producer = createReliableProducer(deps.kafka);
+  const producer = createReliableProducer(deps.kafka, { logger });
+  const work = createWorkHealth({
+    producer,
+    notReadyAfterMs: settings.notReadyAfterMs,
+    fatalAfterMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
+  });
   const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
   const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets, () =>
     now().getTime(),
@@ -93,7 +110,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
   const inFlight = new Map<string, Promise<void>>();
   let server: RunningHttpServer | undefined;
 
-  const isReady = () => producer.isConnected() && brokerProbe.isReachable();
+  const isReady = () => brokerProbe.isReachable() && work.ready();
 
   /**
    * Publishes a delivery unless its event id is already stored or being stored. The entry in `inFlight`
@@ -324,6 +341,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         );
       }
       brokerProbe.start();
+      work.start();
       try {
         await deps.seenStore.connect();
       } catch (err) {
@@ -336,6 +354,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       // Stop intake first, let in-flight requests finish, then flush the producer, then Redis.
       await server?.close(settings.shutdownDrainMs);
       await producer.disconnect(settings.shutdownDrainMs);
+      work.stop();
       await brokerProbe.stop();
       await deps.seenStore.close();
     },

@@ -1,4 +1,14 @@
-import { ConfigError, loadConfig, port, positiveInt, redisEnv, secret, sharedEnv, z } from '@ampflow/config';
+import {
+  ConfigError,
+  loadConfig,
+  port,
+  positiveInt,
+  redisEnv,
+  secret,
+  sharedEnv,
+  workHealthEnv,
+  z,
+} from '@ampflow/config';
 
 const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<base64>');
 
@@ -6,6 +16,7 @@ const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<
 export const ingressEnv = z.object({
   ...sharedEnv,
   ...redisEnv,
+  ...workHealthEnv,
   HTTP_PORT: port(8080),
   HTTP_HOST: z.string().default('0.0.0.0'),
   SMARTCAR_MANAGEMENT_TOKEN: secret(),

@@ -10,7 +10,7 @@ bootstrap(
     service: 'ingress',
     readConfig,
     logLevel: (config) => config.LOG_LEVEL,
-    createService: (config, logger) =>
+    createService: (config, logger, fail) =>
       createIngressApp({
         settings: {
           httpPort: config.HTTP_PORT,
@@ -22,6 +22,8 @@ bootstrap(
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+          notReadyAfterMs: config.NOT_READY_AFTER_MS,
+          stuckExitMs: config.STUCK_EXIT_MS,
         },
         kafka: createKafka({
           brokers: config.KAFKA_BROKERS,
@@ -32,6 +34,7 @@ bootstrap(
         seenStore: createRedisSeenStore({ url: config.REDIS_URL, ttlSeconds: config.DEDUP_TTL_SECONDS }),
         logger,
         registry: createMetricsRegistry('ingress'),
+        onFatal: (error) => fail('stuck', error),
       }),
   },
   process,

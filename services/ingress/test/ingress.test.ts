@@ -75,6 +75,9 @@ async function startIngress(
     }),
     logger,
     registry,
+    onFatal: (error) => {
+      throw error;
+    },
   });
   await app.start();
   running.push(app);

@@ -44,6 +44,9 @@ it('stores every one of 300 concurrent 250 KB webhooks it acknowledges, and ackn
     }),
     logger: pino({ level: 'silent' }),
     registry: createMetricsRegistry('ingress', { defaultMetrics: false }),
+    onFatal: (error) => {
+      throw error;
+    },
   });
   await app.start();
   const collector = await collectRecords(kafka, [topics.telematica]);

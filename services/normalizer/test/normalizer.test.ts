@@ -260,6 +260,9 @@ describe('normalizer against the real Kafka and schema registry', () => {
       }),
       logger,
       registry: createMetricsRegistry('ingress', { defaultMetrics: false }),
+      onFatal: (error) => {
+        throw error;
+      },
     });
     await ingress.start();
     stops.push(() => ingress.stop());

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { createReliableProducer } from '@ampflow/kafka';
+import { createReliableProducer, createWorkHealth } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import { createOpsService, type Service } from '@ampflow/runtime';
 
@@ -10,6 +10,8 @@ export interface NotifierDeps {
   redis: Redis;
   logger: Logger;
   registry: Registry;
+  /** Called when the notifier is stuck (no Kafka acknowledgement for 5 min); `main.ts` exits. */
+  onFatal: (error: unknown) => void;
 }
 
 /**
@@ -19,17 +21,20 @@ export interface NotifierDeps {
  */
 export function createNotifierApp(deps: NotifierDeps): Service & { port(): number } {
   const { redis } = deps;
-  const producer = createReliableProducer(deps.kafka);
+  const producer = createReliableProducer(deps.kafka, { logger: deps.logger });
+  const work = createWorkHealth({ producer, onFatal: deps.onFatal });
   return createOpsService({
     name: 'notifier',
     ...deps.settings,
     registry: deps.registry,
     logger: deps.logger,
-    readiness: () => ({ kafka: producer.isConnected(), redis: redis.status === 'ready' }),
+    readiness: () => ({ ...work.detail(), redis: redis.status === 'ready' }),
     start: async () => {
       await Promise.all([producer.connect(), redis.connect()]);
+      work.start();
     },
     stop: async () => {
+      work.stop();
       await producer.disconnect();
       await redis.quit();
     },

@@ -10,13 +10,14 @@ bootstrap(
     service: 'notifier',
     readConfig,
     logLevel: (config) => config.LOG_LEVEL,
-    createService: (config, logger) =>
+    createService: (config, logger, fail) =>
       createNotifierApp({
         settings: { httpPort: config.HTTP_PORT, shutdownDrainMs: config.SHUTDOWN_DRAIN_MS },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-notifier', logger }),
         redis: new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
         logger,
         registry: createMetricsRegistry('notifier'),
+        onFatal: (error) => fail('stuck', error),
       }),
   },
   process,

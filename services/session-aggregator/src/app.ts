@@ -5,6 +5,8 @@ import { Topics, dlqTopic, type ChargingSession, type VehicleTelemetry } from '@
 import {
   createConsumerRunner,
   createReliableProducer,
+  createWorkHealth,
+  withTimeout,
   ensureTopics,
   registerCanonicalSchema,
   type ChunkHandler,
@@ -48,6 +50,11 @@ export interface AggregatorSettings extends ReducerSettings {
   initialRetryMs?: number;
   maxRetryMs?: number;
   sessionTimeoutMs?: number;
+  /** Not ready after this long without progress; restart (`onFatal`) after `stuckExitMs` (defaults 30 s, 5 min). */
+  notReadyAfterMs?: number;
+  stuckExitMs?: number;
+  /** How long the sweeper waits for Kafka to acknowledge one timed-out session (default 10 s). */
+  sweepSendTimeoutMs?: number;
 }
 
 export interface AggregatorDeps {
@@ -56,6 +63,8 @@ export interface AggregatorDeps {
   redis: Redis;
   logger: Logger;
   registry: Registry;
+  /** Called when the service is stuck in a state it cannot leave; `main.ts` exits so a supervisor restarts it. */
+  onFatal: (error: unknown) => void;
   /** Wall clock, for timeout deadlines (tests move it). */
   now?: () => number;
 }
@@ -73,6 +82,7 @@ export function createAggregatorApp(
 ): Service & { port(): number; isReady(): boolean; sweep(): Promise<number> } {
   const { settings, logger, redis } = deps;
   const now = deps.now ?? Date.now;
+  const sweepSendTimeoutMs = settings.sweepSendTimeoutMs ?? 10_000;
   const telemetryTopic = settings.telemetryTopic ?? Topics.vehicleTelemetry;
   const sessionsTopic = settings.sessionsTopic ?? Topics.chargingSessions;
   const changelogTopic = settings.changelogTopic ?? changelogTopicOf(settings.consumerGroupId);
@@ -98,7 +108,7 @@ export function createAggregatorApp(
     onFailed: () => metrics.restores.inc({ outcome: 'failed' }),
   });
   const schemaRegistry = new SchemaRegistry({ host: settings.schemaRegistryUrl });
-  const producer = createReliableProducer(deps.kafka);
+  const producer = createReliableProducer(deps.kafka, { logger });
   let sessionSchemaId: number | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let sweeping: Promise<number> | undefined;
@@ -266,10 +276,16 @@ export function createAggregatorApp(
         const write = { vehicleId, expectedRev: stored.rev, state, deadline: deadlineOf(state) };
         const ending = (await Promise.all(changes.map(toOutput))).map((o) => o.message);
         // Concurrent sends share one produce request; both are acknowledged before Redis is written.
-        await Promise.all([
-          producer.send(changelogTopic, [changelogOutput(write).message]),
-          ending.length > 0 ? producer.send(sessionsTopic, ending) : undefined,
-        ]);
+        // Bounded, so that a stop while Kafka is away is not held up by the sweep.
+        await withTimeout(
+          Promise.all([
+            producer.send(changelogTopic, [changelogOutput(write).message]),
+            ending.length > 0 ? producer.send(sessionsTopic, ending) : undefined,
+          ]),
+          sweepSendTimeoutMs,
+          'kafka_timeout',
+          'Kafka did not acknowledge the timed-out session',
+        );
         const { lost, reset } = await store.save(epoch, [write]);
         if (reset) {
           stateReset('save');
@@ -296,18 +312,23 @@ export function createAggregatorApp(
     initialRetryMs: settings.initialRetryMs,
     maxRetryMs: settings.maxRetryMs,
     sessionTimeoutMs: settings.sessionTimeoutMs,
+    maxFailingMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
     onRecordDone: (_record, outcome, error) => {
       if (outcome === 'dead_lettered')
         metrics.deadLetters.inc({ reason: error instanceof AppError ? error.code : 'unexpected_error' });
     },
   });
 
+  const work = createWorkHealth({
+    producer,
+    runner,
+    notReadyAfterMs: settings.notReadyAfterMs,
+    fatalAfterMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
+  });
   const isReady = () =>
-    sessionSchemaId !== undefined &&
-    producer.isConnected() &&
-    redis.status === 'ready' &&
-    runner.isRunning() &&
-    !restorer.isRestoring();
+    sessionSchemaId !== undefined && redis.status === 'ready' && !restorer.isRestoring() && work.ready();
   const service = createOpsService({
     name: 'session aggregator',
     httpPort: settings.httpPort,
@@ -317,9 +338,8 @@ export function createAggregatorApp(
     readiness: () => ({
       schema: sessionSchemaId !== undefined,
       state: !restorer.isRestoring(),
-      kafka: producer.isConnected(),
       redis: redis.status === 'ready',
-      consumer: runner.isRunning(),
+      ...work.detail(),
     }),
     start: async () => {
       await redis.connect();
@@ -339,6 +359,7 @@ export function createAggregatorApp(
       // Before the first chunk: a Redis that came back empty is refilled now rather than by failing chunks.
       await restorer.ensureRestored();
       await runner.start();
+      work.start();
       const tick = () => {
         sweeping = sweep()
           .catch((err: unknown) => {
@@ -353,6 +374,7 @@ export function createAggregatorApp(
       sweeper = setTimeout(tick, settings.sweepIntervalMs);
     },
     stop: async () => {
+      work.stop();
       clearTimeout(sweeper);
       sweeper = undefined;
       await sweeping;

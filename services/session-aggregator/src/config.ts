@@ -1,9 +1,19 @@
-import { loadConfig, port, positiveInt, redisEnv, registryEnv, sharedEnv, z } from '@ampflow/config';
+import {
+  loadConfig,
+  port,
+  positiveInt,
+  redisEnv,
+  registryEnv,
+  sharedEnv,
+  workHealthEnv,
+  z,
+} from '@ampflow/config';
 
 export const aggregatorEnv = z.object({
   ...sharedEnv,
   ...registryEnv,
   ...redisEnv,
+  ...workHealthEnv,
   HTTP_PORT: port(9103),
   /** A session with no reading for this long ends with INACTIVITY_TIMEOUT (6 h). */
   SESSION_INACTIVITY_TIMEOUT_MS: positiveInt(6 * 3600 * 1000),

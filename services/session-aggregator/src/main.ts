@@ -10,7 +10,7 @@ bootstrap(
     service: 'session-aggregator',
     readConfig,
     logLevel: (config) => config.LOG_LEVEL,
-    createService: (config, logger) =>
+    createService: (config, logger, fail) =>
       createAggregatorApp({
         settings: {
           httpPort: config.HTTP_PORT,
@@ -25,6 +25,8 @@ bootstrap(
           inactivityTimeoutMs: config.SESSION_INACTIVITY_TIMEOUT_MS,
           updateMinIntervalMs: config.SESSION_UPDATE_MIN_INTERVAL_MS,
           recentEventIdLimit: 64,
+          notReadyAfterMs: config.NOT_READY_AFTER_MS,
+          stuckExitMs: config.STUCK_EXIT_MS,
         },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-session-aggregator', logger }),
         redis: new Redis(config.REDIS_URL, {
@@ -34,6 +36,7 @@ bootstrap(
         }),
         logger,
         registry: createMetricsRegistry('session-aggregator'),
+        onFatal: (error) => fail('stuck', error),
       }),
   },
   process,

@@ -28,6 +28,11 @@ import { DEFAULT_REDUCER_SETTINGS } from '../src/session-reducer';
 const logger = pino({ level: 'silent' });
 const kafka = testKafka();
 const registry = () => new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
+/** What the aggregator reported as fatal (a stuck consumer or producer); every test expects none. */
+const fatalErrors: unknown[] = [];
+afterEach(() => {
+  expect(fatalErrors.splice(0)).toEqual([]);
+});
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -158,6 +163,7 @@ async function startAggregator(
     redis: new Redis(testEndpoints().redisUrl, { lazyConnect: true, enableAutoPipelining: true }),
     logger,
     registry: metrics,
+    onFatal: (error) => fatalErrors.push(error),
     now,
   });
   await app.start();

@@ -46,6 +46,9 @@ it("the seeds' charging scenario posted to the ingress ends in STARTED and ENDED
     seenStore: createRedisSeenStore({ url: redisUrl, ttlSeconds: 600, namespace: uniqueName('seen') }),
     logger,
     registry: metrics(),
+    onFatal: (error) => {
+      throw error;
+    },
   });
   const normalizer = createNormalizerApp({
     settings: {
@@ -82,6 +85,7 @@ it("the seeds' charging scenario posted to the ingress ends in STARTED and ENDED
     redis: new Redis(redisUrl, { lazyConnect: true }),
     logger,
     registry: metrics(),
+    onFatal: (error) => logger.error({ err: error }, 'aggregator reported itself stuck'),
   });
   await normalizer.start();
   await aggregator.start();

@@ -23,6 +23,11 @@ const logger = pino({ level: 'silent' });
 const testLog = pino({ level: 'info', base: { test: 'redis-loss' } });
 const kafka = testKafka();
 const registry = new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
+/** What the aggregator reported as fatal (a stuck consumer or producer); every test expects none. */
+const fatalErrors: unknown[] = [];
+afterEach(() => {
+  expect(fatalErrors.splice(0)).toEqual([]);
+});
 const cleanups: Array<() => Promise<void>> = [];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -104,6 +109,7 @@ async function runFleet(
     redis: new Redis(redis.url, { lazyConnect: true, enableAutoPipelining: true }),
     logger,
     registry: metricsRegistry,
+    onFatal: (error) => fatalErrors.push(error),
     now: () => clock,
   });
   await app.start();
