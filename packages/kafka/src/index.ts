@@ -1,5 +1,6 @@
 export * from './client';
 export * from './producer';
+export { withTimeout } from '@ampflow/runtime';
 export * from './topics-admin';
 export * from './consumer-runner';
 export * from './broker-probe';

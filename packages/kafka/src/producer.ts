@@ -308,23 +308,5 @@ export function createReliableProducer(
   };
 }
 
-/**
- * Resolves or rejects like `promise`, but rejects with a retriable {@link DependencyError} `code` once
- * `timeoutMs` passes first. The underlying work is not cancelled: callers that care attach to `promise`.
- */
-export async function withTimeout<T>(
-  promise: Promise<T>,
-  timeoutMs: number,
-  code: string,
-  what: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DependencyError(code, `${what} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+// Moved to @ampflow/runtime's errors module; kept here because broker-probe.ts imports it from this file.
+export { withTimeout } from '@ampflow/runtime';

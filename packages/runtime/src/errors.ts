@@ -33,6 +33,14 @@ export class DependencyError extends AppError {
   }
 }
 
+/**
+ * True when trying again cannot succeed: an {@link AppError} that is not retriable (validation, signature).
+ * Anything else (dependency errors, errors from libraries) counts as worth retrying.
+ */
+export function isPermanent(error: unknown): boolean {
+  return error instanceof AppError && !error.retriable;
+}
+
 /** The one place that maps any thrown value to an HTTP status and a JSON error body. */
 export function toHttpError(error: unknown): {
   status: number;
@@ -42,4 +50,25 @@ export function toHttpError(error: unknown): {
     return { status: error.httpStatus, body: { error: { code: error.code, message: error.message } } };
   }
   return { status: 500, body: { error: { code: 'internal_error', message: 'internal error' } } };
+}
+
+/**
+ * Resolves or rejects like `promise`, but rejects with a retriable {@link DependencyError} `code` once
+ * `timeoutMs` passes first. The underlying work is not cancelled: callers that care attach to `promise`.
+ */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  code: string,
+  what: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DependencyError(code, `${what} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,4 +1,5 @@
 export * from './errors';
+export * from './retry-policy';
 export * from './ops-routes';
 export * from './http-server';
 export * from './lifecycle';
