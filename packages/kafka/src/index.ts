@@ -7,3 +7,5 @@ export * from './broker-probe';
 export * from './schema-registration';
 export * from './message-limits';
 export * from './work-health';
+export * from './compacted-table';
+export * from './avro-codec';
