@@ -8,3 +8,4 @@ export * from './schema-registration';
 export * from './message-limits';
 export * from './work-health';
 export * from './compacted-table';
+export * from './avro-codec';

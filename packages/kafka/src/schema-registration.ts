@@ -13,7 +13,20 @@ export async function registerCanonicalSchema(
   topic: string,
   schemaOf: CanonicalTopic,
 ): Promise<number> {
-  const subject = subjectOf(topic);
+  return registerSubjectSchema(registry, registryUrl, subjectOf(topic), canonicalSchema(schemaOf));
+}
+
+/**
+ * Sets BACKWARD compatibility on `subject` and registers the Avro `schema` (JSON text) under it; resolves to its
+ * id. Throws a plain `Error` when the registry refuses the schema as incompatible (a deployment error that no
+ * retry mends) and a retriable {@link DependencyError} `registry_unavailable` for anything else.
+ */
+export async function registerSubjectSchema(
+  registry: SchemaRegistry,
+  registryUrl: string,
+  subject: string,
+  schema: string,
+): Promise<number> {
   let res: Response;
   try {
     res = await fetch(`${registryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`, {
@@ -31,10 +44,7 @@ export async function registerCanonicalSchema(
       `setting compatibility of ${subject} answered ${res.status}`,
     );
   try {
-    const { id } = await registry.register(
-      { type: SchemaType.AVRO, schema: canonicalSchema(schemaOf) },
-      { subject },
-    );
+    const { id } = await registry.register({ type: SchemaType.AVRO, schema }, { subject });
     return id;
   } catch (err) {
     const status = (err as { status?: number }).status;
