@@ -1,5 +1,57 @@
-import { loadConfig, port, positiveInt, redisEnv, registryEnv, secret, sharedEnv, z } from '@ampflow/config';
+import {
+  flag,
+  loadConfig,
+  port,
+  positiveInt,
+  redisEnv,
+  registryEnv,
+  secret,
+  sharedEnv,
+  z,
+} from '@ampflow/config';
+import { DEFAULT_RETRY_AFTER_MAX_MS, parseDurationList } from './delivery/retry-schedule';
+import { parseCidr } from './delivery/ssrf-guard';
 
+/** A duration list such as `0,5s,5m,30m,2h,5h,10h,10h`, parsed to ms. */
+const durationList = (defaultValue: string) =>
+  z
+    .string()
+    .default(defaultValue)
+    .transform((text, ctx) => {
+      try {
+        return parseDurationList(text);
+      } catch {
+        // Like every config message, it names the variable but does not echo its value.
+        ctx.addIssue({ code: 'custom', message: 'expected comma-separated durations such as 0,5s,5m,2h' });
+        return z.NEVER;
+      }
+    });
+
+/** Comma- or space-separated CIDRs; empty by default (nothing beyond public addresses is reachable). */
+const cidrList = () =>
+  z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const entries = text.split(/[\s,]+/).filter(Boolean);
+      const bad = entries.filter((entry) => {
+        try {
+          parseCidr(entry);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${bad.length} of ${entries.length} entries are not CIDRs such as 10.0.0.0/8 or ::1/128`,
+        });
+      }
+      return entries;
+    });
+
+/** Every variable the notifier reads; see `.env.example` for their meaning. */
 export const notifierEnv = z.object({
   ...sharedEnv,
   ...registryEnv,
@@ -7,6 +59,30 @@ export const notifierEnv = z.object({
   HTTP_PORT: port(8090),
   NOTIFIER_ADMIN_TOKEN: secret(),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
+  /** Delay before each delivery attempt (Svix's schedule by default); jitter ±20 % is applied on top. */
+  NOTIFIER_RETRY_SCHEDULE: durationList('0,5s,5m,30m,2h,5h,10h,10h'),
+  /** Longest `Retry-After` honoured, ms (1 h). */
+  NOTIFIER_RETRY_AFTER_MAX_MS: positiveInt(DEFAULT_RETRY_AFTER_MAX_MS),
+  /** Non-public networks endpoints may resolve to (CIDRs). Default none: loopback and private refused. */
+  NOTIFIER_ALLOWED_NETWORKS: cidrList(),
+  /** Allow `http://` endpoints. Default false: https only. */
+  NOTIFIER_ALLOW_HTTP: flag(false),
+  /** A delivery attempt without a complete response within this is a timeout, ms (15 s). */
+  NOTIFIER_REQUEST_TIMEOUT_MS: positiveInt(15_000),
+  /** Attempts in flight per endpoint (10). */
+  NOTIFIER_ENDPOINT_CONCURRENCY: positiveInt(10),
+  /** After a secret rotation, how long the old secret still signs too, ms (24 h). */
+  NOTIFIER_SECRET_ROTATION_OVERLAP_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3_600_000),
+  /** An endpoint failing without a success for this long is disabled, ms (5 days). */
+  NOTIFIER_DISABLE_AFTER_FAILING_MS: positiveInt(5 * 24 * 3_600_000),
+  /** Consecutive failures that open an endpoint's circuit (5). */
+  NOTIFIER_CIRCUIT_FAILURES: positiveInt(5),
+  /** How long an open circuit waits before a probe, ms (60 s). */
+  NOTIFIER_CIRCUIT_COOLDOWN_MS: positiveInt(60_000),
 });
 
 export type NotifierConfig = z.infer<typeof notifierEnv>;
