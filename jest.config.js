@@ -1,10 +1,12 @@
 /**
- * Two projects: `unit` (pure logic next to the code, no I/O) and `integration` (per-package `test/` folders,
- * against the real Kafka, schema registry and Redis that the global setup provides).
+ * Two projects: `unit` (pure logic next to the code, no I/O) and `integration` (per-package `test/` folders and
+ * `test/e2e/`, against the real Kafka, schema registry and Redis that the global setup provides).
  * Workspace packages resolve to their TypeScript sources, so tests never run against a stale build.
  */
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const moduleNameMapper = {
+  // Subpath exports (package.json `exports`) resolve to their sources as well.
+  '^@ampflow/runtime/http$': '<rootDir>/packages/runtime/src/http',
   '^@ampflow/(config|contracts|kafka|observability|runtime|testing)$': '<rootDir>/packages/$1/src',
 };
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };
@@ -21,7 +23,8 @@ module.exports = {
     {
       ...common,
       displayName: 'integration',
-      testMatch: ['<rootDir>/{packages,services}/*/test/**/*.test.ts'],
+      // test/e2e/ holds the tests that span services (the only place allowed to import several).
+      testMatch: ['<rootDir>/{packages,services}/*/test/**/*.test.ts', '<rootDir>/test/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/packages/testing/src/jest/global-setup.ts',
       globalTeardown: '<rootDir>/packages/testing/src/jest/global-teardown.ts',
     },

@@ -1,3 +1,4 @@
+// The root entry loads no express: consumer-only services import it. Express lives in `@ampflow/runtime/http`.
 export * from './errors';
 export * from './retry-policy';
 export * from './every';

@@ -1,7 +1,7 @@
 import type { Logger, Registry } from '@ampflow/observability';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import type { Service } from './lifecycle';
-import { createOpsApp, type ReadinessProbe } from './ops-routes';
+import { createOpsListener, type ReadinessProbe } from './ops-routes';
 
 export interface OpsServiceOptions {
   name: string;
@@ -17,11 +17,12 @@ export interface OpsServiceOptions {
 }
 
 /**
- * A service whose only HTTP surface is `/healthz`, `/readyz` and `/metrics` (normalizer, session aggregator):
- * the endpoints listen first, so readiness can be watched while dependencies connect.
+ * A service whose only HTTP surface is `/healthz`, `/readyz` and `/metrics` (normalizer, session aggregator,
+ * notifier): the endpoints listen first, so readiness can be watched while dependencies connect. Served by
+ * plain `node:http`: such a service never loads express.
  */
 export function createOpsService(options: OpsServiceOptions): Service & { port(): number } {
-  const http = createOpsApp(options.registry, options.readiness);
+  const http = createOpsListener(options.registry, options.readiness);
   let server: RunningHttpServer | undefined;
   return {
     port: () => server?.port ?? options.httpPort,

@@ -1,34 +1,22 @@
-import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Kafka } from 'kafkajs';
-import { KNOWN_PROVIDER_EVENT_TYPES, RawHeaders, rawTopic, type Provider } from '@ampflow/contracts';
-import {
-  createBrokerProbe,
-  createReliableProducer,
-  createWorkHealth,
-  ensureTopics,
-  withTimeout,
-} from '@ampflow/kafka';
+import { KNOWN_PROVIDER_EVENT_TYPES, rawTopic, type Provider } from '@ampflow/contracts';
+import { createBrokerProbe, createReliableProducer, createWorkHealth, ensureTopics } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
   AppError,
   ValidationError,
-  opsRouter,
   startHttpServer,
-  toHttpError,
   type RunningHttpServer,
   type Service,
 } from '@ampflow/runtime';
+import { createHttpApp, rawBodyLimits, requestLog, type HttpErrorAnswer } from '@ampflow/runtime/http';
 import { effectiveBodyLimitBytes } from './body-limit';
 import { admitBody, createByteBudget, IngressBusyError } from './inflight-bytes';
 import { createIngressMetrics, type Outcome } from './metrics';
+import { createRawPublisher } from './raw-publisher';
 import type { SeenStore } from './seen-store';
-import {
-  createTelematicaVerifier,
-  interpretSmartcar,
-  interpretTelematica,
-  type Intake,
-} from './webhook-intake';
+import { createTelematicaVerifier, interpretSmartcar, interpretTelematica } from './webhook-intake';
 
 export interface IngressSettings {
   httpPort: number;
@@ -71,8 +59,6 @@ export interface IngressApp extends Service {
   isReady(): boolean;
 }
 
-type EventIntake = Extract<Intake, { kind: 'event' }>;
-
 function isJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
   const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
@@ -106,83 +92,22 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     now().getTime(),
   );
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
-  /** Event ids whose record is on its way to Kafka, keyed `<provider>:<eventId>`. */
-  const inFlight = new Map<string, Promise<void>>();
+  const publisher = createRawPublisher({
+    producer,
+    seenStore: deps.seenStore,
+    topicOf,
+    publishTimeoutMs: settings.kafkaPublishTimeoutMs,
+    metrics,
+    logger,
+    now,
+  });
   let server: RunningHttpServer | undefined;
 
   const isReady = () => brokerProbe.isReachable() && work.ready();
 
-  /**
-   * Publishes a delivery unless its event id is already stored or being stored. The entry in `inFlight`
-   * lives until Kafka settles, not until this request gives up: a provider retry during a Kafka outage
-   * waits on the first copy instead of queueing a second one.
-   */
-  async function publishDeduplicated(
-    intake: EventIntake,
-    rawBody: Buffer,
-    contentType: string,
-  ): Promise<'accepted' | 'duplicate'> {
-    const { provider, eventId } = intake;
-    const flightKey = `${provider}:${eventId}`;
-    const waitFor = (stored: Promise<void>) =>
-      withTimeout(stored, settings.kafkaPublishTimeoutMs, 'kafka_timeout', 'Kafka did not acknowledge');
-    const pending = inFlight.get(flightKey);
-    if (pending) return waitFor(pending).then(() => 'duplicate');
-    try {
-      if (await deps.seenStore.isSeen(provider, eventId)) return 'duplicate';
-    } catch (err) {
-      // Losing an event is worse than a duplicate that downstream drops by event id: publish anyway.
-      metrics.dedupErrors.inc({ operation: 'check' });
-      logger.warn({ err, provider, eventId }, 'duplicate check failed; publishing anyway');
-    }
-    const raced = inFlight.get(flightKey);
-    if (raced) return waitFor(raced).then(() => 'duplicate');
-
-    const started = process.hrtime.bigint();
-    const elapsedSeconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const acked = producer
-      .send(topicOf(provider), [
-        {
-          key: intake.key,
-          value: rawBody,
-          headers: {
-            [RawHeaders.provider]: provider,
-            [RawHeaders.eventId]: eventId,
-            [RawHeaders.eventType]: intake.eventType,
-            [RawHeaders.receivedAt]: now().toISOString(),
-            [RawHeaders.contentType]: contentType,
-          },
-        },
-      ])
-      .then(
-        () => metrics.publishSeconds.observe({ provider, result: 'ok' }, elapsedSeconds()),
-        (err: unknown) => {
-          metrics.publishSeconds.observe({ provider, result: 'failed' }, elapsedSeconds());
-          throw err;
-        },
-      );
-    // Remembered once Kafka acknowledged, also when that came after this request was answered 503. The
-    // answer does not wait for Redis: until the id is marked, the in-flight entry catches redeliveries.
-    const stored = acked.then(async () => {
-      try {
-        await deps.seenStore.markSeen(provider, eventId);
-      } catch (err) {
-        metrics.dedupErrors.inc({ operation: 'mark' });
-        logger.warn({ err, provider, eventId }, 'could not remember a stored event id');
-      }
-    });
-    inFlight.set(flightKey, stored);
-    stored.then(
-      () => inFlight.delete(flightKey),
-      () => inFlight.delete(flightKey),
-    );
-    await waitFor(acked);
-    return 'accepted';
-  }
-
   function webhookHandler(provider: Provider) {
     return async (req: Request, res: Response) => {
-      const log = res.locals.log as Logger;
+      const log = requestLog(res);
       const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       metrics.bodyBytes.observe({ provider }, rawBody.length);
       res.locals.provider = provider;
@@ -202,7 +127,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
         metrics.unknownEventTypes.inc({ provider });
         log.warn({ provider, eventType: intake.eventType }, 'publishing an event type without a schema');
       }
-      const outcome = await publishDeduplicated(
+      const outcome = await publisher.publish(
         intake,
         rawBody,
         req.headers['content-type'] ?? 'application/json',
@@ -240,32 +165,15 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     return error instanceof AppError ? 'invalid' : 'error';
   }
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.use((req, res, next) => {
-    const requestId = (req.headers['x-request-id'] as string | undefined)?.slice(0, 128) || randomUUID();
-    res.setHeader('x-request-id', requestId);
-    res.locals.log = logger.child({ requestId });
-    next();
-  });
-  app.use(opsRouter(registry, () => ({ kafka: isReady() })));
-
-  const rawBody = (limit: number) => express.raw({ type: () => true, limit });
   /** Per provider: MAX_BODY_BYTES, lowered at start to what the raw topic can store (see body-limit.ts). */
-  const bodyLimits: Record<Provider, number> = {
+  const bodyLimits = rawBodyLimits<Provider>({
     smartcar: settings.maxBodyBytes,
     telematica: settings.maxBodyBytes,
-  };
-  const bodyReaders: Record<Provider, RequestHandler> = {
-    smartcar: rawBody(bodyLimits.smartcar),
-    telematica: rawBody(bodyLimits.telematica),
-  };
-  const limitOf = (res: Response) => bodyLimits[res.locals.provider as Provider] ?? settings.maxBodyBytes;
+  });
   const admit = (provider: Provider): RequestHandler =>
     inflight
       ? admitBody(inflight, {
-          bodyLimitBytes: () => bodyLimits[provider],
+          bodyLimitBytes: () => bodyLimits.limitBytes(provider),
           onRefused: () => metrics.busyRefusals.inc(),
         })
       : (_req, _res, next) => next();
@@ -278,27 +186,9 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       );
     } else next();
   };
-  for (const provider of ['smartcar', 'telematica'] as const) {
-    app.post(
-      `/webhooks/${provider}`,
-      (_req, res, next) => {
-        res.locals.provider = provider;
-        next();
-      },
-      requireJson,
-      admit(provider),
-      (req, res, next) => bodyReaders[provider](req, res, next),
-      webhookHandler(provider),
-    );
-  }
-  app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
-  });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const error = bodyParserError(err, limitOf(res)) ?? err;
-    const { status, body } = toHttpError(error);
+  /** Metrics, logs and the outcome of every refused or failed webhook. */
+  const onError = ({ error, status, body, res, log }: HttpErrorAnswer) => {
     const provider = String(res.locals.provider ?? 'none');
-    const log = (res.locals.log as Logger | undefined) ?? logger;
     if (status === 401) metrics.signatureFailures.inc({ provider, reason: body.error.code });
     if (status === 400) metrics.schemaFailures.inc({ provider, reason: body.error.code });
     if (error instanceof IngressBusyError)
@@ -307,7 +197,27 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     else log.info({ provider, code: body.error.code, status }, 'webhook refused');
     record(res, outcomeOf(error, status));
     if (status === 503) res.setHeader('retry-after', '5');
-    res.status(status).json(body);
+  };
+  const app = createHttpApp({
+    logger,
+    registry,
+    readiness: () => ({ kafka: isReady() }),
+    onError,
+    routes(routes) {
+      for (const provider of ['smartcar', 'telematica'] as const) {
+        routes.post(
+          `/webhooks/${provider}`,
+          (_req, res, next) => {
+            res.locals.provider = provider;
+            next();
+          },
+          requireJson,
+          admit(provider),
+          bodyLimits.reader(provider),
+          webhookHandler(provider),
+        );
+      }
+    },
   });
 
   return {
@@ -325,17 +235,11 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       for (const provider of ['smartcar', 'telematica'] as const) {
         const topic = topicOf(provider);
         const recordLimitBytes = await producer.messageSizeLimit(topic);
-        bodyLimits[provider] = effectiveBodyLimitBytes(settings.maxBodyBytes, recordLimitBytes);
-        bodyReaders[provider] = rawBody(bodyLimits[provider]);
+        const bodyLimitBytes = effectiveBodyLimitBytes(settings.maxBodyBytes, recordLimitBytes);
+        bodyLimits.setLimitBytes(provider, bodyLimitBytes);
         logger.info(
-          {
-            provider,
-            topic,
-            bodyLimitBytes: bodyLimits[provider],
-            maxBodyBytes: settings.maxBodyBytes,
-            recordLimitBytes,
-          },
-          bodyLimits[provider] < settings.maxBodyBytes
+          { provider, topic, bodyLimitBytes, maxBodyBytes: settings.maxBodyBytes, recordLimitBytes },
+          bodyLimitBytes < settings.maxBodyBytes
             ? 'body limit lowered to what the raw topic can store'
             : 'body limit',
         );
@@ -359,23 +263,4 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       await deps.seenStore.close();
     },
   };
-}
-
-/** Maps body-parser's errors (size limit, aborted upload) onto the taxonomy. */
-function bodyParserError(err: unknown, maxBodyBytes: number): AppError | undefined {
-  const type = (err as { type?: string } | null)?.type;
-  if (type === 'entity.too.large') {
-    return new ValidationError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`, {
-      httpStatus: 413,
-    });
-  }
-  if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set') {
-    return new ValidationError('incomplete_body', 'the request body was not received completely');
-  }
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new ValidationError('unsupported_encoding', 'the body encoding is not supported', {
-      httpStatus: 415,
-    });
-  }
-  return undefined;
 }
