@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 echo "[test] type-checking tests and linting" >&2
 npx --no-install tsc -p tsconfig.test.json
-npx --no-install eslint packages services bench
+npx --no-install eslint packages services bench test
 mkdir -p .ampflow
 results=.ampflow/jest-results.json
 rm -f "$results"

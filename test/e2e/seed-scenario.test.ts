@@ -13,11 +13,11 @@ import {
   testKafka,
   uniqueName,
 } from '@ampflow/testing';
-import { createIngressApp } from '../../ingress/src/app';
-import { createRedisSeenStore } from '../../ingress/src/seen-store';
-import { createNormalizerApp } from '../../normalizer/src/app';
-import { createAggregatorApp } from '../src/app';
-import { DEFAULT_REDUCER_SETTINGS } from '../src/session-reducer';
+import { createIngressApp } from '../../services/ingress/src/app';
+import { createRedisSeenStore } from '../../services/ingress/src/seen-store';
+import { createNormalizerApp } from '../../services/normalizer/src/app';
+import { createAggregatorApp } from '../../services/session-aggregator/src/app';
+import { DEFAULT_REDUCER_SETTINGS } from '../../services/session-aggregator/src/session-reducer';
 
 const logger = pino({ level: 'silent' });
 const AMT = 'e2e-sessions-token';

@@ -16,16 +16,12 @@ import {
   partitionableSocketFactory,
   partitionedKafka,
   tcpProxy,
-  smartcarHeaders,
-  svixHeaders,
   testEndpoints,
   testKafka,
   uniqueName,
   type RecordCollector,
 } from '@ampflow/testing';
 import { createNormalizerApp } from '../src/app';
-import { createIngressApp } from '../../ingress/src/app';
-import { createRedisSeenStore } from '../../ingress/src/seen-store';
 
 const logger = pino({ level: 'silent' });
 const kafka = testKafka();
@@ -234,93 +230,6 @@ describe('normalizer against the real Kafka and schema registry', () => {
     await expect(
       registry().register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject }),
     ).resolves.toHaveProperty('id');
-  });
-
-  it('end to end: a signed seed payload posted to the ingress arrives decoded on the canonical topic', async () => {
-    const n = await startNormalizer();
-    const amt = 'e2e-token';
-    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-    const ingress = createIngressApp({
-      settings: {
-        httpPort: 0,
-        httpHost: '127.0.0.1',
-        smartcarManagementToken: amt,
-        telematicaWebhookSecrets: [secret],
-        maxBodyBytes: 262_144,
-        kafkaPublishTimeoutMs: 5_000,
-        rawTopicPartitions: 3,
-        shutdownDrainMs: 2_000,
-        topics: n.rawTopics,
-      },
-      kafka,
-      seenStore: createRedisSeenStore({
-        url: testEndpoints().redisUrl,
-        ttlSeconds: 600,
-        namespace: uniqueName('seen'),
-      }),
-      logger,
-      registry: createMetricsRegistry('ingress', { defaultMetrics: false }),
-      onFatal: (error) => {
-        throw error;
-      },
-    });
-    await ingress.start();
-    stops.push(() => ingress.stop());
-    const base = `http://127.0.0.1:${ingress.port()}`;
-    const sc = fixtureBytes('smartcar/vehicle-state-guide.json');
-    const tm = fixtureBytes('telematica/vehicle-charging-status.json');
-    expect(
-      (
-        await fetch(`${base}/webhooks/smartcar`, {
-          method: 'POST',
-          body: new Uint8Array(sc),
-          headers: smartcarHeaders(sc, amt),
-        })
-      ).status,
-    ).toBe(200);
-    expect(
-      (
-        await fetch(`${base}/webhooks/telematica`, {
-          method: 'POST',
-          body: new Uint8Array(tm),
-          headers: svixHeaders(tm, secret, { id: 'msg_e2e' }),
-        })
-      ).status,
-    ).toBe(200);
-
-    const c = await collect([n.topicName(Topics.vehicleTelemetry)]);
-    const records = await c.waitFor(2);
-    const decoded = await Promise.all(
-      records.map(async (r) => ({ key: r.key, value: await registry().decode(r.value!) })),
-    );
-    const smartcar = decoded.find((d) => d.value.provider === 'smartcar');
-    const telematica = decoded.find((d) => d.value.provider === 'telematica');
-    expect(smartcar).toMatchObject({
-      key: 'smartcar:829e30ab-5a13-40b5-9f8a-8538af86ed95',
-      value: {
-        eventId: 'smartcar:a7738a15-7ee2-40b3-9815-823d146230cd',
-        vehicleId: 'smartcar:829e30ab-5a13-40b5-9f8a-8538af86ed95',
-        userId: 'smartcar:deee49b6-d638-4be4-82dc-121ea613eed9',
-        occurredAt: 1754365413366,
-        sourceEventType: 'VEHICLE_STATE',
-        isCharging: true,
-        triggers: ['Charge.IsCharging'],
-        vehicle: { make: 'Tesla', model: 'Model 3', year: 2020 },
-      },
-    });
-    expect(telematica).toMatchObject({
-      key: 'telematica:641aeef260d202219c22f03b',
-      value: {
-        eventId: 'telematica:msg_e2e',
-        occurredAt: Date.parse('2023-06-29T11:29:11.815Z'),
-        isCharging: true,
-        chargingState: 'CHARGING',
-        stateOfChargePercent: 77,
-        rangeKm: 216,
-        location: { latitude: 12.345678, longitude: 7.3321 },
-      },
-    });
-    expect(Math.abs(smartcar!.value.receivedAt - Date.now())).toBeLessThan(60_000);
   });
 
   it('waits for the schema registry while it is away: not ready, then registers and flows once it is back', async () => {
