@@ -322,6 +322,11 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
         groupId,
         // Bounds an idle fetch; a fetch returns as soon as a record arrives, so writes are read back at once.
         maxWaitTimeInMs: 500,
+        // After kafkajs restarts a consumer that lost the broker, the new member's join waits until the old
+        // member's session expires (it could not leave): the session timeout is how long a table stays behind
+        // after an outage. 6 s is the broker's default minimum; heartbeats go every second.
+        sessionTimeout: 6_000,
+        heartbeatInterval: 1_000,
         allowAutoTopicCreation: false,
         retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
       });

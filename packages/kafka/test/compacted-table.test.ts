@@ -290,4 +290,37 @@ describe('compacted table', () => {
     expect(writer.get('ep-1')).toEqual(observer.get('ep-1'));
     expect(contents(writer)).toEqual(contents(observer));
   });
+
+  it('times out a put its own reader cannot read back, and applies it only once read', async () => {
+    const topic = uniqueName('table-reader-cut');
+    const partition = partitionableSocketFactory();
+    // The broker takes the write (the producer's client is not cut); only the writer's reader is partitioned.
+    const writer = await aTable(partitionedKafka(partition), topic, {
+      writeTimeoutMs: 3_000,
+      producer: await aProducer(testKafka()),
+    });
+    const observer = await aTable(testKafka(), topic);
+    await writer.put('ep-1', anEndpoint(1));
+
+    partition.cut();
+    const started = Date.now();
+    await expect(writer.put('ep-1', anEndpoint(2))).rejects.toMatchObject({
+      code: 'table_write_timeout',
+      retriable: true,
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
+    // The topic has the write and other instances apply it; the writer does not until its reader reads it.
+    await eventually(() => observer.get('ep-1')?.version === 2, 'the observer to apply the write');
+    expect(writer.get('ep-1')).toEqual(anEndpoint(1));
+
+    partition.heal();
+    // kafkajs restarted the cut-off reader; its new member joins once the old one's 6 s session expires.
+    await eventually(
+      () => writer.get('ep-1')?.version === 2,
+      'the writer to read its write after healing',
+      20_000,
+    );
+    await writer.put('ep-2', anEndpoint(1));
+    expect(contents(writer)).toEqual({ 'ep-1': anEndpoint(2), 'ep-2': anEndpoint(1) });
+  });
 });
