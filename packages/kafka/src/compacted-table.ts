@@ -189,6 +189,7 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
   const listeners = new Set<(change: TableChange<V>) => void>();
   let consumer: Consumer | undefined;
   let phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  let starting: Promise<void> | undefined;
 
   function advance(partition: number, nextOffset: number): void {
     if (nextOffset > (positions.get(partition) ?? 0)) positions.set(partition, nextOffset);
@@ -303,65 +304,70 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
     }
   }
 
+  async function startReading(): Promise<void> {
+    await ensureTopics(kafka, [
+      {
+        topic,
+        numPartitions: options.partitions ?? 1,
+        replicationFactor: options.replicationFactor,
+        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+      },
+    ]);
+    targets = await fetchTargets();
+    log.info({ targets: Object.fromEntries(targets) }, 'reading the table from the beginning');
+    checkCaughtUp();
+    const reader = kafka.consumer({
+      groupId,
+      // Bounds an idle fetch; a fetch returns as soon as a record arrives, so writes are read back at once.
+      maxWaitTimeInMs: 500,
+      // After kafkajs restarts a consumer that lost the broker, the new member's join waits until the old
+      // member's session expires (it could not leave): the session timeout is how long a table stays behind
+      // after an outage. 6 s is the broker's default minimum; heartbeats go every second.
+      sessionTimeout: 6_000,
+      heartbeatInterval: 1_000,
+      allowAutoTopicCreation: false,
+      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+    consumer = reader;
+    reader.on(reader.events.CRASH, (event) => {
+      const { error, restart } = event.payload;
+      if (restart) {
+        log.warn({ err: error }, 'table reader crashed; kafkajs restarts it');
+        return;
+      }
+      log.error({ err: error }, 'table reader crashed and will not restart');
+      if (phase !== 'stopped') options.onFatal(error);
+    });
+    // Offsets that hold no record for us (control records, records before the fetched offset) still move
+    // the position, or a table could wait forever on an offset no record will ever carry. kafkajs hands
+    // batches made only of those to no handler, but reports them with this event.
+    reader.on(reader.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic === topic && payload.batchSize === 0)
+        advance(payload.partition, Number(payload.lastOffset) + 1);
+    });
+    await reader.connect();
+    await subscribeWhenReady(reader, { topics: [topic], fromBeginning: true });
+    await reader.run({
+      autoCommit: false,
+      eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) return;
+          apply(batch.partition, message);
+        }
+        // Only once every record of the batch is applied: a replay after a crash skips what is below this.
+        advance(batch.partition, Number(batch.lastOffset()) + 1);
+        await heartbeat();
+      },
+    });
+    if (phase === 'starting') phase = 'running';
+  }
+
   return {
     async start() {
       if (phase !== 'new') throw new Error(`the table on ${topic} was already started`);
       phase = 'starting';
-      await ensureTopics(kafka, [
-        {
-          topic,
-          numPartitions: options.partitions ?? 1,
-          replicationFactor: options.replicationFactor,
-          configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-        },
-      ]);
-      targets = await fetchTargets();
-      log.info({ targets: Object.fromEntries(targets) }, 'reading the table from the beginning');
-      checkCaughtUp();
-      const reader = kafka.consumer({
-        groupId,
-        // Bounds an idle fetch; a fetch returns as soon as a record arrives, so writes are read back at once.
-        maxWaitTimeInMs: 500,
-        // After kafkajs restarts a consumer that lost the broker, the new member's join waits until the old
-        // member's session expires (it could not leave): the session timeout is how long a table stays behind
-        // after an outage. 6 s is the broker's default minimum; heartbeats go every second.
-        sessionTimeout: 6_000,
-        heartbeatInterval: 1_000,
-        allowAutoTopicCreation: false,
-        retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-      });
-      consumer = reader;
-      reader.on(reader.events.CRASH, (event) => {
-        const { error, restart } = event.payload;
-        if (restart) {
-          log.warn({ err: error }, 'table reader crashed; kafkajs restarts it');
-          return;
-        }
-        log.error({ err: error }, 'table reader crashed and will not restart');
-        if (phase !== 'stopped') options.onFatal(error);
-      });
-      // Offsets that hold no record for us (control records, records before the fetched offset) still move
-      // the position, or a table could wait forever on an offset no record will ever carry. kafkajs hands
-      // batches made only of those to no handler, but reports them with this event.
-      reader.on(reader.events.END_BATCH_PROCESS, ({ payload }) => {
-        if (payload.topic === topic && payload.batchSize === 0)
-          advance(payload.partition, Number(payload.lastOffset) + 1);
-      });
-      await reader.connect();
-      await subscribeWhenReady(reader, { topics: [topic], fromBeginning: true });
-      await reader.run({
-        autoCommit: false,
-        eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
-          for (const message of batch.messages) {
-            if (!isRunning() || isStale()) return;
-            apply(batch.partition, message);
-          }
-          // Only once every record of the batch is applied: a replay after a crash skips what is below this.
-          advance(batch.partition, Number(batch.lastOffset()) + 1);
-          await heartbeat();
-        },
-      });
-      phase = 'running';
+      starting = startReading();
+      return starting;
     },
     async stop() {
       const wasStarted = phase !== 'new';
@@ -370,6 +376,8 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
         waiter.reject(new DependencyError('table_stopped', `${topic}: the table is stopping`));
       pending.clear();
       if (!wasStarted) return;
+      // A stop during start waits for it, so that no consumer is left behind running.
+      await starting?.catch(() => undefined);
       await consumer?.disconnect();
       if (consumer) await deleteGroup();
     },
@@ -383,11 +391,13 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
       return skippedRecords;
     },
     caughtUp: () => caughtUp,
-    put: (key, value) => write(key, options.encode(value)),
+    put: async (key, value) => write(key, options.encode(value)),
     delete: (key) => write(key, null),
     onChange(listener) {
       listeners.add(listener);
-      return () => listeners.delete(listener);
+      return () => {
+        listeners.delete(listener);
+      };
     },
   };
 }

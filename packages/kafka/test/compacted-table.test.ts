@@ -131,6 +131,31 @@ describe('compacted table', () => {
     });
   });
 
+  it('leaves no reader and no group behind when stopped while starting', async () => {
+    const kafka = testKafka();
+    const topic = uniqueName('table-stop-early');
+    const table = createCompactedTable<Endpoint>({
+      kafka,
+      topic,
+      logger,
+      ...codec,
+      producer: await aProducer(kafka),
+      onFatal: (error) => fatal.push(error),
+    });
+    const started = table.start();
+    await table.stop();
+    await started;
+    await expect(table.put('ep-1', anEndpoint(1))).rejects.toMatchObject({ code: 'table_not_running' });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const { groups } = await admin.listGroups();
+      expect(groups.filter((g) => g.groupId.startsWith(`${topic}-reader-`))).toEqual([]);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   it('is caught up at once on an empty topic', async () => {
     const table = await aTable(testKafka(), uniqueName('table-empty'));
     expect(table.caughtUp()).toBe(true);
