@@ -168,8 +168,9 @@ function headerString(headers: IHeaders | undefined, name: string): string | und
  * The reader is a consumer in a group of its own (`<topic>-reader-<random>`) that never commits. kafkajs 2.2.4
  * has no manual partition assignment, so a group is the only way to consume; being its only member it gets every
  * partition. With no committed offsets every start (and every restart of the process) reads the topic from the
- * beginning, which is what a table needs; and a group without offsets is dropped by the broker once empty,
- * so groups of crashed instances do not pile up (`stop` also deletes its group straight away). When kafkajs
+ * beginning, which is what a table needs; and the broker drops an empty group without offsets at its next
+ * cleanup (`offsets.retention.check.interval.ms`, 10 min), so groups of crashed instances do not pile up
+ * (`stop` deletes its group straight away). When kafkajs
  * restarts a crashed consumer it too starts over from the beginning; records already applied are recognised
  * by offset and skipped, so listeners see each change once.
  */
