@@ -1,5 +1,5 @@
 import type { Consumer, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
-import { AppError } from '@ampflow/runtime';
+import { AppError, createRetryPolicy, isPermanent } from '@ampflow/runtime';
 import { DeadLetterHeaders, dlqTopic } from '@ampflow/contracts';
 import type { Logger } from '@ampflow/observability';
 import type { ReliableProducer } from './producer';
@@ -18,36 +18,45 @@ export interface OutputRecord {
 }
 
 /**
- * Handles one record and returns the records to produce for it (or nothing); throws to say "try again".
- * An {@link AppError} with `retriable: false` means the record can never succeed: it is dead-lettered.
- * The runner sends the outputs of a chunk of records together and commits the chunk's offsets only after
- * they are acknowledged, so handlers must be idempotent: a chunk that failed runs again.
+ * What became of one record: the records to produce for it, or the error for which it can never succeed
+ * (it goes to `<topic>.dlq` with that error in its headers).
  */
-export type RecordHandler = (record: ConsumedRecord) => Promise<OutputRecord[] | void>;
+export type RecordOutcome = { outputs: OutputRecord[] } | { deadLetter: unknown };
 
-export type RecordOutcome = 'ok' | 'dead_lettered';
+/** What became of a chunk of one partition's records, as a chunk handler returns it. */
+export interface ChunkOutcome {
+  /** Records to produce for the whole chunk (not attributed to single records). */
+  outputs: OutputRecord[];
+  /** The records (by index in the chunk) that can never succeed, dead-lettered with their error. */
+  deadLetters?: Array<{ index: number; error: unknown }>;
+  /** Runs once outputs and dead letters are acknowledged, before the offsets move (e.g. to persist state). */
+  afterSend?: () => Promise<void>;
+}
 
 /**
- * Handles a whole chunk of one partition's records at once (for handlers that batch their own I/O).
- * `deadLetters` name the records (by index) that can never succeed; `afterSend` runs once the outputs are
- * acknowledged and before the offsets are resolved (e.g. to persist state). Throw to retry the chunk.
+ * The one handler contract, in two explicit shapes. A handler returns an outcome for "done" and throws for
+ * "try again": the chunk runs again after a backoff, so handlers must be idempotent. A per-record handler that
+ * throws an {@link AppError} with `retriable: false` has its record dead-lettered, never retried.
+ * - `perRecord`: one record at a time, in partition order.
+ * - `perChunk`: a whole chunk of one partition's records (for handlers that batch their own I/O).
  */
-export type ChunkHandler = (records: ConsumedRecord[]) => Promise<{
-  outputs: OutputRecord[];
-  deadLetters?: Array<{ index: number; error: unknown }>;
-  afterSend?: () => Promise<void>;
-}>;
+export type ConsumerHandler =
+  | { perRecord: (record: ConsumedRecord) => Promise<RecordOutcome> }
+  | { perChunk: (records: ConsumedRecord[]) => Promise<ChunkOutcome> };
+
+/** True when the outcome sends the record to its dead-letter topic. */
+export function isDeadLetter(outcome: RecordOutcome): outcome is { deadLetter: unknown } {
+  return 'deadLetter' in outcome;
+}
 
 export interface ConsumerRunnerOptions {
   kafka: Kafka;
   groupId: string;
   topics: string[];
   fromBeginning?: boolean;
-  /** Exactly one of `handler` (per record) and `chunkHandler` (per chunk). */
-  handler?: RecordHandler;
-  chunkHandler?: ChunkHandler;
-  /** Produces the handlers' outputs and the dead letters (`<topic>.dlq`); without it nothing is dead-lettered. */
-  producer?: ReliableProducer;
+  handler: ConsumerHandler;
+  /** Produces the handlers' outputs and the dead letters (`<topic>.dlq`). */
+  producer: ReliableProducer;
   logger: Logger;
   /** Records handled before their outputs are sent together (default 500). */
   maxChunkRecords?: number;
@@ -56,7 +65,7 @@ export interface ConsumerRunnerOptions {
    * partitions overlap their waits for Kafka and share produce requests.
    */
   partitionsConsumedConcurrently?: number;
-  /** Backoff between retries of a failing chunk: doubles from `initialRetryMs` up to `maxRetryMs`. */
+  /** Backoff between retries of a failing chunk: exponential with full jitter from `initialRetryMs` (200) up to `maxRetryMs` (10 s). */
   initialRetryMs?: number;
   maxRetryMs?: number;
   /**
@@ -74,8 +83,11 @@ export interface ConsumerRunnerOptions {
    * kept failing for `maxFailingMs`. Services stop and exit non-zero so that a supervisor restarts them.
    */
   onFatal: (error: unknown) => void;
-  /** Called for each record once its outputs (or its dead letter) are acknowledged. */
-  onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome, error?: unknown) => void;
+  /**
+   * Called for each record once its outputs (or its dead letter) are acknowledged, with its outcome. Records of a
+   * chunk handler that were not dead-lettered get `{ outputs: [] }`: a chunk's outputs belong to no one record.
+   */
+  onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome) => void;
   /** Called after a fetched batch is done, with the records still behind the partition's high watermark. */
   onBatchDone?: (info: { topic: string; partition: number; lag: number }) => void;
 }
@@ -100,10 +112,6 @@ export interface ConsumerHealth {
   lastProgressAt: number;
 }
 
-export function isPermanentFailure(error: unknown): boolean {
-  return error instanceof AppError && !error.retriable;
-}
-
 /** Headers of a dead-lettered record: the original ones plus the reason and the source position. */
 export function deadLetterHeaders(record: ConsumedRecord, error: unknown, now: Date): IHeaders {
   const code = error instanceof AppError ? error.code : 'unexpected_error';
@@ -119,19 +127,99 @@ export function deadLetterHeaders(record: ConsumedRecord, error: unknown, now: D
   };
 }
 
+/** What {@link processChunk} needs besides the records and the handler; tests give a fake producer. */
+export interface ChunkDeps {
+  producer: Pick<ReliableProducer, 'send'>;
+  logger: Logger;
+  /** Wall clock for the `failed-at` header (default `new Date()`). */
+  now?: () => Date;
+}
+
+/**
+ * Handles one chunk and sends everything it produced (outputs and dead letters, one send per topic, all at
+ * once), then runs the chunk handler's `afterSend`. Resolves to each record's outcome once acknowledged;
+ * throws, to have the whole chunk retried, on any retriable failure.
+ */
+export async function processChunk(
+  records: ConsumedRecord[],
+  handler: ConsumerHandler,
+  deps: ChunkDeps,
+): Promise<RecordOutcome[]> {
+  const outputs: OutputRecord[] = [];
+  const outcomes: RecordOutcome[] = [];
+  let afterSend: (() => Promise<void>) | undefined;
+  if ('perChunk' in handler) {
+    const result = await handler.perChunk(records);
+    outputs.push(...result.outputs);
+    outcomes.push(...records.map(() => ({ outputs: [] })));
+    for (const { index, error } of result.deadLetters ?? []) {
+      if (!records[index])
+        throw new Error(`the chunk handler dead-lettered index ${index} of ${records.length}`);
+      outcomes[index] = { deadLetter: error };
+    }
+    afterSend = result.afterSend;
+  } else {
+    for (const record of records) {
+      let outcome: RecordOutcome;
+      try {
+        outcome = await handler.perRecord(record);
+      } catch (error) {
+        // A permanent failure retried would stall the partition for good.
+        if (!isPermanent(error)) throw error;
+        outcome = { deadLetter: error };
+      }
+      if (!isDeadLetter(outcome)) outputs.push(...outcome.outputs);
+      outcomes.push(outcome);
+    }
+  }
+  const now = deps.now?.() ?? new Date();
+  outcomes.forEach((outcome, index) => {
+    if (isDeadLetter(outcome))
+      outputs.push(deadLetterOutput(records[index]!, outcome.deadLetter, now, deps.logger));
+  });
+  await sendGrouped(deps.producer, outputs);
+  await afterSend?.();
+  return outcomes;
+}
+
+/** One send per topic, in the order the outputs came; the sends of different topics run together. */
+async function sendGrouped(producer: Pick<ReliableProducer, 'send'>, outputs: OutputRecord[]): Promise<void> {
+  if (outputs.length === 0) return;
+  const byTopic = new Map<string, Message[]>();
+  for (const { topic, message } of outputs) {
+    const list = byTopic.get(topic);
+    if (list) list.push(message);
+    else byTopic.set(topic, [message]);
+  }
+  await Promise.all([...byTopic].map(([topic, messages]) => producer.send(topic, messages)));
+}
+
+function deadLetterOutput(record: ConsumedRecord, error: unknown, now: Date, logger: Logger): OutputRecord {
+  logger.warn(
+    { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
+    'dead-lettering a record that can never succeed',
+  );
+  const { key, value } = record.message;
+  return {
+    topic: dlqTopic(record.topic),
+    message: { key, value, headers: deadLetterHeaders(record, error, now) },
+  };
+}
+
 /**
  * The one consumer runner: per-partition order; a chunk of records is handled, its outputs and dead letters
  * sent in one go, and only then are its offsets resolved (at-least-once). Retriable failures are retried
  * with backoff while heartbeating; permanent ones go to `<topic>.dlq` and processing continues.
  */
 export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
-  if (!options.handler === !options.chunkHandler)
-    throw new Error('give the consumer runner a handler or a chunkHandler');
   const log = options.logger.child({ component: 'consumer', groupId: options.groupId });
-  const initialRetryMs = options.initialRetryMs ?? 200;
-  const maxRetryMs = options.maxRetryMs ?? 10_000;
+  const retry = createRetryPolicy({
+    baseDelayMs: options.initialRetryMs ?? 200,
+    maxDelayMs: options.maxRetryMs ?? 10_000,
+  });
   const maxChunkRecords = options.maxChunkRecords ?? 500;
   const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
+  const chunkDeps: ChunkDeps = { producer: options.producer, logger: log };
   const consumer = options.kafka.consumer({
     groupId: options.groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 10_000,
@@ -169,64 +257,6 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     if (!stopping) options.onFatal(error);
   });
 
-  async function send(outputs: OutputRecord[]): Promise<void> {
-    if (outputs.length === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const { topic, message } of outputs) {
-      const list = byTopic.get(topic);
-      if (list) list.push(message);
-      else byTopic.set(topic, [message]);
-    }
-    const producer = options.producer;
-    if (!producer) throw new Error('the consumer runner needs a producer to send outputs');
-    await Promise.all([...byTopic].map(([topic, messages]) => producer.send(topic, messages)));
-  }
-
-  function deadLetterOutput(record: ConsumedRecord, error: unknown): OutputRecord {
-    log.warn(
-      { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
-      'dead-lettering a record that can never succeed',
-    );
-    const { key, value } = record.message;
-    return {
-      topic: dlqTopic(record.topic),
-      message: { key, value, headers: deadLetterHeaders(record, error, new Date()) },
-    };
-  }
-
-  type Outcomes = Array<{ outcome: RecordOutcome; error?: unknown }>;
-
-  /** Handles a chunk and sends everything it produced; throws (to retry the chunk) on a retriable failure. */
-  async function processChunk(records: ConsumedRecord[]): Promise<Outcomes> {
-    const outputs: OutputRecord[] = [];
-    const outcomes: Outcomes = records.map(() => ({ outcome: 'ok' }));
-    let afterSend: (() => Promise<void>) | undefined;
-    if (options.chunkHandler) {
-      const result = await options.chunkHandler(records);
-      outputs.push(...result.outputs);
-      for (const { index, error } of result.deadLetters ?? []) {
-        if (!options.producer) throw error;
-        outputs.push(deadLetterOutput(records[index]!, error));
-        outcomes[index] = { outcome: 'dead_lettered', error };
-      }
-      afterSend = result.afterSend;
-    } else {
-      for (const [index, record] of records.entries()) {
-        try {
-          const produced = await options.handler!(record);
-          if (produced) outputs.push(...produced);
-        } catch (error) {
-          if (!isPermanentFailure(error) || !options.producer) throw error;
-          outputs.push(deadLetterOutput(record, error));
-          outcomes[index] = { outcome: 'dead_lettered', error };
-        }
-      }
-    }
-    await send(outputs);
-    await afterSend?.();
-    return outcomes;
-  }
-
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   return {
@@ -262,15 +292,14 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
               partition: batch.partition,
               message,
             }));
-            let delayMs = initialRetryMs;
-            let outcomes: Outcomes;
-            for (;;) {
+            let outcomes: RecordOutcome[];
+            for (let attempt = 0; ; attempt += 1) {
               if (!isRunning() || isStale()) {
                 failingSince = 0;
                 return;
               }
               try {
-                outcomes = await processChunk(chunk);
+                outcomes = await processChunk(chunk, options.handler, chunkDeps);
                 failingSince = 0;
                 lastProgressAt = Date.now();
                 break;
@@ -281,6 +310,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
                   options.onFatal(error);
                   return;
                 }
+                const delayMs = retry.delayMs(attempt);
                 log.warn(
                   {
                     err: error,
@@ -298,12 +328,9 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
                   await heartbeat();
                   await sleep(Math.min(500, until - Date.now()));
                 }
-                delayMs = Math.min(delayMs * 2, maxRetryMs);
               }
             }
-            chunk.forEach((record, j) =>
-              options.onRecordDone?.(record, outcomes[j]!.outcome, outcomes[j]!.error),
-            );
+            chunk.forEach((record, j) => options.onRecordDone?.(record, outcomes[j]!));
             resolveOffset(chunk[chunk.length - 1]!.message.offset);
             await commitOffsetsIfNecessary();
             await heartbeat();

@@ -59,10 +59,13 @@ describe('the integration infrastructure is real', () => {
       onFatal: (error) => {
         fatal.push(error);
       },
-      handler: async ({ message }) => {
-        const value = message.value?.toString() ?? '';
-        if (value === 'poison') throw new ValidationError('bad_payload', 'cannot be mapped');
-        handled.push(value);
+      handler: {
+        perRecord: async ({ message }) => {
+          const value = message.value?.toString() ?? '';
+          if (value === 'poison') throw new ValidationError('bad_payload', 'cannot be mapped');
+          handled.push(value);
+          return { outputs: [] };
+        },
       },
     });
     await runner.start();

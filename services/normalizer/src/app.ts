@@ -1,27 +1,18 @@
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type { IHeaders, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import { CANONICAL_SCHEMA_FILES, Topics, dlqTopic, type CanonicalTopic } from '@ampflow/contracts';
 import {
-  CANONICAL_SCHEMA_FILES,
-  KNOWN_PROVIDER_EVENT_TYPES,
-  RawHeaders,
-  Topics,
-  dlqTopic,
-  type CanonicalTopic,
-  type Provider,
-} from '@ampflow/contracts';
-import {
+  createAvroCodec,
   createConsumerRunner,
+  createRegistryClient,
   createReliableProducer,
   createWorkHealth,
   ensureTopics,
-  registerCanonicalSchema,
-  type ConsumedRecord,
-  type OutputRecord,
+  isDeadLetter,
 } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
-import { AppError, ValidationError, createOpsService, type Service } from '@ampflow/runtime';
-import { mapRawEvent } from './mappers';
+import { AppError, createOpsService, createRetryPolicy, type Service } from '@ampflow/runtime';
 import { createNormalizerMetrics } from './metrics';
+import { createRecordNormalizer } from './normalize-record';
 
 export interface NormalizerSettings {
   httpPort: number;
@@ -53,11 +44,6 @@ export interface NormalizerDeps {
 }
 
 const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES) as CanonicalTopic[];
-function header(headers: IHeaders | undefined, name: string): string | undefined {
-  const value = headers?.[name];
-  if (value === undefined) return undefined;
-  return (Array.isArray(value) ? value[0] : value)?.toString();
-}
 
 /**
  * The normalizer: consumes the raw topics, maps each provider event to its canonical record, encodes it
@@ -69,74 +55,24 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   const metrics = createNormalizerMetrics(deps.registry);
   const rawTopics = settings.rawTopics ?? [Topics.rawSmartcar, Topics.rawTelematica];
   const topicName = settings.canonicalTopicName ?? ((t: CanonicalTopic) => t);
-  const schemaRegistry = new SchemaRegistry({ host: settings.schemaRegistryUrl });
-  const schemaIds = new Map<CanonicalTopic, number>();
   const producer = createReliableProducer(deps.kafka, { logger });
   let stopping = false;
-  /** The canonical topic a handled record went to, counted once its output is acknowledged. */
-  const outputTopic = new WeakMap<object, string>();
-
-  async function handle(record: ConsumedRecord): Promise<OutputRecord[]> {
-    const started = process.hrtime.bigint();
-    const { message } = record;
-    const provider = header(message.headers, RawHeaders.provider) as Provider | undefined;
-    const providerEventId = header(message.headers, RawHeaders.eventId);
-    const eventType = header(message.headers, RawHeaders.eventType);
-    const receivedAt = Date.parse(header(message.headers, RawHeaders.receivedAt) ?? '');
-    metrics.recordsIn.inc({
-      provider: provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
-      event_type: eventType && KNOWN_PROVIDER_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
-    });
-    if (!provider || !providerEventId || !eventType || Number.isNaN(receivedAt)) {
-      throw new ValidationError(
-        'missing_headers',
-        'the record lacks provider, event-id, event-type or received-at',
-      );
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(message.value?.toString('utf8') ?? '');
-    } catch {
-      throw new ValidationError('bad_json', 'the record value is not JSON');
-    }
-    const mapped = mapRawEvent({ provider, providerEventId, eventType, receivedAt, body });
-    if (mapped.failedSignals > 0)
-      metrics.skippedSignals.inc({ provider, reason: 'failed' }, mapped.failedSignals);
-    if (mapped.unknownSignals.length > 0) {
-      metrics.skippedSignals.inc({ provider, reason: 'unknown_code' }, mapped.unknownSignals.length);
-    }
-    let value: Buffer;
-    try {
-      value = await schemaRegistry.encode(schemaIds.get(mapped.topic)!, mapped.value);
-    } catch (err) {
-      // The schema is cached since start; a value that does not fit it will never fit it.
-      throw new ValidationError(
-        'encode_failed',
-        `the canonical record does not fit its Avro schema: ${(err as Error).message}`,
-      );
-    }
-    metrics.mappingSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    outputTopic.set(message, topicName(mapped.topic));
-    return [
-      {
-        topic: topicName(mapped.topic),
-        message: {
-          key: mapped.key,
-          value,
-          headers: {
-            [RawHeaders.eventId]: (mapped.value as { eventId: string }).eventId,
-            [RawHeaders.provider]: provider,
-          },
-        },
-      },
-    ];
-  }
+  const codec = createAvroCodec({
+    client: createRegistryClient(settings.schemaRegistryUrl),
+    logger,
+    retryPolicy: createRetryPolicy({
+      baseDelayMs: settings.initialRetryMs ?? 500,
+      maxDelayMs: settings.maxRetryMs ?? 10_000,
+    }),
+    isStopped: () => stopping,
+  });
+  const schemasRegistered = () => CANONICAL_TOPICS.every((t) => codec.schemaId(topicName(t)) !== undefined);
 
   const runner = createConsumerRunner({
     kafka: deps.kafka,
     groupId: settings.consumerGroupId,
     topics: rawTopics,
-    handler: handle,
+    handler: { perRecord: createRecordNormalizer({ codec, metrics, topicName }) },
     producer,
     logger,
     initialRetryMs: settings.initialRetryMs,
@@ -144,44 +80,26 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     sessionTimeoutMs: settings.sessionTimeoutMs,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
-    onRecordDone: (record, outcome, error) => {
-      const topic = outputTopic.get(record.message);
-      if (outcome === 'ok' && topic) metrics.recordsOut.inc({ topic });
-      if (outcome === 'dead_lettered') {
-        metrics.deadLetters.inc({
-          source_topic: record.topic,
-          reason: error instanceof AppError ? error.code : 'unexpected_error',
-        });
+    onRecordDone: (record, outcome) => {
+      if (!isDeadLetter(outcome)) {
+        for (const { topic } of outcome.outputs) metrics.recordsOut.inc({ topic });
+        return;
       }
+      const error = outcome.deadLetter;
+      metrics.deadLetters.inc({
+        source_topic: record.topic,
+        reason: error instanceof AppError ? error.code : 'unexpected_error',
+      });
     },
     onBatchDone: ({ topic, partition, lag }) =>
       metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
 
-  /** Registers every canonical schema, retrying while the registry is away; resolves once all ids are known. */
+  /** Registers every canonical schema (the codec retries while the registry is away). */
   async function registerSchemas(): Promise<void> {
-    let delayMs = settings.initialRetryMs ?? 500;
-    for (const topic of CANONICAL_TOPICS) {
-      while (!schemaIds.has(topic)) {
-        try {
-          schemaIds.set(
-            topic,
-            await registerCanonicalSchema(
-              schemaRegistry,
-              settings.schemaRegistryUrl,
-              topicName(topic),
-              topic,
-            ),
-          );
-        } catch (err) {
-          if (!(err instanceof AppError) || stopping) throw err;
-          logger.warn({ err, topic, delayMs }, 'schema registry not answering; retrying');
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-          delayMs = Math.min(delayMs * 2, settings.maxRetryMs ?? 10_000);
-        }
-      }
-    }
-    logger.info({ schemaIds: Object.fromEntries(schemaIds) }, 'canonical schemas registered');
+    const ids: Record<string, number> = {};
+    for (const topic of CANONICAL_TOPICS) ids[topic] = await codec.register(topicName(topic), topic);
+    logger.info({ schemaIds: ids }, 'canonical schemas registered');
   }
 
   const work = createWorkHealth({
@@ -191,14 +109,14 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     fatalAfterMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
   });
-  const isReady = () => schemaIds.size === CANONICAL_TOPICS.length && work.ready();
+  const isReady = () => schemasRegistered() && work.ready();
   const service = createOpsService({
     name: 'normalizer',
     httpPort: settings.httpPort,
     shutdownDrainMs: settings.shutdownDrainMs,
     registry: deps.registry,
     logger,
-    readiness: () => ({ schemas: schemaIds.size === CANONICAL_TOPICS.length, ...work.detail() }),
+    readiness: () => ({ schemas: schemasRegistered(), ...work.detail() }),
     start: async () => {
       await ensureTopics(deps.kafka, [
         ...CANONICAL_TOPICS.map((t) => ({

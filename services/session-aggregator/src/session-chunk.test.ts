@@ -1,0 +1,158 @@
+import { Registry } from 'prom-client';
+import type { ChargingSession, VehicleTelemetry } from '@ampflow/contracts';
+import type { ConsumedRecord, OutputRecord } from '@ampflow/kafka';
+import { DependencyError } from '@ampflow/runtime';
+import { createAggregatorMetrics } from './metrics';
+import { DEFAULT_REDUCER_SETTINGS } from './session-reducer';
+import { createSessionChunkHandler } from './session-chunk';
+import { aFakeCodec, aFakeStore, aReading } from '../test/in-memory-fakes';
+
+const NOW = Date.parse('2025-08-06T00:00:00.000Z');
+const topics = { sessions: 'sessions', changelog: 'changelog' };
+
+function aRecord(offset: number, value: Buffer): ConsumedRecord {
+  return {
+    topic: 'telemetry',
+    partition: 0,
+    message: { key: null, value, headers: {}, offset: String(offset), timestamp: '0', attributes: 0 },
+  };
+}
+
+function setup(options: { epoch?: string | null } = {}) {
+  const codec = aFakeCodec();
+  const store = aFakeStore(options);
+  const registry = new Registry();
+  const resets: string[] = [];
+  const handle = createSessionChunkHandler({
+    codec,
+    store,
+    settings: DEFAULT_REDUCER_SETTINGS,
+    topics,
+    now: () => NOW,
+    metrics: createAggregatorMetrics(registry, async () => 0),
+    stateReset: (where) => {
+      resets.push(where);
+      return new DependencyError('state_reset', `reset at ${where}`);
+    },
+  });
+  const chunk = (readings: Array<VehicleTelemetry | Buffer>) =>
+    handle(readings.map((r, i) => aRecord(i, Buffer.isBuffer(r) ? r : codec.wire(r))));
+  return { codec, store, registry, resets, chunk };
+}
+
+const changesIn = (outputs: OutputRecord[]) =>
+  outputs
+    .filter((o) => o.topic === 'sessions')
+    .map((o) => JSON.parse(String(o.message.value)) as ChargingSession)
+    .map((s) => [s.vehicleId, s.change, s.endReason ?? null]);
+const changelogKeys = (outputs: OutputRecord[]) =>
+  outputs.filter((o) => o.topic === 'changelog').map((o) => o.message.key);
+
+describe('the session chunk handler', () => {
+  it('applies each vehicle its readings in order; outputs the changes then each touched state; saves after send', async () => {
+    const { chunk, store, registry } = setup();
+    const outcome = await chunk([
+      aReading('smartcar:a', 8, { isCharging: true, stateOfChargePercent: 30 }),
+      aReading('smartcar:b', 9, { isCharging: true }),
+      aReading('smartcar:a', 9, { isCharging: false, stateOfChargePercent: 60 }),
+    ]);
+
+    expect(changesIn(outcome.outputs)).toEqual([
+      ['smartcar:a', 'STARTED', null],
+      ['smartcar:a', 'ENDED', 'CHARGING_STOPPED'],
+      ['smartcar:b', 'STARTED', null],
+    ]);
+    expect(changelogKeys(outcome.outputs)).toEqual(['smartcar:a', 'smartcar:b']);
+    expect(outcome.outputs.at(-1)?.topic).toBe('changelog');
+    expect(outcome.deadLetters).toEqual([]);
+    // Nothing is written to the store until the outputs are acknowledged.
+    expect(store.states.size).toBe(0);
+
+    await outcome.afterSend!();
+    expect(store.states.get('smartcar:a')).toMatchObject({ rev: 1, state: { session: null } });
+    expect(store.states.get('smartcar:b')).toMatchObject({ rev: 1, state: { session: { version: 1 } } });
+    expect(store.deadlines.get('smartcar:b')).toBe(NOW + DEFAULT_REDUCER_SETTINGS.inactivityTimeoutMs);
+    expect(store.deadlines.get('smartcar:a')).toBeNull();
+    expect(await registry.getSingleMetricAsString('session_aggregator_sessions_started_total')).toMatch(
+      / 2$/m,
+    );
+  });
+
+  it('goes on from the stored state and revision', async () => {
+    const { chunk, store } = setup();
+    await (
+      await chunk([aReading('smartcar:a', 8, { isCharging: true })])
+    ).afterSend!();
+    const outcome = await chunk([aReading('smartcar:a', 10, { isPluggedIn: false })]);
+    expect(changesIn(outcome.outputs)).toEqual([['smartcar:a', 'ENDED', 'UNPLUGGED']]);
+    await outcome.afterSend!();
+    expect(store.states.get('smartcar:a')?.rev).toBe(2);
+  });
+
+  it('dead-letters a record that cannot be decoded, by its index, and applies the others', async () => {
+    const { chunk } = setup();
+    const outcome = await chunk([
+      Buffer.from('not wire format'),
+      aReading('smartcar:a', 8, { isCharging: true }),
+    ]);
+    expect(outcome.deadLetters).toEqual([{ index: 0, error: expect.objectContaining({ code: 'bad_avro' }) }]);
+    expect(changesIn(outcome.outputs)).toEqual([['smartcar:a', 'STARTED', null]]);
+  });
+
+  it('throws when the registry does not answer, so the chunk is retried', async () => {
+    const { chunk, codec } = setup();
+    codec.decodeFailure = new DependencyError('registry_unavailable', 'away');
+    await expect(chunk([aReading('smartcar:a', 8, { isCharging: true })])).rejects.toBe(codec.decodeFailure);
+  });
+
+  it('dead-letters a reading whose session change cannot be encoded, without applying it, and keeps going', async () => {
+    const { chunk, store } = setup();
+    const poison = aReading('smartcar:a', 8, { isCharging: true });
+    poison.occurredAt += 0.5; // a start time that is no Avro long
+    const outcome = await chunk([
+      poison,
+      aReading('smartcar:a', 9, { isCharging: true, stateOfChargePercent: 40 }),
+    ]);
+
+    expect(outcome.deadLetters).toEqual([
+      { index: 0, error: expect.objectContaining({ code: 'encode_failed' }) },
+    ]);
+    expect(changesIn(outcome.outputs)).toEqual([['smartcar:a', 'STARTED', null]]);
+    await outcome.afterSend!();
+    const session = store.states.get('smartcar:a')?.state.session;
+    expect(session?.startedAt).toBe(poison.occurredAt - 0.5 + 3600_000);
+  });
+
+  it('writes nothing for a vehicle whose readings were all duplicates', async () => {
+    const { chunk, store } = setup();
+    const reading = aReading('smartcar:a', 8, { isCharging: true });
+    await (
+      await chunk([reading])
+    ).afterSend!();
+    const outcome = await chunk([{ ...reading }]);
+    expect(outcome.outputs).toEqual([]);
+    await outcome.afterSend!();
+    expect(store.states.get('smartcar:a')?.rev).toBe(1);
+  });
+
+  it('refuses to reduce on an emptied Redis: starts the restore and throws', async () => {
+    const { chunk, resets } = setup({ epoch: null });
+    await expect(chunk([aReading('smartcar:a', 8, { isCharging: true })])).rejects.toMatchObject({
+      code: 'state_reset',
+    });
+    expect(resets).toEqual(['load']);
+  });
+
+  it('fails afterSend when Redis was emptied after the load, or another writer won the race', async () => {
+    const { chunk, store, resets } = setup();
+    const first = await chunk([aReading('smartcar:a', 8, { isCharging: true })]);
+    store.marker = 'another';
+    await expect(first.afterSend!()).rejects.toMatchObject({ code: 'state_reset' });
+    expect(resets).toEqual(['save']);
+
+    store.marker = 'e1';
+    const second = await chunk([aReading('smartcar:a', 8, { isCharging: true })]);
+    store.states.set('smartcar:a', { rev: 5, state: store.states.get('smartcar:a')?.state ?? ({} as never) });
+    await expect(second.afterSend!()).rejects.toMatchObject({ code: 'state_conflict', retriable: true });
+  });
+});

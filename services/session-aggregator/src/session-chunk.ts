@@ -1,0 +1,110 @@
+import type { ChargingSession, VehicleTelemetry } from '@ampflow/contracts';
+import type { AvroCodec, ChunkOutcome, ConsumedRecord, OutputRecord } from '@ampflow/kafka';
+import { DependencyError, isPermanent } from '@ampflow/runtime';
+import type { AggregatorMetrics } from './metrics';
+import type { SessionStore, StateWrite } from './redis-session-store';
+import { initialState, reduce, type ReducerSettings } from './session-reducer';
+import { changelogOutput, countChanges, deadlineOf, sessionChangeOutput } from './session-outputs';
+
+export interface SessionChunkDeps {
+  codec: Pick<AvroCodec, 'encode' | 'decode'>;
+  /** The vehicles' states; its failures are expected as retriable errors (Redis away). */
+  store: Pick<SessionStore, 'load' | 'save'>;
+  settings: ReducerSettings;
+  topics: { sessions: string; changelog: string };
+  /** Wall clock (epoch ms), for timeout deadlines and the changelog's `writtenAt`. */
+  now: () => number;
+  metrics: Pick<AggregatorMetrics, 'readings' | 'started' | 'ended'>;
+  /**
+   * Redis was found emptied (no restore marker) at `where`: starts the restore and returns the retriable error
+   * that fails the chunk, to be retried on a restored Redis.
+   */
+  stateReset: (where: 'load' | 'save') => Error;
+}
+
+type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLetters']> };
+
+/**
+ * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, loads the vehicles'
+ * states in one step and applies the readings in order with the pure reducer. The outputs are the session
+ * changes plus each touched vehicle's new state for the changelog, produced together; `afterSend` then saves
+ * the states to Redis with compare-and-set. A reading that cannot be decoded, or whose session change does not
+ * fit the ChargingSession schema, is dead-lettered and not applied: the vehicle's later readings go on from the
+ * state before it.
+ */
+export function createSessionChunkHandler(
+  deps: SessionChunkDeps,
+): (records: ConsumedRecord[]) => Promise<ChunkOutcome> {
+  const { codec, settings, topics, metrics } = deps;
+
+  async function decodeAll(records: ConsumedRecord[], outcome: Outcome) {
+    const byVehicle = new Map<string, Array<{ index: number; reading: VehicleTelemetry }>>();
+    for (const [index, record] of records.entries()) {
+      let reading: VehicleTelemetry;
+      try {
+        reading = (await codec.decode(record.message.value)) as VehicleTelemetry;
+      } catch (error) {
+        if (!isPermanent(error)) throw error;
+        outcome.deadLetters.push({ index, error });
+        continue;
+      }
+      const list = byVehicle.get(reading.vehicleId);
+      if (list) list.push({ index, reading });
+      else byVehicle.set(reading.vehicleId, [{ index, reading }]);
+    }
+    return byVehicle;
+  }
+
+  return async (records) => {
+    const outcome: Outcome = { outputs: [], deadLetters: [] };
+    const byVehicle = await decodeAll(records, outcome);
+    const { epoch, states: stored } = await deps.store.load([...byVehicle.keys()]);
+    // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
+    if (epoch === null) throw deps.stateReset('load');
+    const changes: ChargingSession[] = [];
+    const changeOutputs: OutputRecord[] = [];
+    const writes: StateWrite[] = [];
+    for (const [vehicleId, readings] of byVehicle) {
+      const before = stored.get(vehicleId);
+      let state = before?.state ?? initialState(readings[0]!.reading);
+      let touched = false;
+      for (const { index, reading } of readings) {
+        const result = reduce(state, reading, settings);
+        let encoded: OutputRecord[];
+        try {
+          encoded = result.changes.map((change) => sessionChangeOutput(codec, topics.sessions, change));
+        } catch (error) {
+          if (!isPermanent(error)) throw error;
+          // Applying it would store a session that no consumer can read; the next readings go on without it.
+          outcome.deadLetters.push({ index, error });
+          continue;
+        }
+        metrics.readings.inc({ outcome: result.outcome });
+        if (result.outcome !== 'duplicate') touched = true;
+        state = result.state;
+        changes.push(...result.changes);
+        changeOutputs.push(...encoded);
+      }
+      if (touched) {
+        const deadline = deadlineOf(state, deps.now(), settings.inactivityTimeoutMs);
+        writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, deadline });
+      }
+    }
+    const writtenAt = deps.now();
+    // One produce call for both: the new states are durable before Redis has them or offsets move on.
+    outcome.outputs = [
+      ...changeOutputs,
+      ...writes.map((w) => changelogOutput(topics.changelog, w, writtenAt)),
+    ];
+    outcome.afterSend = async () => {
+      const { lost, reset } = await deps.store.save(epoch, writes);
+      if (reset) throw deps.stateReset('save');
+      if (lost.length > 0) {
+        // Another writer (the sweeper, or an instance that held the partition) changed these vehicles.
+        throw new DependencyError('state_conflict', `state of ${lost.length} vehicles changed concurrently`);
+      }
+      countChanges(metrics, changes);
+    };
+    return outcome;
+  };
+}

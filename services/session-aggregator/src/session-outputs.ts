@@ -1,0 +1,57 @@
+import type { ChargingSession } from '@ampflow/contracts';
+import type { AvroCodec, OutputRecord } from '@ampflow/kafka';
+import type { AggregatorMetrics } from './metrics';
+import type { StateWrite } from './redis-session-store';
+import type { VehicleSessionState } from './session-reducer';
+import { encodeChangelogValue } from './state-changelog';
+
+/**
+ * A session change as produced to the sessions topic, keyed by vehicle. Throws the codec's
+ * `ValidationError('encode_failed')` when the change does not fit the ChargingSession schema.
+ */
+export function sessionChangeOutput(
+  codec: Pick<AvroCodec, 'encode'>,
+  sessionsTopic: string,
+  change: ChargingSession,
+): OutputRecord {
+  return {
+    topic: sessionsTopic,
+    message: {
+      key: change.vehicleId,
+      value: codec.encode(sessionsTopic, change),
+      headers: { 'event-id': `${change.sessionId}:${change.version}`, provider: change.provider },
+    },
+  };
+}
+
+/** The vehicle's new state as the changelog keeps it, produced with the session changes. */
+export function changelogOutput(changelogTopic: string, write: StateWrite, writtenAt: number): OutputRecord {
+  const entry = {
+    vehicleId: write.vehicleId,
+    rev: write.expectedRev + 1,
+    state: write.state,
+    deadline: write.deadline,
+    writtenAt,
+  };
+  return { topic: changelogTopic, message: { key: write.vehicleId, value: encodeChangelogValue(entry) } };
+}
+
+/** Wall-clock time (epoch ms) at which the vehicle's open session times out; null when none is open. */
+export function deadlineOf(
+  state: VehicleSessionState,
+  now: number,
+  inactivityTimeoutMs: number,
+): number | null {
+  return state.session ? now + inactivityTimeoutMs : null;
+}
+
+/** Counts started and ended sessions, once their changes are acknowledged and their states saved. */
+export function countChanges(
+  metrics: Pick<AggregatorMetrics, 'started' | 'ended'>,
+  changes: ChargingSession[],
+): void {
+  for (const c of changes) {
+    if (c.change === 'STARTED') metrics.started.inc();
+    if (c.change === 'ENDED') metrics.ended.inc({ reason: c.endReason ?? 'UNKNOWN' });
+  }
+}
