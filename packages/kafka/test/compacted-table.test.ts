@@ -189,6 +189,23 @@ describe('compacted table', () => {
     expect(sizes[0]).toBeLessThan(1_000);
   });
 
+  it('works over several partitions: read-your-writes per key, catch-up over all of them', async () => {
+    const kafka = testKafka();
+    const topic = uniqueName('table-partitions');
+    const a = await aTable(kafka, topic, { partitions: 3 });
+    await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        await a.put(`ep-${i}`, anEndpoint(i));
+        expect(a.get(`ep-${i}`)).toEqual(anEndpoint(i));
+      }),
+    );
+    await a.delete('ep-0');
+    const b = await aTable(kafka, topic);
+    await caughtUp(b);
+    expect(b.size).toBe(29);
+    expect(contents(b)).toEqual(contents(a));
+  });
+
   it('reads its own writes at once and sees those of another instance', async () => {
     const kafka = testKafka();
     const topic = uniqueName('table-two');
