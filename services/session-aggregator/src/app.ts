@@ -9,7 +9,6 @@ import {
   createWorkHealth,
   ensureTopics,
   isDeadLetter,
-  type AvroCodec,
 } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
@@ -70,11 +69,6 @@ export interface AggregatorDeps {
   onFatal: (error: unknown) => void;
   /** Wall clock, for timeout deadlines (tests move it). */
   now?: () => number;
-  /**
-   * Wraps the Avro codec the app builds over `schemaRegistryUrl` (default: none); tests use it to make
-   * particular records fail to encode.
-   */
-  wrapCodec?: (codec: AvroCodec) => AvroCodec;
 }
 
 /**
@@ -117,7 +111,7 @@ export function createAggregatorApp(
   });
   const producer = createReliableProducer(deps.kafka, { logger });
   let stopping = false;
-  const builtCodec = createAvroCodec({
+  const codec = createAvroCodec({
     client: createRegistryClient(settings.schemaRegistryUrl),
     logger,
     retryPolicy: createRetryPolicy({
@@ -126,7 +120,6 @@ export function createAggregatorApp(
     }),
     isStopped: () => stopping,
   });
-  const codec = deps.wrapCodec?.(builtCodec) ?? builtCodec;
   const topics = { sessions: sessionsTopic, changelog: changelogTopic };
   let sweeps: Periodic | undefined;
 
