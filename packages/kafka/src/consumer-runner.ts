@@ -38,7 +38,9 @@ export interface ChunkOutcome {
  * "try again": the chunk runs again after a backoff, so handlers must be idempotent. A per-record handler that
  * throws an {@link AppError} with `retriable: false` has its record dead-lettered, never retried.
  * - `perRecord`: one record at a time, in partition order.
- * - `perChunk`: a whole chunk of one partition's records (for handlers that batch their own I/O).
+ * - `perChunk`: a whole chunk of one partition's records (for handlers that batch their own I/O). It names the
+ *   records that can never succeed by index; anything it throws, permanent or not, retries the whole chunk
+ *   (until `maxFailingMs`), since the runner cannot tell which record was at fault.
  */
 export type ConsumerHandler =
   | { perRecord: (record: ConsumedRecord) => Promise<RecordOutcome> }
