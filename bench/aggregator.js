@@ -1,36 +1,42 @@
 'use strict';
 
 /**
- * Session aggregator benchmark: the real aggregator app (in this process, real Redis, real Kafka) over a
- * pre-filled telemetry topic of Avro VehicleTelemetry readings with a known charging pattern. Throughput is
- * read from the consumer group's committed offsets (and the readings metric), polled every 200 ms; the
- * produced STARTED / ENDED sessions are checked against the pattern. See bench/README.md.
+ * Session aggregator benchmark: the real aggregator (services/session-aggregator/dist/main.js, a child
+ * process with real Redis and Kafka) over Avro VehicleTelemetry readings with a known charging pattern,
+ * pre-filled on its input topic. Throughput is read from its consumer group's committed offsets, polled
+ * every 200 ms; the sessions it counted are checked against the pattern. See bench/README.md.
  */
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
-const { setTimeout: sleep } = require('node:timers/promises');
 const { Partitioners } = require('kafkajs');
 const Redis = require('ioredis');
 const { SchemaRegistry, SchemaType } = require('@kafkajs/confluent-schema-registry');
-const { canonicalSchema, dlqTopic } = require('@ampflow/contracts');
-const { createKafka } = require('@ampflow/kafka');
-const { createMetricsRegistry } = require('@ampflow/observability');
-const pino = require('pino');
-const { startCpuSample } = require('./lib/cpu');
-const { ensureBuild, ensureInfrastructure } = require('./lib/infra');
-const { parseMetrics, sumOf, buckets } = require('./lib/prometheus');
-const { formatTable, round } = require('./lib/stats');
-const kb = require('./lib/kafka-bench');
+const { Topics, canonicalSchema } = require('@ampflow/contracts');
+const { measureConsumerRun, POLL_INTERVAL_MS } = require('./lib/consumer-run');
+const { prepare, stackPids } = require('./lib/infra');
+const kafka = require('./lib/kafka');
+const { buckets, scrapeMetrics, sumOf } = require('./lib/prometheus');
+const { stopTarget, withChildren } = require('./lib/processes');
+const report = require('./lib/report');
+const { interpolatedQuantile, round } = require('./lib/stats');
 
-const { ROOT, log } = kb;
-const AGGREGATOR_DIST = path.join(ROOT, 'services', 'session-aggregator', 'dist');
+const { ROOT, log } = report;
+const AGGREGATOR_MAIN = path.join(ROOT, 'services', 'session-aggregator', 'dist', 'main.js');
+const TELEMETRY_TOPIC = Topics.vehicleTelemetry;
+const SESSIONS_TOPIC = Topics.chargingSessions;
 const PARTITIONS = 6;
 const READINGS_PER_VEHICLE = 20;
 const READING_INTERVAL_MS = 5 * 60_000;
-const POLL_INTERVAL_MS = 200;
-const RUN_TIMEOUT_MS = 300_000;
 const PREFILL_BATCH = 5_000;
 const GOALS = { minReadingsPerSec: 10_000 };
+/** The sweeper never fires during a run; states outlive the 6 h inactivity timeout, as the config requires. */
+const AGGREGATOR_ENV = {
+  LOG_LEVEL: 'warn',
+  SHUTDOWN_DRAIN_MS: '5000',
+  SESSIONS_TOPIC_PARTITIONS: '6',
+  SESSION_SWEEP_INTERVAL_MS: '3600000',
+  VEHICLE_STATE_TTL_SECONDS: String(7 * 3600),
+};
 
 /**
  * The charging pattern of every vehicle, one entry per reading (20): plugged idle, session 1 (start, 7
@@ -141,14 +147,14 @@ function readingOf(v, step) {
 }
 
 /** Registers the telemetry schema, encodes every reading (Confluent wire format) and produces them in time order. */
-async function prefill({ kafka, registryUrl, telemetryTopic, vehicles, runId }) {
+async function prefill({ brokers, registryUrl, vehicles, runId }) {
   const registry = new SchemaRegistry({ host: registryUrl });
   const { id: schemaId } = await registry.register(
     { type: SchemaType.AVRO, schema: canonicalSchema('ev.vehicle-telemetry.v1') },
-    { subject: `${telemetryTopic}-value` },
+    { subject: `${TELEMETRY_TOPIC}-value` },
   );
   const fleet = Array.from({ length: vehicles }, (_, i) => vehicleOf(i, runId));
-  const producer = kafka.producer({
+  const producer = kafka.quietKafka(brokers, 'bench-prefill').producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
     idempotent: true,
@@ -161,7 +167,7 @@ async function prefill({ kafka, registryUrl, telemetryTopic, vehicles, runId }) 
   let batch = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    await producer.send({ topic: telemetryTopic, acks: -1, messages: batch });
+    await producer.send({ topic: TELEMETRY_TOPIC, acks: -1, messages: batch });
     batch = [];
   };
   try {
@@ -194,20 +200,6 @@ async function prefill({ kafka, registryUrl, telemetryTopic, vehicles, runId }) 
   };
 }
 
-async function committedCount(admin, groupId, topic) {
-  const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return offsets
-    .flatMap((t) => t.partitions)
-    .reduce((sum, p) => sum + (Number(p.offset) > 0 ? Number(p.offset) : 0), 0);
-}
-
-async function metricSum(registry, name) {
-  const metric = registry.getSingleMetric(name);
-  if (!metric) return 0;
-  const { values } = await metric.get();
-  return values.reduce((s, v) => s + v.value, 0);
-}
-
 /** Redis histogram per operation: chunk count, mean, interpolated p50 / p99 (and per reading). */
 function redisTimings(series, readings) {
   const name = 'session_aggregator_redis_duration_seconds';
@@ -218,8 +210,8 @@ function redisTimings(series, readings) {
     const sum = sumOf(series, `${name}_sum`, { operation });
     const readingsPerChunk = count > 0 ? readings / count : NaN;
     const ms = (s) => (s === undefined ? undefined : round(s * 1000, 3));
-    const p50 = kb.interpolatedQuantile(b, 0.5);
-    const p99 = kb.interpolatedQuantile(b, 0.99);
+    const p50 = interpolatedQuantile(b, 0.5);
+    const p99 = interpolatedQuantile(b, 0.99);
     out[operation] = {
       chunks: count,
       meanReadingsPerChunk: round(readingsPerChunk, 1),
@@ -254,292 +246,201 @@ async function cleanRedis(url, namespace) {
   return deleted;
 }
 
-function printReport(report) {
-  const p = report.parameters;
-  const r = report.result;
+function printReport(r) {
+  const p = r.parameters;
+  const x = r.result;
   log('');
   log(
-    `${p.vehicles} vehicles x ${p.readingsPerVehicle} readings = ${p.readings} readings, ${p.partitions} ` +
-      `partitions; ${report.machine.cpuCount} CPUs, node ${report.machine.nodeVersion}`,
+    `${p.vehicles} vehicles x ${p.readingsPerVehicle} readings = ${p.readings} readings (${p.range} in the ` +
+      `range); ${r.machine.cpuCount} CPUs, node ${r.machine.nodeVersion}`,
   );
-  const headers = ['measure', 'readings/s', 'window s', 'from'];
-  const rows = [
+  report.printTable(
+    ['measure', 'readings/s', 'window s', 'from'],
     [
-      'steady, committed offsets',
-      r.committed.steadyPerSec,
-      r.committed.steadySeconds,
-      'first commit -> all committed',
+      ['steady, committed offsets', x.steadyPerSec, x.steadySeconds, 'first commit -> all committed'],
+      ['total, committed offsets', x.totalPerSec, x.doneAtS, 'process spawned -> all committed'],
     ],
-    [
-      'steady, readings metric',
-      r.metric.steadyPerSec,
-      r.metric.steadySeconds,
-      'first counted -> all counted',
-    ],
-    ['total, committed offsets', r.committed.totalPerSec, r.committed.doneAtS, 'start() -> all committed'],
-  ];
-  process.stdout.write(`\n${formatTable(headers, rows)}\n\n`);
-  const t = r.redis;
-  const rh = [
-    'Redis op',
-    'chunks',
-    'readings/chunk',
-    'mean ms',
-    'p50 ms',
-    'p99 ms',
-    'µs/reading mean',
-    'p50',
-    'p99',
-  ];
-  const rr = ['load', 'save'].map((op) => [
-    op,
-    t[op].chunks,
-    t[op].meanReadingsPerChunk,
-    t[op].chunkMeanMs,
-    t[op].chunkP50Ms,
-    t[op].chunkP99Ms,
-    t[op].perReadingMeanUs,
-    t[op].perReadingP50Us,
-    t[op].perReadingP99Us,
-  ]);
-  process.stdout.write(`${formatTable(rh, rr)}\n\n`);
+  );
+  const t = x.redis;
+  report.printTable(
+    ['Redis op', 'chunks', 'readings/chunk', 'mean ms', 'p50 ms', 'p99 ms', 'µs/reading mean', 'p50', 'p99'],
+    ['load', 'save'].map((op) => [
+      op,
+      t[op].chunks,
+      t[op].meanReadingsPerChunk,
+      t[op].chunkMeanMs,
+      t[op].chunkP50Ms,
+      t[op].chunkP99Ms,
+      t[op].perReadingMeanUs,
+      t[op].perReadingP50Us,
+      t[op].perReadingP99Us,
+    ]),
+  );
   log(
     'Redis: per chunk round trip from session_aggregator_redis_duration_seconds (quantiles interpolated in ' +
       'the buckets); per reading = chunk time / mean readings per chunk (an approximation: chunk sizes vary)',
   );
   log(
-    `start() resolved at ${r.startResolvedAtS} s, first reading counted at ${r.metric.firstOutputAtS} s, all ` +
-      `counted at ${r.metric.doneAtS} s, all committed at ${r.committed.doneAtS} s`,
+    `first commit at ${x.firstOutputAtS} s, all committed at ${x.doneAtS} s${x.timedOut ? ' TIMED OUT' : ''}; ` +
+      `exit ${x.exit.code ?? x.exit.signal}; CPU cores: ${report.formatCores(x.cpu.cores)}; target ` +
+      `${x.targetCpuMicrosPerRecord} µs CPU/reading`,
   );
+  const s = x.sessions;
   log(
-    `CPU cores: ${Object.entries(r.cpu.cores)
-      .filter(([, v]) => v !== undefined)
-      .map(([n, v]) => `${n} ${v}`)
-      .join(', ')}; ` + `bench process ${r.cpuMicrosPerReading} µs CPU/reading`,
-  );
-  const s = r.sessions;
-  log(
-    `readings by outcome: ${JSON.stringify(r.readingsByOutcome)}; dead letters ${r.deadLetters}; session ` +
+    `readings by outcome: ${JSON.stringify(x.readingsByOutcome)}; dead letters ${x.deadLetters}; session ` +
       `records on the sessions topic ${s.recordsOnTopic} (expected ${s.expected.records})`,
   );
   log(
     `sessions: STARTED ${s.started} (expected ${s.expected.started}), ENDED ${s.ended} (expected ` +
       `${s.expected.ended}) by reason ${JSON.stringify(s.endedByReason)}: ${s.verdict}`,
   );
-  log(`Redis keys deleted at the end: ${r.redisKeysDeleted}`);
-  const met = (ok) => (ok ? 'met' : 'NOT met');
+  log(`Redis keys deleted at the end: ${x.redisKeysDeleted}`);
   log('');
   log(
-    `goal: >= ${GOALS.minReadingsPerSec} readings/s (steady, committed offsets): ${met(report.goals.readingsPerSec)}`,
+    `goal: >= ${GOALS.minReadingsPerSec} readings/s (steady, committed offsets): ${report.met(r.goals.readingsPerSec)}`,
   );
+}
+
+/** Counted by the process vs the pattern; exact on a quiet stack, a lower bound when others write too. */
+function checkSessions(metrics, vehicles, range, recordsOnTopic, othersWriting) {
+  const byLabel = (name, label) =>
+    Object.fromEntries(metrics.filter((m) => m.name === name).map((m) => [m.labels[label], m.value]));
+  const readingsByOutcome = byLabel('session_aggregator_readings_total', 'outcome');
+  const endedByReason = byLabel('session_aggregator_sessions_ended_total', 'reason');
+  const per = EXPECTED_PER_VEHICLE;
+  const expected = {
+    started: vehicles * per.started,
+    ended: vehicles * per.ended,
+    endedByReason: Object.fromEntries(Object.entries(per.endedByReason).map(([k, n]) => [k, n * vehicles])),
+    records: vehicles * (per.started + per.updated + per.ended),
+  };
+  const started = sumOf(metrics, 'session_aggregator_sessions_started_total');
+  const ended = sumOf(metrics, 'session_aggregator_sessions_ended_total');
+  const exact = othersWriting === 0;
+  const same = (actual, wanted) => (exact ? actual === wanted : actual >= wanted);
+  const consistent =
+    same(started, expected.started) &&
+    same(ended, expected.ended) &&
+    Object.entries(expected.endedByReason).every(([k, n]) => same(endedByReason[k] ?? 0, n)) &&
+    recordsOnTopic >= expected.records &&
+    same(readingsByOutcome.applied ?? 0, range);
+  let verdict = consistent ? 'OK (matches the generated pattern)' : 'MISMATCH with the generated pattern';
+  if (!exact) verdict += ` (others wrote ${othersWriting} readings meanwhile: checked as lower bounds)`;
+  return {
+    readingsByOutcome,
+    sessions: { started, ended, endedByReason, recordsOnTopic, expected, verdict },
+  };
 }
 
 async function run(options) {
   const startedAt = new Date().toISOString();
-  if (!options.skipBuild) ensureBuild(ROOT);
-  const infra = ensureInfrastructure(ROOT);
-  const brokers = kb.brokerList(infra);
-  const registryUrl = kb.schemaRegistryUrl();
-  log(`Kafka ${infra.kafkaBrokers}, Redis ${infra.redisUrl}, registry ${registryUrl} (${infra.source})`);
+  const infra = prepare(options);
   const vehicles = options.aggregatorVehicles;
   const readings = vehicles * READINGS_PER_VEHICLE;
-  const runId = `${startedAt.replace(/[^0-9]/g, '').slice(0, 14)}-${randomUUID().slice(0, 6)}`;
-  const telemetryTopic = `bench.${runId}.vehicle-telemetry`;
-  const sessionsTopic = `bench.${runId}.charging-sessions`;
-  const namespace = `bench:${runId}:sessions`;
+  const runId = report.runIdOf(startedAt);
   const groupId = `bench.${runId}.aggregator`;
-  const topics = [telemetryTopic, sessionsTopic, dlqTopic(telemetryTopic)];
-  const subjects = [`${telemetryTopic}-value`, `${sessionsTopic}-value`];
-  const silent = pino({ level: 'silent' });
-  const admin = await kb.connectAdmin(brokers);
-  const pids = kb.stackPids(infra);
+  const namespace = `bench:${runId}:sessions`;
+  const changelogTopic = `${groupId}-state-changelog`;
+  const admin = await kafka.connectAdmin(infra.brokers);
   let redisKeysDeleted;
   try {
-    await kb.createTopics(admin, [telemetryTopic], PARTITIONS);
-    log(`pre-filling ${readings} readings (${vehicles} vehicles) on ${telemetryTopic}`);
+    await kafka.createTopics(admin, [TELEMETRY_TOPIC], PARTITIONS);
+    const start = await kafka.endOffsets(admin, [TELEMETRY_TOPIC]);
+    log(`pre-filling ${readings} readings (${vehicles} vehicles) on ${TELEMETRY_TOPIC}`);
     const fill = await prefill({
-      kafka: createKafka({ brokers, clientId: 'bench-prefill', logger: silent }),
-      registryUrl,
-      telemetryTopic,
+      brokers: infra.brokers,
+      registryUrl: infra.schemaRegistryUrl,
       vehicles,
       runId,
     });
-    const onTopic = await kb.recordCount(admin, [telemetryTopic]);
-    log(`pre-filled in ${fill.seconds} s (encoding ${fill.encodeSeconds} s); on the topic: ${onTopic}`);
-    if (onTopic !== readings) throw new Error(`expected ${readings} readings on the topic, found ${onTopic}`);
+    const end = await kafka.endOffsets(admin, [TELEMETRY_TOPIC]);
+    const range = kafka.rangeSize(start, end);
+    log(`pre-filled in ${fill.seconds} s (encoding ${fill.encodeSeconds} s); the topic gained ${range}`);
+    if (range < readings) throw new Error(`expected ${readings} more readings on the topic, found ${range}`);
+    const endCount = await kafka.recordCount(admin, [TELEMETRY_TOPIC]);
+    const sessionsBefore = await kafka.recordCount(admin, [SESSIONS_TOPIC]);
 
-    const { createAggregatorApp } = require(path.join(AGGREGATOR_DIST, 'app.js'));
-    const { DEFAULT_REDUCER_SETTINGS } = require(path.join(AGGREGATOR_DIST, 'session-reducer.js'));
-    const registry = createMetricsRegistry('session-aggregator', { defaultMetrics: false });
-    const settings = {
-      ...DEFAULT_REDUCER_SETTINGS,
-      httpPort: 0,
-      schemaRegistryUrl: registryUrl,
-      shutdownDrainMs: 5_000,
-      consumerGroupId: groupId,
-      sessionsTopicPartitions: PARTITIONS,
-      sweepIntervalMs: 3_600_000,
-      stateTtlSeconds: 3_600,
-      redisNamespace: namespace,
-      telemetryTopic,
-      sessionsTopic,
-      sessionTimeoutMs: 10_000,
+    const env = {
+      ...AGGREGATOR_ENV,
+      KAFKA_BROKERS: infra.kafkaBrokers,
+      REDIS_URL: infra.redisUrl,
+      SCHEMA_REGISTRY_URL: infra.schemaRegistryUrl,
+      AGGREGATOR_GROUP_ID: groupId,
+      AGGREGATOR_REDIS_NAMESPACE: namespace,
+      AGGREGATOR_CHANGELOG_TOPIC: changelogTopic,
     };
-    const app = createAggregatorApp({
-      settings,
-      kafka: createKafka({ brokers, clientId: 'bench-aggregator', logger: silent }),
-      redis: new Redis(infra.redisUrl, { lazyConnect: true, enableAutoPipelining: true }),
-      logger: silent,
-      registry,
-      onFatal: (error) => process.stderr.write(`aggregator reported itself stuck: ${error}\n`),
+    const { result, metrics } = await withChildren(async (children) => {
+      const measured = await measureConsumerRun({
+        name: 'session-aggregator',
+        script: AGGREGATOR_MAIN,
+        env,
+        groupId,
+        start,
+        end,
+        admin,
+        pids: stackPids(infra),
+        children,
+      });
+      const scraped = await scrapeMetrics(`${measured.target.baseUrl}/metrics`);
+      measured.result.exit = await stopTarget(measured.target.handle);
+      return { result: measured.result, metrics: scraped };
     });
-
-    const t0 = process.hrtime.bigint();
-    const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
-    const cpu = startCpuSample({ benchProcess: process.pid, ...pids });
-    let startError;
-    let startResolvedAtMs;
-    const starting = app.start().then(
-      () => {
-        startResolvedAtMs = since();
-      },
-      (err) => {
-        startError = err;
-      },
-    );
-    const samples = [];
-    let cpuUsage;
-    try {
-      for (;;) {
-        const [committed, counted] = await Promise.all([
-          committedCount(admin, groupId, telemetryTopic),
-          metricSum(registry, 'session_aggregator_readings_total'),
-        ]);
-        const atMs = since();
-        samples.push({ atMs: round(atMs, 1), committed, counted });
-        if (committed >= readings) break;
-        if (startError) throw new Error(`aggregator failed to start: ${startError.message}`);
-        if (atMs > RUN_TIMEOUT_MS) throw new Error(`timed out: ${committed}/${readings} committed`);
-        await sleep(POLL_INTERVAL_MS);
-      }
-      cpuUsage = cpu.stop();
-    } finally {
-      await starting;
-    }
-    const poll = (field) => {
-      const first = samples.find((s) => s[field] > 0);
-      const done = samples.find((s) => s[field] >= readings) ?? samples.at(-1);
-      return kb.throughput(
-        {
-          first: first && { atMs: first.atMs, count: first[field] },
-          done: { atMs: done.atMs, count: done[field] },
-          timedOut: done[field] < readings,
-        },
-        readings,
-      );
-    };
-    const committed = poll('committed');
-    const metric = poll('counted');
-
     // Outputs are acknowledged before the offsets are committed, so the sessions topic is complete now.
-    const recordsOnTopic = await kb.recordCount(admin, [sessionsTopic]);
-    const series = parseMetrics(await registry.metrics());
-    const readingsByOutcome = {};
-    for (const s of series.filter((x) => x.name === 'session_aggregator_readings_total')) {
-      readingsByOutcome[s.labels.outcome] = s.value;
+    const recordsOnTopic = (await kafka.settledRecordCount(admin, [SESSIONS_TOPIC])).count - sessionsBefore;
+    const othersWriting = (await kafka.recordCount(admin, [TELEMETRY_TOPIC])) - endCount + range - readings;
+    Object.assign(result, checkSessions(metrics, vehicles, range, recordsOnTopic, othersWriting));
+    result.deadLetters = sumOf(metrics, 'session_aggregator_dead_letters_total');
+    result.redis = redisTimings(metrics, range);
+    for (const op of ['load', 'save']) {
+      result.redis[op].shareOfWall = round(result.redis[op].totalSeconds / result.doneAtS, 3);
     }
-    const endedByReason = {};
-    for (const s of series.filter((x) => x.name === 'session_aggregator_sessions_ended_total')) {
-      endedByReason[s.labels.reason] = s.value;
-    }
-    const started = sumOf(series, 'session_aggregator_sessions_started_total');
-    const ended = sumOf(series, 'session_aggregator_sessions_ended_total');
-    const expected = {
-      started: vehicles * EXPECTED_PER_VEHICLE.started,
-      ended: vehicles * EXPECTED_PER_VEHICLE.ended,
-      endedByReason: Object.fromEntries(
-        Object.entries(EXPECTED_PER_VEHICLE.endedByReason).map(([k, n]) => [k, n * vehicles]),
-      ),
-      records:
-        vehicles * (EXPECTED_PER_VEHICLE.started + EXPECTED_PER_VEHICLE.updated + EXPECTED_PER_VEHICLE.ended),
-    };
-    const consistent =
-      started === expected.started &&
-      ended === expected.ended &&
-      Object.entries(expected.endedByReason).every(([k, n]) => endedByReason[k] === n) &&
-      recordsOnTopic >= expected.records;
-    const redis = redisTimings(series, readings);
-    const wall = committed.doneAtS;
-    for (const op of ['load', 'save']) redis[op].shareOfWall = round(redis[op].totalSeconds / wall, 3);
-
-    await app.stop().catch((err) => log(`aggregator stop failed: ${err.message}`));
     redisKeysDeleted = await cleanRedis(infra.redisUrl, namespace);
+    result.redisKeysDeleted = redisKeysDeleted;
 
-    const result = {
-      committed,
-      metric,
-      startResolvedAtS: startResolvedAtMs === undefined ? undefined : round(startResolvedAtMs / 1000, 3),
-      cpu: cpuUsage,
-      cpuMicrosPerReading: round(((cpuUsage.cores.benchProcess * cpuUsage.wallSeconds) / readings) * 1e6, 1),
-      readingsByOutcome,
-      deadLetters: sumOf(series, 'session_aggregator_dead_letters_total'),
-      redis,
-      sessions: {
-        started,
-        ended,
-        endedByReason,
-        recordsOnTopic,
-        expected,
-        verdict: consistent
-          ? 'OK (matches the generated pattern)'
-          : 'MISMATCH with the generated pattern (records on topic may exceed on redelivery)',
-      },
-      redisKeysDeleted,
-      samples,
-    };
-    const report = {
+    const r = {
       benchmark: 'aggregator',
       startedAt,
       finishedAt: new Date().toISOString(),
       parameters: {
+        quick: options.quick,
         vehicles,
         readingsPerVehicle: READINGS_PER_VEHICLE,
         readings,
+        range,
         partitions: PARTITIONS,
-        telemetryTopic,
-        sessionsTopic,
-        redisNamespace: namespace,
-        consumerGroupId: groupId,
+        telemetryTopic: TELEMETRY_TOPIC,
+        sessionsTopic: SESSIONS_TOPIC,
+        startOffsets: start,
+        endOffsets: end,
         pattern: PATTERN,
         readingIntervalMs: READING_INTERVAL_MS,
         expectedPerVehicle: EXPECTED_PER_VEHICLE,
         pollIntervalMs: POLL_INTERVAL_MS,
         measurement:
-          'committed offsets of the group (admin.fetchOffsets, autocommit every 1 s) and ' +
-          'session_aggregator_readings_total, polled every 200 ms; steady = first poll with progress to the ' +
-          'poll with all readings; total = from start() (includes Redis connect, topic creation, schema ' +
-          'registration, group join)',
+          "the group's committed offsets past the pre-fill's start (admin.fetchOffsets; the aggregator " +
+          `commits after the state is saved, every 1 s), polled every ${POLL_INTERVAL_MS} ms; steady = first ` +
+          'poll with a commit to the poll with all readings; total = from spawning the process (includes ' +
+          'Redis connect, topic creation, schema registration, group join)',
         prefillResult: fill,
-        settings: { ...settings, schemaRegistryUrl: registryUrl },
-        redisClient: { lazyConnect: true, enableAutoPipelining: true },
-        cpu: 'benchProcess = this node process (the app plus the 200 ms poll), from /proc',
-        infrastructure: { ...infra, schemaRegistryUrl: registryUrl },
+        aggregatorEnv: env,
+        cpu: 'target = the aggregator process; benchProcess = this process (the 200 ms poll), from /proc',
+        infrastructure: infra,
         goals: GOALS,
       },
-      machine: kb.machineInfo(),
+      machine: report.machineInfo(),
       result,
-      goals: { readingsPerSec: committed.steadyPerSec >= GOALS.minReadingsPerSec },
+      goals: { readingsPerSec: result.steadyPerSec >= GOALS.minReadingsPerSec },
     };
-    printReport(report);
-    const file = kb.writeResults('aggregator', report);
-    log(`results: ${path.relative(ROOT, file)} (and bench/results/aggregator-latest.json)`);
-    return report;
+    printReport(r);
+    report.writeResults('aggregator', r);
+    return r;
   } finally {
     if (redisKeysDeleted === undefined) {
       await cleanRedis(infra.redisUrl, namespace).catch((err) => log(`Redis cleanup failed: ${err.message}`));
     }
-    await kb.deleteTopics(admin, topics);
-    await kb.deleteSubjects(registryUrl, subjects);
+    await kafka.deleteTopics(admin, [changelogTopic]);
+    await kafka.deleteGroups(admin, [groupId]);
+    await kafka.deleteSubjects(infra.schemaRegistryUrl, [`${changelogTopic}-value`]);
     await admin.disconnect().catch(() => {});
   }
 }

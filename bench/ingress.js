@@ -10,36 +10,24 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { Kafka, logLevel } = require('kafkajs');
 const { rawTopic } = require('@ampflow/contracts');
-const { findPidByName, readPidFile, startCpuSample } = require('./lib/cpu');
-const { ensureBuild, ensureInfrastructure } = require('./lib/infra');
+const { startCpuSample } = require('./lib/cpu');
+const { prepare, stackPids } = require('./lib/infra');
+const kafka = require('./lib/kafka');
 const { runLoad } = require('./lib/load');
 const { quantileUpperBound, scrapeMetrics, sumOf } = require('./lib/prometheus');
-const {
-  freePort,
-  isRunning,
-  startNodeChild,
-  stopChild,
-  waitForHttpOk,
-} = require('./lib/processes');
-const { formatTable, median, round } = require('./lib/stats');
-const { machineInfo } = require('./lib/kafka-bench');
-const { buildSignedRequests, loadWebhookFixtures } = require('./lib/webhook-requests');
+const { isRunning, startTarget, waitForHttpOk, withChildren } = require('./lib/processes');
+const report = require('./lib/report');
+const { medianOf, ratio, round } = require('./lib/stats');
+const { BENCH_SECRETS, buildSignedRequests, loadWebhookFixtures } = require('./lib/webhook-requests');
 
-const ROOT = path.resolve(__dirname, '..');
-const RESULTS_DIR = path.join(__dirname, 'results');
-const PROFILES_DIR = path.join(RESULTS_DIR, 'profiles');
+const { ROOT, log } = report;
+const PROFILES_DIR = path.join(__dirname, 'results', 'profiles');
 const INGRESS_MAIN = path.join(ROOT, 'services', 'ingress', 'dist', 'main.js');
-const INGRESS_VARIANT = path.join(__dirname, 'targets', 'ingress-variant.js');
+const IO_STUBS = path.join(__dirname, 'tools', 'ingress-io-stubs.js');
 const BARE_SERVER = path.join(__dirname, 'targets', 'bare-express.js');
 
-/** Bench-only credentials (nothing real): the ingress is started with them and requests are signed with them. */
-const SECRETS = {
-  smartcarManagementToken: 'bench-smartcar-management-token',
-  telematicaWebhookSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-};
+const SECRETS = BENCH_SECRETS;
 const RAW_TOPICS = [rawTopic('smartcar'), rawTopic('telematica')];
 /** Goals from the issue, checked on the real ingress. */
 const GOALS = { minOkPerSec: 3_000, maxP99Ms: 50, minRatio: 0.4 };
@@ -53,8 +41,6 @@ const ASSUMED_MAX_RATE = 12_000;
 const POOL_MARGIN = 1.25;
 const POOL_CEILING = 1_000_000;
 const READY_TIMEOUT_MS = 60_000;
-const STOP_GRACE_MS = 20_000;
-const WATERMARK_SETTLE_TIMEOUT_MS = 15_000;
 /** Environment of every ingress child: the bench's credentials, loopback only, warn-level logs. */
 const INGRESS_ENV = {
   HTTP_HOST: '127.0.0.1',
@@ -65,14 +51,10 @@ const INGRESS_ENV = {
   DEDUP_TTL_SECONDS: '3600',
 };
 
-function log(message) {
-  process.stdout.write(`[bench] ${message}\n`);
-}
-
 /**
  * What runs, in this order in every round. `publishes`: its records land on the raw topics, so they are
- * reconciled with its 2xx answers. The variants (BENCH_VARIANTS=1) are the same ingress code with Redis
- * and/or the Kafka produce call stubbed out (bench/targets/ingress-variant.js), to attribute its cost.
+ * reconciled with its 2xx answers. The variants (BENCH_VARIANTS=1) are the same main.js with Redis and/or
+ * the Kafka produce call stubbed out by a preloaded module (tools/ingress-io-stubs.js), to attribute its cost.
  */
 function targetDefinitions(options) {
   const definitions = [
@@ -90,7 +72,8 @@ function targetDefinitions(options) {
     const variant = (key, name, stubs, publishes) => ({
       key,
       name,
-      script: INGRESS_VARIANT,
+      script: INGRESS_MAIN,
+      preload: IO_STUBS,
       env: { ...INGRESS_ENV, ...stubs },
       isIngress: true,
       publishes,
@@ -109,9 +92,8 @@ function targetDefinitions(options) {
   return definitions;
 }
 
-async function startTarget(definition, infra, options, startedAt, children) {
-  const port = await freePort();
-  const nodeArgs = [];
+async function startBenchTarget(definition, infra, options, startedAt, children) {
+  const nodeArgs = definition.preload ? ['--require', definition.preload] : [];
   if (definition.isIngress) nodeArgs.push(...options.ingressNodeArgs.split(/\s+/).filter(Boolean));
   if (options.profile) {
     fs.mkdirSync(PROFILES_DIR, { recursive: true });
@@ -122,20 +104,11 @@ async function startTarget(definition, infra, options, startedAt, children) {
       `--cpu-prof-name=${definition.key}-${stamp}.cpuprofile`,
     );
   }
-  const handle = startNodeChild(definition.name, definition.script, {
-    cwd: ROOT,
+  const { handle, baseUrl } = await startTarget(definition.name, definition.script, {
+    env: { KAFKA_BROKERS: infra.kafkaBrokers, REDIS_URL: infra.redisUrl, ...definition.env },
     nodeArgs,
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: infra.kafkaBrokers,
-      REDIS_URL: infra.redisUrl,
-      HTTP_PORT: String(port),
-      HTTP_HOST: '127.0.0.1',
-      ...definition.env,
-    },
+    children,
   });
-  children.push(handle);
-  const baseUrl = `http://127.0.0.1:${port}`;
   return {
     ...definition,
     handle,
@@ -147,28 +120,6 @@ async function startTarget(definition, infra, options, startedAt, children) {
 
 function poolSize(maxRatePerSec, seconds, connections) {
   return Math.min(POOL_CEILING, Math.ceil(maxRatePerSec * seconds * POOL_MARGIN) + 2 * connections);
-}
-
-/** Sum of the high watermarks of the raw topics = records ever appended to them. */
-async function rawTopicRecordCount(admin) {
-  let total = 0;
-  for (const topic of RAW_TOPICS) {
-    for (const partition of await admin.fetchTopicOffsets(topic)) total += Number(partition.high);
-  }
-  return total;
-}
-
-/** Reads the watermark until two reads 500 ms apart agree (requests cut off at the end may still land). */
-async function settledRecordCount(admin) {
-  const deadline = Date.now() + WATERMARK_SETTLE_TIMEOUT_MS;
-  let previous = await rawTopicRecordCount(admin);
-  while (Date.now() < deadline) {
-    await sleep(500);
-    const current = await rawTopicRecordCount(admin);
-    if (current === previous) return { count: current, settled: true };
-    previous = current;
-  }
-  return { count: previous, settled: false };
 }
 
 /** One signed request per fixture through a target, expecting 200 each: the load is only meaningful if so. */
@@ -188,7 +139,6 @@ async function preflight(target, fixtures) {
   }
   if (failures.length > 0) throw new Error(`${target.name} refused fixtures:\n  ${failures.join('\n  ')}`);
 }
-
 
 /** What the ingress's own /metrics say about one run (deltas between the scrapes around it). */
 function ingressMetricsDelta(before, after, wallSeconds) {
@@ -318,36 +268,27 @@ function reconcile(target, roundNumber, before, after, runs) {
 }
 
 function summarize(runs) {
+  const total = (pick) => runs.reduce((sum, r) => sum + pick(r), 0);
   return {
-    requestsPerSec: round(median(runs.map((r) => r.requestsPerSec)), 1),
-    okPerSec: round(median(runs.map((r) => r.okPerSec)), 1),
-    p50Ms: round(median(runs.map((r) => r.p50Ms)), 2),
-    p99Ms: round(median(runs.map((r) => r.p99Ms)), 2),
-    errors: runs.reduce((sum, r) => sum + r.errors, 0),
-    non2xx: runs.reduce((sum, r) => sum + r.non2xx, 0),
-    reusedRequests: runs.reduce((sum, r) => sum + r.reusedRequests, 0),
-    targetCpuMicrosPerRequest: round(median(runs.map((r) => r.targetCpuMicrosPerRequest)), 1),
+    requestsPerSec: medianOf(runs, (r) => r.requestsPerSec, 1),
+    okPerSec: medianOf(runs, (r) => r.okPerSec, 1),
+    p50Ms: medianOf(runs, (r) => r.p50Ms),
+    p99Ms: medianOf(runs, (r) => r.p99Ms),
+    errors: total((r) => r.errors),
+    non2xx: total((r) => r.non2xx),
+    reusedRequests: total((r) => r.reusedRequests),
+    targetCpuMicrosPerRequest: medianOf(runs, (r) => r.targetCpuMicrosPerRequest, 1),
     cores: Object.fromEntries(
-      Object.keys(runs[0].cpu.cores).map((name) => [
-        name,
-        round(median(runs.map((r) => r.cpu.cores[name])), 2),
-      ]),
+      Object.keys(runs[0].cpu.cores).map((name) => [name, medianOf(runs, (r) => r.cpu.cores[name])]),
     ),
   };
 }
 
-function formatCores(cores) {
-  return Object.entries(cores)
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => `${name} ${value}`)
-    .join(', ');
-}
-
-function printReport(report) {
-  const p = report.parameters;
-  const bare = report.summary.bare;
-  const rows = report.targets.map(({ key, name }) => {
-    const s = report.summary[key];
+function printReport(result) {
+  const p = result.parameters;
+  const bare = result.summary.bare;
+  const rows = result.targets.map(({ key, name }) => {
+    const s = result.summary[key];
     return [
       name,
       s.requestsPerSec,
@@ -355,14 +296,14 @@ function printReport(report) {
       s.p50Ms,
       s.p99Ms,
       `${s.errors} / ${s.non2xx}`,
-      key === 'bare' ? '1' : round(s.requestsPerSec / bare.requestsPerSec, 3),
+      key === 'bare' ? '1' : ratio(s.requestsPerSec, bare.requestsPerSec),
       s.targetCpuMicrosPerRequest,
     ];
   });
   log('');
   log(
     `medians of ${p.rounds} round(s), ${p.connections} connections, ${p.durationS} s each after a ${p.warmupS} s ` +
-      `warm-up; ${report.machine.cpuCount} CPUs, node ${report.machine.nodeVersion}`,
+      `warm-up; ${result.machine.cpuCount} CPUs, node ${result.machine.nodeVersion}`,
   );
   const headers = [
     'target',
@@ -374,11 +315,11 @@ function printReport(report) {
     'vs bare',
     'CPU µs/req',
   ];
-  process.stdout.write(`\n${formatTable(headers, rows)}\n\n`);
-  log(`ratio ingress/bare (req/s): ${report.summary.ratio}`);
+  report.printTable(headers, rows);
+  log(`ratio ingress/bare (req/s): ${result.summary.ratio}`);
   log('per round:');
-  for (const roundResult of report.rounds) {
-    for (const { key, name } of report.targets) {
+  for (const roundResult of result.rounds) {
+    for (const { key, name } of result.targets) {
       const r = roundResult[key];
       log(
         `  round ${roundResult.round} ${name}: ${r.requestsPerSec} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ` +
@@ -386,7 +327,7 @@ function printReport(report) {
           `${r.unanswered}, pool ${r.requestsBuilt}/${r.poolSize}`,
       );
       log(
-        `      CPU cores: ${formatCores(r.cpu.cores)}; target ${r.targetCpuMicrosPerRequest} µs CPU/request`,
+        `      CPU cores: ${report.formatCores(r.cpu.cores)}; target ${r.targetCpuMicrosPerRequest} µs CPU/request`,
       );
       const m = r.ingressMetrics;
       if (m) {
@@ -399,7 +340,7 @@ function printReport(report) {
       }
     }
   }
-  const v = report.verification;
+  const v = result.verification;
   log('');
   log('verification: records on the raw topics (high watermarks before/after) vs 2xx answers');
   for (const c of v.checks) {
@@ -410,8 +351,8 @@ function printReport(report) {
     );
   }
   log(`  ingress total: records landed ${v.recordsLanded}, 2xx answered ${v.ok2xx}: ${v.verdict}`);
-  const g = report.goals;
-  const met = (ok) => (ok ? 'met' : 'NOT met');
+  const g = result.goals;
+  const met = report.met;
   log('');
   log(
     `goals (ingress): 2xx/s >= ${GOALS.minOkPerSec}: ${met(g.okPerSec)}; p99 < ${GOALS.maxP99Ms} ms: ` +
@@ -419,179 +360,134 @@ function printReport(report) {
   );
 }
 
-function writeResults(report) {
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = path.join(RESULTS_DIR, `ingress-${report.startedAt.replace(/[:.]/g, '-')}.json`);
-  const text = `${JSON.stringify(report, null, 2)}\n`;
-  fs.writeFileSync(file, text);
-  fs.writeFileSync(path.join(RESULTS_DIR, 'ingress-latest.json'), text);
-  return file;
-}
-
-async function stopAll(children) {
-  const outcomes = await Promise.all(children.map((handle) => stopChild(handle, STOP_GRACE_MS)));
-  children.forEach((handle, i) => {
-    const o = outcomes[i];
-    log(
-      `stopped ${handle.name} (pid ${handle.pid}): ${o.code ?? o.signal}${o.forced ? ' after SIGKILL' : ''}; ` +
-        `${handle.outputLines} output lines`,
-    );
-    if (handle.outputLines > 0)
-      log(`  last output of ${handle.name}:\n${handle.output.split('\n').slice(-8).join('\n')}`);
-  });
-}
-
 async function run(options) {
   const startedAt = new Date().toISOString();
-  if (!options.skipBuild) ensureBuild(ROOT);
+  const infra = prepare(options);
   if (!fs.existsSync(INGRESS_MAIN)) throw new Error(`${INGRESS_MAIN} is missing: build first (npx tsc -b)`);
-  const infra = ensureInfrastructure(ROOT);
-  log(`Kafka ${infra.kafkaBrokers}, Redis ${infra.redisUrl} (${infra.source})`);
   const fixtures = loadWebhookFixtures();
   log(
     `fixtures: smartcar ${fixtures.smartcar.map((f) => path.basename(f.name)).join(', ')}; ` +
       `telematica ${fixtures.telematica.map((f) => path.basename(f.name)).join(', ')}`,
   );
-
-  const children = [];
-  let admin;
-  const onSignal = (signal) => {
-    log(`${signal}: stopping the targets`);
-    stopAll(children).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const admin = await kafka.connectAdmin(infra.brokers);
   try {
-    const targets = [];
-    for (const definition of targetDefinitions(options)) {
-      targets.push(await startTarget(definition, infra, options, startedAt, children));
-    }
-    for (const t of targets) log(`started ${t.name} (pid ${t.handle.pid}) on ${t.baseUrl}`);
-    await Promise.all(targets.map((t) => waitForHttpOk(t.handle, `${t.baseUrl}/readyz`, READY_TIMEOUT_MS)));
-    log('all targets ready; preflight: one signed request per fixture to each');
-    for (const t of targets) await preflight(t, fixtures);
-
-    admin = new Kafka({
-      clientId: 'ampflow-bench',
-      brokers: infra.kafkaBrokers.split(/[\s,]+/).filter(Boolean),
-      logLevel: logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    const observedPids = {
-      kafka:
-        infra.source === 'environment'
-          ? undefined
-          : readPidFile(path.join(ROOT, '.ampflow', 'pids', 'kafka.pid')),
-      redis: findPidByName('redis-server'),
-    };
-
-    const rounds = [];
-    const checks = [];
-    let maxRateSeen = 0;
-    for (let roundNumber = 1; roundNumber <= options.rounds; roundNumber++) {
-      const roundResult = { round: roundNumber };
-      for (const target of targets) {
-        if (!isRunning(target.handle)) throw new Error(`${target.name} is no longer running`);
-        log(
-          `round ${roundNumber}/${options.rounds}: ${target.name} (${options.warmupS} s warm-up + ${options.durationS} s)`,
-        );
-        const before = target.publishes ? (await settledRecordCount(admin)).count : undefined;
-        const { warmup, measured } = await measure(
-          target,
-          fixtures,
-          options,
-          maxRateSeen || ASSUMED_MAX_RATE,
-          observedPids,
-        );
-        maxRateSeen = Math.max(maxRateSeen, measured.requestsPerSec, warmup ? warmup.requestsPerSec : 0);
-        roundResult[target.key] = measured;
-        if (warmup) roundResult[`${target.key}Warmup`] = warmup;
-        log(
-          `  ${measured.requestsPerSec} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, ` +
-            `non-2xx ${measured.non2xx}, errors ${measured.errors}; CPU cores: ${formatCores(measured.cpu.cores)}`,
-        );
-        if (target.publishes) {
-          const after = await settledRecordCount(admin);
-          const check = reconcile(
-            target,
-            roundNumber,
-            before,
-            after,
-            warmup ? [warmup, measured] : [measured],
-          );
-          checks.push(check);
-          log(`  Kafka: ${check.recordsLanded} records landed for ${check.ok2xx} 2xx: ${check.verdict}`);
-        }
+    return await withChildren(async (children) => {
+      const targets = [];
+      for (const definition of targetDefinitions(options)) {
+        targets.push(await startBenchTarget(definition, infra, options, startedAt, children));
       }
-      rounds.push(roundResult);
-    }
+      await Promise.all(targets.map((t) => waitForHttpOk(t.handle, `${t.baseUrl}/readyz`, READY_TIMEOUT_MS)));
+      log('all targets ready; preflight: one signed request per fixture to each');
+      for (const t of targets) await preflight(t, fixtures);
+      const pids = stackPids(infra);
 
-    const summary = Object.fromEntries(targets.map((t) => [t.key, summarize(rounds.map((r) => r[t.key]))]));
-    summary.ratio = round(summary.ingress.requestsPerSec / summary.bare.requestsPerSec, 3);
-    const ingressChecks = checks.filter((c) => c.target === 'ingress');
-    const verification = {
-      method:
-        'sum of the high watermarks (kafkajs admin.fetchTopicOffsets) of the raw topics before and after each ' +
-        "publishing target's round (warm-up + measured run), compared with the 2xx answers",
-      topics: RAW_TOPICS,
-      checks,
-      recordsLanded: ingressChecks.reduce((s, c) => s + c.recordsLanded, 0),
-      ok2xx: ingressChecks.reduce((s, c) => s + c.ok2xx, 0),
-      verdict: checks.every((c) => c.verdict.startsWith('OK')) ? 'OK' : 'MISMATCH (see checks)',
-    };
-    const report = {
-      benchmark: 'ingress',
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      parameters: {
-        connections: options.connections,
-        durationS: options.durationS,
-        warmupS: options.warmupS,
-        rounds: options.rounds,
-        order: targets.map((t) => t.name).join(', ') + ' in every round',
-        pipelining: 1,
-        loadGenerator: 'autocannon (programmatic, in the bench process, over loopback)',
-        requestMix:
-          "alternating Smartcar / Telematica, cycling through each provider's non-verify fixtures; unique " +
-          'eventId / svix-id per request; signed before each run',
-        fixtures: {
-          smartcar: fixtures.smartcar.map((f) => f.name),
-          telematica: fixtures.telematica.map((f) => f.name),
+      const rounds = [];
+      const checks = [];
+      let maxRateSeen = 0;
+      for (let roundNumber = 1; roundNumber <= options.rounds; roundNumber++) {
+        const roundResult = { round: roundNumber };
+        for (const target of targets) {
+          if (!isRunning(target.handle)) throw new Error(`${target.name} is no longer running`);
+          log(
+            `round ${roundNumber}/${options.rounds}: ${target.name} (${options.warmupS} s warm-up + ${options.durationS} s)`,
+          );
+          const before = target.publishes
+            ? (await kafka.settledRecordCount(admin, RAW_TOPICS)).count
+            : undefined;
+          const { warmup, measured } = await measure(
+            target,
+            fixtures,
+            options,
+            maxRateSeen || ASSUMED_MAX_RATE,
+            pids,
+          );
+          maxRateSeen = Math.max(maxRateSeen, measured.requestsPerSec, warmup ? warmup.requestsPerSec : 0);
+          roundResult[target.key] = measured;
+          if (warmup) roundResult[`${target.key}Warmup`] = warmup;
+          log(
+            `  ${measured.requestsPerSec} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, ` +
+              `non-2xx ${measured.non2xx}, errors ${measured.errors}; CPU cores: ${report.formatCores(measured.cpu.cores)}`,
+          );
+          if (target.publishes) {
+            const after = await kafka.settledRecordCount(admin, RAW_TOPICS);
+            const check = reconcile(
+              target,
+              roundNumber,
+              before,
+              after,
+              warmup ? [warmup, measured] : [measured],
+            );
+            checks.push(check);
+            log(`  Kafka: ${check.recordsLanded} records landed for ${check.ok2xx} 2xx: ${check.verdict}`);
+          }
+        }
+        rounds.push(roundResult);
+      }
+
+      const summary = Object.fromEntries(targets.map((t) => [t.key, summarize(rounds.map((r) => r[t.key]))]));
+      summary.ratio = ratio(summary.ingress.requestsPerSec, summary.bare.requestsPerSec);
+      const ingressChecks = checks.filter((c) => c.target === 'ingress');
+      const verification = {
+        method:
+          'sum of the high watermarks (kafkajs admin.fetchTopicOffsets) of the raw topics before and after each ' +
+          "publishing target's round (warm-up + measured run), compared with the 2xx answers",
+        topics: RAW_TOPICS,
+        checks,
+        recordsLanded: ingressChecks.reduce((s, c) => s + c.recordsLanded, 0),
+        ok2xx: ingressChecks.reduce((s, c) => s + c.ok2xx, 0),
+        verdict: checks.every((c) => c.verdict.startsWith('OK')) ? 'OK' : 'MISMATCH (see checks)',
+      };
+      const result = {
+        benchmark: 'ingress',
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        parameters: {
+          connections: options.connections,
+          durationS: options.durationS,
+          warmupS: options.warmupS,
+          rounds: options.rounds,
+          quick: options.quick,
+          order: targets.map((t) => t.name).join(', ') + ' in every round',
+          pipelining: 1,
+          loadGenerator: 'autocannon (programmatic, in the bench process, over loopback)',
+          requestMix:
+            "alternating Smartcar / Telematica, cycling through each provider's non-verify fixtures; unique " +
+            'eventId / svix-id per request; signed before each run',
+          fixtures: {
+            smartcar: fixtures.smartcar.map((f) => f.name),
+            telematica: fixtures.telematica.map((f) => f.name),
+          },
+          ingressEnv: {
+            LOG_LEVEL: INGRESS_ENV.LOG_LEVEL,
+            DEDUP_TTL_SECONDS: INGRESS_ENV.DEDUP_TTL_SECONDS,
+            HTTP_HOST: INGRESS_ENV.HTTP_HOST,
+          },
+          nodeArgs: Object.fromEntries(targets.map((t) => [t.key, t.nodeArgs])),
+          infrastructure: infra,
+          goals: GOALS,
         },
-        ingressEnv: {
-          LOG_LEVEL: INGRESS_ENV.LOG_LEVEL,
-          DEDUP_TTL_SECONDS: INGRESS_ENV.DEDUP_TTL_SECONDS,
-          HTTP_HOST: INGRESS_ENV.HTTP_HOST,
+        machine: report.machineInfo({ autocannonVersion: require('autocannon/package.json').version }),
+        targets: targets.map((t) => ({ key: t.key, name: t.name, script: path.relative(ROOT, t.script) })),
+        summary,
+        goals: {
+          okPerSec: summary.ingress.okPerSec >= GOALS.minOkPerSec,
+          p99: summary.ingress.p99Ms < GOALS.maxP99Ms,
+          ratio: summary.ratio >= GOALS.minRatio,
         },
-        nodeArgs: Object.fromEntries(targets.map((t) => [t.key, t.nodeArgs])),
-        infrastructure: infra,
-        goals: GOALS,
-      },
-      machine: machineInfo({ autocannonVersion: require('autocannon/package.json').version }),
-      targets: targets.map((t) => ({ key: t.key, name: t.name, script: path.relative(ROOT, t.script) })),
-      summary,
-      goals: {
-        okPerSec: summary.ingress.okPerSec >= GOALS.minOkPerSec,
-        p99: summary.ingress.p99Ms < GOALS.maxP99Ms,
-        ratio: summary.ratio >= GOALS.minRatio,
-      },
-      verification,
-      rounds,
-    };
-    printReport(report);
-    const file = writeResults(report);
-    log(`results: ${path.relative(ROOT, file)} (and bench/results/ingress-latest.json)`);
-    return report;
+        verification,
+        rounds,
+      };
+      printReport(result);
+      report.writeResults('ingress', result);
+      return result;
+    });
   } finally {
-    if (admin) await admin.disconnect().catch(() => {});
-    await stopAll(children);
+    await admin.disconnect().catch(() => {});
     if (options.profile) {
       log(
         `CPU profiles in ${path.relative(ROOT, PROFILES_DIR)}/ (summary: node bench/tools/profile-summary.js <file>)`,
       );
     }
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
   }
 }
 

@@ -1,35 +1,37 @@
 'use strict';
 
 /**
- * Normalizer benchmark: the real normalizer app (in this process) against a plain kafkajs consume-and-forward
- * of the same pre-filled raw records, alternating for several rounds. Throughput is read from the output
- * topics' high watermarks (polled every 200 ms). See bench/README.md.
+ * Normalizer benchmark: the real normalizer (services/normalizer/dist/main.js, a child process) against a
+ * plain kafkajs consume-and-forward (targets/plain-forward.js), each consuming the same records pre-filled
+ * on the raw topics, alternating for several rounds. Progress is the consumer group's committed offsets.
+ * See bench/README.md.
  */
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { Partitioners } = require('kafkajs');
-const { fixtureBytes } = require('@ampflow/testing');
-const { CANONICAL_SCHEMA_FILES, RawHeaders, dlqTopic } = require('@ampflow/contracts');
-const { createKafka } = require('@ampflow/kafka');
-const { createMetricsRegistry } = require('@ampflow/observability');
-const pino = require('pino');
-const { startCpuSample } = require('./lib/cpu');
-const { ensureBuild, ensureInfrastructure } = require('./lib/infra');
-const { formatTable, median, round } = require('./lib/stats');
+const { CANONICAL_SCHEMA_FILES, RawHeaders, dlqTopic, rawTopic } = require('@ampflow/contracts');
+const { measureConsumerRun, POLL_INTERVAL_MS } = require('./lib/consumer-run');
+const { prepare, stackPids } = require('./lib/infra');
+const kafka = require('./lib/kafka');
+const { scrapeMetrics, sumOf } = require('./lib/prometheus');
+const { stopTarget, withChildren } = require('./lib/processes');
+const report = require('./lib/report');
+const { medianOf, ratio, round } = require('./lib/stats');
 const { loadWebhookFixtures, withEventId } = require('./lib/webhook-requests');
-const kb = require('./lib/kafka-bench');
 
-const { ROOT, log } = kb;
-const NORMALIZER_APP = path.join(ROOT, 'services', 'normalizer', 'dist', 'app.js');
+const { ROOT, log } = report;
+const NORMALIZER_MAIN = path.join(ROOT, 'services', 'normalizer', 'dist', 'main.js');
+const PLAIN_FORWARD = path.join(__dirname, 'targets', 'plain-forward.js');
+const RAW_TOPICS = [rawTopic('smartcar'), rawTopic('telematica')];
+const DLQ_TOPICS = RAW_TOPICS.map(dlqTopic);
+const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES);
 const PARTITIONS = 6;
-const POLL_INTERVAL_MS = 200;
-const RUN_TIMEOUT_MS = 240_000;
 const PREFILL_BATCH = 500; // fixture keys are few, so one batch can put many records on one partition (1 MB cap)
 const PREFILL_CONCURRENCY = 8;
 const GOALS = { minRecordsPerSec: 10_000, minRatio: 0.6 };
-const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES);
+const NORMALIZER_ENV = { LOG_LEVEL: 'warn', SHUTDOWN_DRAIN_MS: '5000' };
 
-/** The Kafka key the ingress uses: vehicle id, else charger or user id (services/ingress webhook-intake). */
+/** The Kafka key the ingress writes: vehicle id, else charger or user id (its webhook-intake). */
 function keyOf(provider, body) {
   if (provider === 'smartcar') return body.vehicleId ?? body.data?.vehicle?.id ?? body.data?.user?.id ?? null;
   return body.vehicleId ?? body.chargerId ?? body.user ?? null;
@@ -40,59 +42,32 @@ function recordTemplates() {
   const fixtures = loadWebhookFixtures();
   const smartcar = fixtures.smartcar.map((t) => {
     const body = JSON.parse(t.text);
-    return {
-      provider: 'smartcar',
-      name: t.name,
-      template: t,
-      eventType: body.eventType,
-      key: keyOf('smartcar', body),
-    };
+    return { name: t.name, template: t, eventType: body.eventType, key: keyOf('smartcar', body) };
   });
   const telematica = fixtures.telematica.map((f) => {
     const body = JSON.parse(f.body.toString('utf8'));
-    return {
-      provider: 'telematica',
-      name: f.name,
-      value: fixtureBytes(f.name),
-      eventType: body.type,
-      key: keyOf('telematica', body),
-    };
+    return { name: f.name, value: f.body, eventType: body.type, key: keyOf('telematica', body) };
   });
   return { smartcar, telematica };
 }
 
-/** Record i of the mix: alternately Smartcar / Telematica, cycling through each provider's fixtures. */
+/** Record i of the mix: alternately Smartcar / Telematica, with the headers the ingress writes. */
 function buildRecord(i, templates, receivedAt) {
   const slot = i >> 1;
-  if (i % 2 === 0) {
-    const t = templates.smartcar[slot % templates.smartcar.length];
-    const eventId = randomUUID();
-    return {
-      topicIndex: 0,
-      name: t.name,
-      message: {
-        key: t.key,
-        value: withEventId(t.template, eventId),
-        headers: {
-          [RawHeaders.provider]: 'smartcar',
-          [RawHeaders.eventId]: eventId,
-          [RawHeaders.eventType]: t.eventType,
-          [RawHeaders.receivedAt]: receivedAt,
-          [RawHeaders.contentType]: 'application/json',
-        },
-      },
-    };
-  }
-  const t = templates.telematica[slot % templates.telematica.length];
+  const smartcar = i % 2 === 0;
+  const t = smartcar
+    ? templates.smartcar[slot % templates.smartcar.length]
+    : templates.telematica[slot % templates.telematica.length];
+  const eventId = smartcar ? randomUUID() : `msg_${randomUUID().replace(/-/g, '')}`;
   return {
-    topicIndex: 1,
+    topicIndex: smartcar ? 0 : 1,
     name: t.name,
     message: {
       key: t.key,
-      value: t.value,
+      value: smartcar ? withEventId(t.template, eventId) : t.value,
       headers: {
-        [RawHeaders.provider]: 'telematica',
-        [RawHeaders.eventId]: `msg_${randomUUID().replace(/-/g, '')}`,
+        [RawHeaders.provider]: smartcar ? 'smartcar' : 'telematica',
+        [RawHeaders.eventId]: eventId,
         [RawHeaders.eventType]: t.eventType,
         [RawHeaders.receivedAt]: receivedAt,
         [RawHeaders.contentType]: 'application/json',
@@ -101,9 +76,9 @@ function buildRecord(i, templates, receivedAt) {
   };
 }
 
-/** Writes `count` raw records (Smartcar on rawTopics[0], Telematica on rawTopics[1]); acks=-1. */
-async function prefill(kafka, rawTopics, count, templates) {
-  const producer = kafka.producer({
+/** Writes `count` raw records (Smartcar on RAW_TOPICS[0], Telematica on RAW_TOPICS[1]); acks=-1. */
+async function prefill(brokers, count, templates) {
+  const producer = kafka.quietKafka(brokers, 'bench-prefill').producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
@@ -126,7 +101,7 @@ async function prefill(kafka, rawTopics, count, templates) {
       await producer.sendBatch({
         acks: -1,
         topicMessages: byTopic
-          .map((messages, i) => ({ topic: rawTopics[i], messages }))
+          .map((messages, i) => ({ topic: RAW_TOPICS[i], messages }))
           .filter((t) => t.messages.length > 0),
       });
     }
@@ -139,342 +114,274 @@ async function prefill(kafka, rawTopics, count, templates) {
   return { records: count, perFixture, seconds: round((Date.now() - started) / 1000, 2) };
 }
 
-/** The real normalizer, in process, on the bench's raw topics; output topics get a per-round prefix. */
-async function runNormalizer({ brokers, registryUrl, rawTopics, records, admin, runId, roundNumber, pids }) {
-  const { createNormalizerApp } = require(NORMALIZER_APP);
-  const logger = pino({ level: 'silent' });
-  const prefix = `bench.${runId}.r${roundNumber}`;
-  const topicName = (t) => `${prefix}.${t}`;
-  const outputTopics = CANONICAL_TOPICS.map(topicName);
-  const dlqTopics = rawTopics.map(dlqTopic);
-  const dlqBefore = await kb.recordCount(admin, dlqTopics);
-  const registry = createMetricsRegistry('normalizer', { defaultMetrics: false });
-  const app = createNormalizerApp({
-    settings: {
-      httpPort: 0,
-      schemaRegistryUrl: registryUrl,
-      shutdownDrainMs: 5_000,
-      consumerGroupId: `${prefix}.normalizer`,
-      canonicalTopicPartitions: PARTITIONS,
-      rawTopics,
-      canonicalTopicName: topicName,
-      sessionTimeoutMs: 10_000,
-    },
-    kafka: createKafka({ brokers, clientId: `bench-normalizer-${roundNumber}`, logger }),
-    logger,
-    registry,
-    onFatal: (error) => logger.error({ err: error }, 'normalizer reported itself stuck'),
-  });
-  const t0 = process.hrtime.bigint();
-  const cpu = startCpuSample({ benchProcess: process.pid, ...pids });
-  let startError;
-  let startedAtMs;
-  const starting = app.start().then(
-    () => {
-      startedAtMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    },
-    (err) => {
-      startError = err;
-    },
-  );
-  try {
-    const poll = await kb.pollUntil(
-      async () =>
-        (await kb.recordCount(admin, outputTopics)) + (await kb.recordCount(admin, dlqTopics)) - dlqBefore,
-      records,
-      {
-        t0,
-        intervalMs: POLL_INTERVAL_MS,
-        timeoutMs: RUN_TIMEOUT_MS,
-        isFailed: () => startError && `normalizer failed to start: ${startError.message}`,
-      },
-    );
-    const usage = cpu.stop();
-    await starting;
-    const perTopic = {};
-    for (const t of CANONICAL_TOPICS) perTopic[t] = await kb.recordCount(admin, [topicName(t)]);
-    const deadLetters = (await kb.recordCount(admin, dlqTopics)) - dlqBefore;
-    const metrics = await registry.getMetricsAsJSON();
-    const counter = (name) =>
-      (metrics.find((m) => m.name === name)?.values ?? []).reduce((s, v) => s + v.value, 0);
-    return {
-      target: 'normalizer',
-      ...kb.throughput(poll, records),
-      startResolvedAtS: startedAtMs === undefined ? undefined : round(startedAtMs / 1000, 3),
-      perTopic,
-      deadLetters,
-      metricRecordsIn: counter('normalizer_records_in_total'),
-      metricRecordsOut: counter('normalizer_records_out_total'),
-      cpu: usage,
-      cpuMicrosPerRecord: round(((usage.cores.benchProcess * usage.wallSeconds) / records) * 1e6, 1),
-      outputTopics,
-      subjects: outputTopics.map((t) => `${t}-value`),
-      pollSamples: poll.samples.length,
-    };
-  } finally {
-    await starting;
-    await app.stop().catch((err) => log(`normalizer stop failed: ${err.message}`));
-  }
+/** Per canonical topic and in total: records appended (high watermarks, settled). */
+async function outputCounts(admin) {
+  const perTopic = {};
+  for (const topic of CANONICAL_TOPICS)
+    perTopic[topic] = (await kafka.settledRecordCount(admin, [topic])).count;
+  return { perTopic, deadLetters: await kafka.recordCount(admin, DLQ_TOPICS) };
 }
 
 /**
- * Baseline: consume the raw topics with a new group and produce each batch's messages unchanged (key, value,
- * headers) to one output topic with acks=-1, then resolve the offsets. No decoding or encoding.
+ * Kafka-side counts compared with the process's own: fewer on Kafka is loss; more is a duplicate unless
+ * someone else writes to the same topics (the services' own topics are shared with tests on a busy stack).
  */
-async function runPlainForward({ brokers, rawTopics, records, admin, runId, roundNumber, pids }) {
-  const logger = pino({ level: 'silent' });
-  const outputTopic = `bench.${runId}.r${roundNumber}.plain-forward`;
-  await kb.createTopics(admin, [outputTopic], PARTITIONS);
-  const kafka = createKafka({ brokers, clientId: `bench-plain-${roundNumber}`, logger });
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
+function compare(label, onKafka, counted, othersWriting) {
+  if (onKafka < counted) return `${counted - onKafka} ${label} counted but not on Kafka`;
+  if (onKafka > counted && !othersWriting) return `${onKafka - counted} more ${label} on Kafka than counted`;
+  return undefined;
+}
+
+/** Records appended to the raw topics after the range, by someone else (0 on a quiet stack). */
+async function othersWriting(common) {
+  return (await kafka.recordCount(common.admin, RAW_TOPICS)) - common.endCount;
+}
+
+/**
+ * The real normalizer over the pre-filled range, then its reconciliation: it consumed exactly what its group
+ * committed (`normalizer_records_in_total`), nothing of the range is left, and the canonical records and dead
+ * letters on Kafka are what it counted.
+ */
+async function runNormalizer(common, roundNumber) {
+  const groupId = `bench.${common.runId}.r${roundNumber}.normalizer`;
+  const before = await outputCounts(common.admin);
+  const { target, result } = await measureConsumerRun({
+    ...common,
+    name: 'normalizer',
+    script: NORMALIZER_MAIN,
+    groupId,
+    env: {
+      ...NORMALIZER_ENV,
+      KAFKA_BROKERS: common.infra.kafkaBrokers,
+      SCHEMA_REGISTRY_URL: common.infra.schemaRegistryUrl,
+      NORMALIZER_GROUP_ID: groupId,
+      CANONICAL_TOPIC_PARTITIONS: String(PARTITIONS),
+    },
   });
-  const consumer = kafka.consumer({
-    groupId: `bench.${runId}.r${roundNumber}.plain`,
-    sessionTimeout: 10_000,
-    heartbeatInterval: 3_000,
-    maxWaitTimeInMs: 1_000,
-    allowAutoTopicCreation: false,
+  const metrics = await scrapeMetrics(`${target.baseUrl}/metrics`);
+  result.exit = await stopTarget(target.handle);
+  const after = await outputCounts(common.admin);
+  const perTopic = Object.fromEntries(
+    CANONICAL_TOPICS.map((t) => [t, after.perTopic[t] - before.perTopic[t]]),
+  );
+  const check = {
+    committed: await kafka.committedSince(common.admin, groupId, common.start),
+    consumed: sumOf(metrics, 'normalizer_records_in_total'),
+    outputsOnKafka: Object.values(perTopic).reduce((a, b) => a + b, 0),
+    outputsCounted: sumOf(metrics, 'normalizer_records_out_total'),
+    deadLettersOnKafka: after.deadLetters - before.deadLetters,
+    deadLettersCounted: sumOf(metrics, 'normalizer_dead_letters_total'),
+    othersWriting: await othersWriting(common),
+    perTopic,
+  };
+  const others = check.othersWriting > 0;
+  const problems = [
+    check.committed !== check.consumed && `committed ${check.committed}, consumed ${check.consumed}`,
+    check.committed < result.target && `${result.target - check.committed} of the range not committed`,
+    compare('canonical records', check.outputsOnKafka, check.outputsCounted, others),
+    compare('dead letters', check.deadLettersOnKafka, check.deadLettersCounted, others),
+  ].filter(Boolean);
+  check.verdict = verdict(problems, check.othersWriting);
+  return { ...result, check };
+}
+
+function verdict(problems, othersWriting) {
+  if (problems.length > 0) return `MISMATCH: ${problems.join('; ')}`;
+  return othersWriting > 0
+    ? `OK (others appended ${othersWriting} raw records meanwhile: more on Kafka than counted not checked)`
+    : 'OK';
+}
+
+/** The baseline over the same range: every record it committed forwarded once to its own output topic. */
+async function runPlainForward(common, roundNumber) {
+  const groupId = `bench.${common.runId}.r${roundNumber}.plain`;
+  const outputTopic = `bench.${common.runId}.r${roundNumber}.plain-forward`;
+  await kafka.createTopics(common.admin, [outputTopic], PARTITIONS);
+  common.createdTopics.push(outputTopic);
+  const { target, result } = await measureConsumerRun({
+    ...common,
+    name: 'plain-forward',
+    script: PLAIN_FORWARD,
+    groupId,
+    env: {
+      KAFKA_BROKERS: common.infra.kafkaBrokers,
+      BENCH_GROUP_ID: groupId,
+      BENCH_SOURCE_TOPICS: RAW_TOPICS.join(','),
+      BENCH_OUTPUT_TOPIC: outputTopic,
+    },
   });
-  let crashed;
-  consumer.on(consumer.events.CRASH, (e) => {
-    crashed = e.payload.error;
-  });
-  const t0 = process.hrtime.bigint();
-  const cpu = startCpuSample({ benchProcess: process.pid, ...pids });
-  let startedAtMs;
-  const starting = (async () => {
-    await producer.connect();
-    await consumer.connect();
-    await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
-    await consumer.run({
-      autoCommit: true,
-      autoCommitInterval: 1_000,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({
-        batch,
-        resolveOffset,
-        heartbeat,
-        commitOffsetsIfNecessary,
-        isRunning,
-        isStale,
-      }) => {
-        if (batch.messages.length === 0 || !isRunning() || isStale()) return;
-        await producer.send({
-          topic: outputTopic,
-          acks: -1,
-          messages: batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
-        });
-        resolveOffset(batch.lastOffset());
-        await commitOffsetsIfNecessary();
-        await heartbeat();
-      },
-    });
-    startedAtMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  })().catch((err) => {
-    crashed = err;
-  });
-  try {
-    const poll = await kb.pollUntil(() => kb.recordCount(admin, [outputTopic]), records, {
-      t0,
-      intervalMs: POLL_INTERVAL_MS,
-      timeoutMs: RUN_TIMEOUT_MS,
-      isFailed: () => crashed && `plain forwarder failed: ${crashed.message}`,
-    });
-    const usage = cpu.stop();
-    return {
-      target: 'plain-forward',
-      ...kb.throughput(poll, records),
-      startResolvedAtS: startedAtMs === undefined ? undefined : round(startedAtMs / 1000, 3),
-      cpu: usage,
-      cpuMicrosPerRecord: round(((usage.cores.benchProcess * usage.wallSeconds) / records) * 1e6, 1),
-      outputTopics: [outputTopic],
-      pollSamples: poll.samples.length,
-    };
-  } finally {
-    await starting;
-    await consumer.disconnect().catch(() => {});
-    await producer.disconnect().catch(() => {});
-  }
+  result.exit = await stopTarget(target.handle);
+  const check = {
+    committed: await kafka.committedSince(common.admin, groupId, common.start),
+    forwarded: (await kafka.settledRecordCount(common.admin, [outputTopic])).count,
+    othersWriting: await othersWriting(common),
+  };
+  const problems = [
+    check.committed < result.target && `${result.target - check.committed} of the range not committed`,
+    compare('forwarded records', check.forwarded, check.committed, false),
+  ].filter(Boolean);
+  check.verdict = verdict(problems, 0);
+  return { ...result, check };
 }
 
 function summarize(runs) {
   return {
-    steadyPerSec: round(median(runs.map((r) => r.steadyPerSec)), 0),
-    totalPerSec: round(median(runs.map((r) => r.totalPerSec)), 0),
-    firstOutputAtS: round(median(runs.map((r) => r.firstOutputAtS)), 2),
-    cpuMicrosPerRecord: round(median(runs.map((r) => r.cpuMicrosPerRecord)), 1),
-    benchProcessCores: round(median(runs.map((r) => r.cpu.cores.benchProcess)), 2),
-    kafkaCores: round(median(runs.map((r) => r.cpu.cores.kafka)), 2),
-    machineBusy: round(median(runs.map((r) => r.cpu.cores.machineBusy)), 2),
+    steadyPerSec: medianOf(runs, (r) => r.steadyPerSec, 0),
+    totalPerSec: medianOf(runs, (r) => r.totalPerSec, 0),
+    firstOutputAtS: medianOf(runs, (r) => r.firstOutputAtS),
+    targetCpuMicrosPerRecord: medianOf(runs, (r) => r.targetCpuMicrosPerRecord, 1),
+    targetCores: medianOf(runs, (r) => r.cpu.cores.target),
+    kafkaCores: medianOf(runs, (r) => r.cpu.cores.kafka),
+    machineBusy: medianOf(runs, (r) => r.cpu.cores.machineBusy),
   };
 }
 
-function printReport(report) {
-  const p = report.parameters;
-  const s = report.summary;
+function printReport(r) {
+  const p = r.parameters;
+  const s = r.summary;
   log('');
   log(
-    `medians of ${p.rounds} round(s); ${p.records} raw records (${p.partitions} partitions per raw topic); ` +
-      `${report.machine.cpuCount} CPUs, node ${report.machine.nodeVersion}`,
+    `medians of ${p.rounds} round(s); ${p.range} raw records (${p.records} pre-filled); ` +
+      `${r.machine.cpuCount} CPUs, node ` +
+      r.machine.nodeVersion,
   );
-  const headers = [
-    'target',
-    'steady rec/s',
-    'total rec/s',
-    'first output s',
-    'vs plain (steady)',
-    'process cores',
-    'CPU µs/rec',
-    'kafka cores',
-  ];
-  const rows = ['normalizer', 'plainForward'].map((key) => [
-    key === 'normalizer' ? 'normalizer' : 'plain-forward',
-    s[key].steadyPerSec,
-    s[key].totalPerSec,
-    s[key].firstOutputAtS,
-    key === 'normalizer' ? s.ratioSteady : '1',
-    s[key].benchProcessCores,
-    s[key].cpuMicrosPerRecord,
-    s[key].kafkaCores,
-  ]);
-  process.stdout.write(`\n${formatTable(headers, rows)}\n\n`);
+  const headers = ['target', 'steady rec/s', 'total rec/s', 'first commit s', 'vs plain (steady)'];
+  report.printTable(
+    [...headers, 'target cores', 'CPU µs/rec', 'kafka cores'],
+    ['normalizer', 'plainForward'].map((key) => [
+      key === 'normalizer' ? 'normalizer' : 'plain-forward',
+      s[key].steadyPerSec,
+      s[key].totalPerSec,
+      s[key].firstOutputAtS,
+      key === 'normalizer' ? s.ratioSteady : '1',
+      s[key].targetCores,
+      s[key].targetCpuMicrosPerRecord,
+      s[key].kafkaCores,
+    ]),
+  );
   log(
-    'steady = records from the first poll that saw output to the poll that saw all of them (startup ' +
-      'excluded); total = all records / time from start() (includes topic creation, schema registration, ' +
-      'group join)',
+    'steady = records committed from the first poll that saw a commit to the poll that saw all of them ' +
+      '(startup excluded); total = all records / time from spawning the process',
   );
   log(`ratio normalizer/plain: steady ${s.ratioSteady}, total ${s.ratioTotal}`);
   log('per round:');
-  for (const r of report.rounds) {
-    for (const [key, x] of [
-      ['normalizer', r.normalizer],
-      ['plain-forward', r.plainForward],
-    ]) {
+  for (const rr of r.rounds) {
+    for (const x of [rr.normalizer, rr.plainForward]) {
       log(
-        `  round ${r.round} ${key}: steady ${x.steadyPerSec} rec/s over ${x.steadySeconds} s, total ` +
-          `${x.totalPerSec} rec/s, first output at ${x.firstOutputAtS} s, start() resolved at ` +
-          `${x.startResolvedAtS} s, done at ${x.doneAtS} s${x.timedOut ? ' TIMED OUT' : ''}; cores: ` +
-          Object.entries(x.cpu.cores)
-            .filter(([, v]) => v !== undefined)
-            .map(([n, v]) => `${n} ${v}`)
-            .join(', '),
+        `  round ${rr.round} ${x.name}: steady ${x.steadyPerSec} rec/s over ${x.steadySeconds} s, total ` +
+          `${x.totalPerSec} rec/s, first commit at ${x.firstOutputAtS} s, done at ${x.doneAtS} s` +
+          `${x.timedOut ? ' TIMED OUT' : ''}; exit ${x.exit.code ?? x.exit.signal}; cores: ` +
+          report.formatCores(x.cpu.cores),
       );
-      if (key === 'normalizer') {
-        log(
-          `      outputs by topic: ${JSON.stringify(x.perTopic)}; dead letters ${x.deadLetters}; metrics in ` +
-            `${x.metricRecordsIn}, out ${x.metricRecordsOut}`,
-        );
-      }
+      const c = x.check;
+      log(
+        x.name === 'normalizer'
+          ? `      committed ${c.committed}, consumed ${c.consumed}; canonical ${c.outputsOnKafka} on Kafka / ${c.outputsCounted} counted ` +
+              `${JSON.stringify(c.perTopic)}; dead letters ${c.deadLettersOnKafka} / ${c.deadLettersCounted}: ${c.verdict}`
+          : `      committed ${c.committed}, forwarded ${c.forwarded}: ${c.verdict}`,
+      );
     }
   }
-  const met = (ok) => (ok ? 'met' : 'NOT met');
   log('');
   log(
-    `goals: normalizer >= ${GOALS.minRecordsPerSec} rec/s (steady): ${met(report.goals.recordsPerSec)}; ` +
-      `normalizer/plain >= ${GOALS.minRatio} (steady): ${met(report.goals.ratio)}`,
+    `goals: normalizer >= ${GOALS.minRecordsPerSec} rec/s (steady): ${report.met(r.goals.recordsPerSec)}; ` +
+      `normalizer/plain >= ${GOALS.minRatio} (steady): ${report.met(r.goals.ratio)}`,
   );
 }
 
 async function run(options) {
   const startedAt = new Date().toISOString();
-  if (!options.skipBuild) ensureBuild(ROOT);
-  const infra = ensureInfrastructure(ROOT);
-  const brokers = kb.brokerList(infra);
-  const registryUrl = kb.schemaRegistryUrl();
-  log(`Kafka ${infra.kafkaBrokers}, registry ${registryUrl} (${infra.source})`);
+  const infra = prepare(options);
   const records = options.normalizerRecords;
-  const runId = `${startedAt.replace(/[^0-9]/g, '').slice(0, 14)}-${randomUUID().slice(0, 6)}`;
-  const rawTopics = [`bench.${runId}.raw.smartcar`, `bench.${runId}.raw.telematica`];
-  const createdTopics = [...rawTopics, ...rawTopics.map(dlqTopic)];
-  const subjects = [];
-  const admin = await kb.connectAdmin(brokers);
-  const pids = kb.stackPids(infra);
+  const runId = report.runIdOf(startedAt);
+  const admin = await kafka.connectAdmin(infra.brokers);
+  const createdTopics = [];
+  const groups = [];
   try {
-    await kb.createTopics(admin, rawTopics, PARTITIONS);
-    await kb.createTopics(admin, rawTopics.map(dlqTopic), 1);
-    const templates = recordTemplates();
-    log(`pre-filling ${records} raw records on ${rawTopics.join(', ')}`);
-    const silent = pino({ level: 'silent' });
-    const fill = await prefill(
-      createKafka({ brokers, clientId: 'bench-prefill', logger: silent }),
-      rawTopics,
-      records,
-      templates,
+    await kafka.createTopics(admin, RAW_TOPICS, PARTITIONS);
+    const start = await kafka.endOffsets(admin, RAW_TOPICS);
+    log(`pre-filling ${records} raw records on ${RAW_TOPICS.join(', ')}`);
+    const fill = await prefill(infra.brokers, records, recordTemplates());
+    const end = await kafka.endOffsets(admin, RAW_TOPICS);
+    const added = kafka.rangeSize(start, end);
+    log(
+      `pre-filled in ${fill.seconds} s; the raw topics gained ${added} records (others wrote ${added - records})`,
     );
-    const onRaw = await kb.recordCount(admin, rawTopics);
-    log(`pre-filled in ${fill.seconds} s; on the raw topics: ${onRaw}`);
-    if (onRaw !== records) throw new Error(`expected ${records} raw records, found ${onRaw}`);
-
-    const rounds = [];
-    for (let roundNumber = 1; roundNumber <= options.rounds; roundNumber++) {
-      const common = { brokers, registryUrl, rawTopics, records, admin, runId, roundNumber, pids };
-      log(`round ${roundNumber}/${options.rounds}: normalizer`);
-      const normalizer = await runNormalizer(common);
-      createdTopics.push(...normalizer.outputTopics);
-      subjects.push(...normalizer.subjects);
-      log(`  steady ${normalizer.steadyPerSec} rec/s, total ${normalizer.totalPerSec} rec/s`);
-      log(`round ${roundNumber}/${options.rounds}: plain-forward`);
-      const plainForward = await runPlainForward(common);
-      createdTopics.push(...plainForward.outputTopics);
-      log(`  steady ${plainForward.steadyPerSec} rec/s, total ${plainForward.totalPerSec} rec/s`);
-      rounds.push({ round: roundNumber, normalizer, plainForward });
-    }
+    if (added < records) throw new Error(`expected ${records} more raw records, found ${added}`);
+    const endCount = await kafka.recordCount(admin, RAW_TOPICS);
+    const common = { infra, admin, runId, start, end, endCount, pids: stackPids(infra), createdTopics };
+    const rounds = await withChildren(async (children) => {
+      const results = [];
+      for (let n = 1; n <= options.rounds; n++) {
+        log(`round ${n}/${options.rounds}: normalizer`);
+        const normalizer = await runNormalizer({ ...common, children }, n);
+        log(
+          `  steady ${normalizer.steadyPerSec} rec/s, total ${normalizer.totalPerSec}; ${normalizer.check.verdict}`,
+        );
+        log(`round ${n}/${options.rounds}: plain-forward`);
+        const plainForward = await runPlainForward({ ...common, children }, n);
+        log(
+          `  steady ${plainForward.steadyPerSec} rec/s, total ${plainForward.totalPerSec}; ${plainForward.check.verdict}`,
+        );
+        groups.push(normalizer.groupId, plainForward.groupId);
+        results.push({ round: n, normalizer, plainForward });
+      }
+      return results;
+    });
     const summary = {
       normalizer: summarize(rounds.map((r) => r.normalizer)),
       plainForward: summarize(rounds.map((r) => r.plainForward)),
     };
-    summary.ratioSteady = round(summary.normalizer.steadyPerSec / summary.plainForward.steadyPerSec, 3);
-    summary.ratioTotal = round(summary.normalizer.totalPerSec / summary.plainForward.totalPerSec, 3);
-    const report = {
+    summary.ratioSteady = ratio(summary.normalizer.steadyPerSec, summary.plainForward.steadyPerSec);
+    summary.ratioTotal = ratio(summary.normalizer.totalPerSec, summary.plainForward.totalPerSec);
+    const checks = rounds.flatMap((r) => [r.normalizer.check.verdict, r.plainForward.check.verdict]);
+    const result = {
       benchmark: 'normalizer',
       startedAt,
       finishedAt: new Date().toISOString(),
       parameters: {
+        quick: options.quick,
         records,
+        range: added,
         rounds: options.rounds,
-        partitions: PARTITIONS,
-        rawTopics,
-        order: 'normalizer, plain-forward in every round; each with a new consumer group from the beginning',
+        rawTopics: RAW_TOPICS,
+        startOffsets: start,
+        endOffsets: end,
+        order: 'normalizer, plain-forward in every round; each a child process with a new consumer group',
         pollIntervalMs: POLL_INTERVAL_MS,
         measurement:
-          'sum of the output topics high watermarks (normalizer: 5 canonical topics + dead letters on ' +
-          '<raw>.dlq; plain: its output topic), polled every 200 ms. steady = from the first poll with ' +
-          'output to the poll with all records; total = from start() to the poll with all records',
+          "the group's committed offsets past the pre-fill's start (admin.fetchOffsets), polled every " +
+          `${POLL_INTERVAL_MS} ms; steady = first poll with a commit to the poll with all records; total = ` +
+          'from spawning the process to the poll with all records',
         recordMix:
           'alternating Smartcar / Telematica, cycling through the non-verify fixtures; unique event-id per ' +
           'record (Smartcar body eventId rewritten); headers as the ingress writes them; key = vehicle id ' +
           '(else charger / user id, as the ingress)',
         prefillResult: fill,
-        normalizerSettings: {
-          shutdownDrainMs: 5_000,
-          canonicalTopicPartitions: PARTITIONS,
-          sessionTimeoutMs: 10_000,
-          httpPort: 0,
-        },
+        normalizerEnv: NORMALIZER_ENV,
         plainForward:
-          'kafkajs consumer (new group, eachBatch, maxWaitTimeInMs 1000) + kafkajs producer (not idempotent, ' +
-          'acks -1, DefaultPartitioner), one send per fetched batch, resolveOffset(lastOffset)',
-        cpu: 'benchProcess = this node process (the app or forwarder, plus the 200 ms admin poll), from /proc',
-        infrastructure: { ...infra, schemaRegistryUrl: registryUrl },
+          'targets/plain-forward.js: kafkajs consumer (eachBatch, autocommit every 1 s) + producer (acks -1), ' +
+          'one send per fetched batch, resolveOffset(lastOffset)',
+        cpu: 'target = the child process; benchProcess = this process (the 200 ms admin poll), from /proc',
+        infrastructure: infra,
         goals: GOALS,
       },
-      machine: kb.machineInfo(),
+      machine: report.machineInfo(),
       summary,
       goals: {
         recordsPerSec: summary.normalizer.steadyPerSec >= GOALS.minRecordsPerSec,
         ratio: summary.ratioSteady >= GOALS.minRatio,
       },
+      verification: checks.every((v) => v === 'OK') ? 'OK' : 'MISMATCH (see rounds)',
       rounds,
     };
-    printReport(report);
-    const file = kb.writeResults('normalizer', report);
-    log(`results: ${path.relative(ROOT, file)} (and bench/results/normalizer-latest.json)`);
-    return report;
+    printReport(result);
+    log(`verification: ${result.verification}`);
+    report.writeResults('normalizer', result);
+    return result;
   } finally {
-    await kb.deleteTopics(admin, createdTopics);
-    await kb.deleteSubjects(registryUrl, subjects);
+    await kafka.deleteTopics(admin, createdTopics);
+    await kafka.deleteGroups(admin, groups);
     await admin.disconnect().catch(() => {});
   }
 }

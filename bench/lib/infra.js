@@ -1,27 +1,36 @@
 'use strict';
 
+/** What every benchmark needs before it starts: built services and a reachable Kafka, registry and Redis. */
 const path = require('node:path');
 const { commandOutput, runCommand } = require('./processes');
+const { findPidByName, readPidFile } = require('./cpu');
+const { ROOT, log } = require('./log');
 
 /** Builds every workspace (`npx tsc -b` at the root; incremental, so quick when nothing changed). */
-function ensureBuild(root) {
-  process.stdout.write('[bench] building: npx tsc -b\n');
-  const ms = runCommand('npx', ['tsc', '-b'], { cwd: root, timeoutMs: 10 * 60_000 });
-  process.stdout.write(`[bench] build ok (${(ms / 1000).toFixed(1)} s)\n`);
+function ensureBuild() {
+  log('building: npx tsc -b');
+  const ms = runCommand('npx', ['tsc', '-b'], { cwd: ROOT, timeoutMs: 10 * 60_000 });
+  log(`build ok (${(ms / 1000).toFixed(1)} s)`);
 }
 
 /**
- * Kafka and Redis endpoints: KAFKA_BROKERS and REDIS_URL when both are given, otherwise the local stack
- * (`deploy/local/stack.sh up` is idempotent; its `env` command prints the endpoints).
+ * Kafka, registry and Redis endpoints: KAFKA_BROKERS and REDIS_URL when both are given, otherwise the local
+ * stack (`deploy/local/stack.sh up` is idempotent; its `env` command prints the endpoints).
  */
-function ensureInfrastructure(root, env = process.env) {
+function ensureInfrastructure(env = process.env) {
+  const defaultRegistry = 'http://127.0.0.1:8081/apis/ccompat/v7';
   if (env.KAFKA_BROKERS && env.REDIS_URL) {
-    return { source: 'environment', kafkaBrokers: env.KAFKA_BROKERS, redisUrl: env.REDIS_URL };
+    return {
+      source: 'environment',
+      kafkaBrokers: env.KAFKA_BROKERS,
+      redisUrl: env.REDIS_URL,
+      schemaRegistryUrl: env.SCHEMA_REGISTRY_URL || defaultRegistry,
+    };
   }
-  const stack = path.join(root, 'deploy', 'local', 'stack.sh');
-  process.stdout.write('[bench] ensuring the local stack: bash deploy/local/stack.sh up\n');
-  runCommand('bash', [stack, 'up'], { cwd: root, timeoutMs: 10 * 60_000 });
-  const printed = commandOutput('bash', [stack, 'env'], { cwd: root, timeoutMs: 30_000 }) ?? '';
+  const stack = path.join(ROOT, 'deploy', 'local', 'stack.sh');
+  log('ensuring the local stack: bash deploy/local/stack.sh up');
+  runCommand('bash', [stack, 'up'], { cwd: ROOT, timeoutMs: 10 * 60_000 });
+  const printed = commandOutput('bash', [stack, 'env'], { cwd: ROOT, timeoutMs: 30_000 }) ?? '';
   const vars = Object.fromEntries(
     printed
       .split('\n')
@@ -33,7 +42,27 @@ function ensureInfrastructure(root, env = process.env) {
     source: 'deploy/local/stack.sh',
     kafkaBrokers: env.KAFKA_BROKERS || vars.KAFKA_BROKERS || '127.0.0.1:9092',
     redisUrl: env.REDIS_URL || vars.REDIS_URL || 'redis://127.0.0.1:6379',
+    schemaRegistryUrl: env.SCHEMA_REGISTRY_URL || vars.SCHEMA_REGISTRY_URL || defaultRegistry,
   };
 }
 
-module.exports = { ensureBuild, ensureInfrastructure };
+/** PIDs of the local stack's processes, for CPU accounting (undefined when not found). */
+function stackPids(infra) {
+  const local = infra.source !== 'environment';
+  return {
+    kafka: local ? readPidFile(path.join(ROOT, '.ampflow', 'pids', 'kafka.pid')) : undefined,
+    redis: findPidByName('redis-server'),
+  };
+}
+
+/** Build (unless skipped) and infrastructure, logged; returns the endpoints and the brokers as a list. */
+function prepare(options) {
+  if (!options.skipBuild) ensureBuild();
+  const infra = ensureInfrastructure();
+  log(
+    `Kafka ${infra.kafkaBrokers}, Redis ${infra.redisUrl}, registry ${infra.schemaRegistryUrl} (${infra.source})`,
+  );
+  return { ...infra, brokers: infra.kafkaBrokers.split(/[\s,]+/).filter(Boolean) };
+}
+
+module.exports = { prepare, stackPids };

@@ -2,69 +2,26 @@
 'use strict';
 
 /**
- * Helpers shared by the in-process Kafka benchmarks (normalizer, aggregator): machine info, results files,
- * topic high watermarks, a progress poller, histogram quantiles and best-effort cleanup.
+ * Kafka helpers of the benchmarks: admin, topic high watermarks, consumer-group offsets (set before a
+ * service starts, read back as progress), a progress poller with throughput figures, best-effort cleanup.
  */
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Kafka, logLevel } = require('kafkajs');
-const { commandOutput } = require('./processes');
-const { findPidByName, readPidFile } = require('./cpu');
+const { log } = require('./log');
 const { round } = require('./stats');
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const RESULTS_DIR = path.join(__dirname, '..', 'results');
-
-function log(message) {
-  process.stdout.write(`[bench] ${message}\n`);
-}
-
-/** The machine and versions a result was measured with; `versions` adds tool versions (name -> version). */
-function machineInfo(versions = { kafkajsVersion: require('kafkajs/package.json').version }) {
-  const cpus = os.cpus();
-  const gitCommit = commandOutput('git', ['rev-parse', 'HEAD'], { cwd: ROOT, timeoutMs: 5_000 })?.trim();
-  const gitStatus = commandOutput('git', ['status', '--porcelain'], { cwd: ROOT, timeoutMs: 10_000 });
-  return {
-    hostname: os.hostname(),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    cpuCount: cpus.length,
-    availableParallelism: os.availableParallelism?.() ?? cpus.length,
-    cpuModel: cpus[0]?.model,
-    totalMemoryMiB: Math.round(os.totalmem() / 2 ** 20),
-    loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
-    nodeVersion: process.version,
-    ...versions,
-    gitCommit,
-    gitWorktreeDirty: gitStatus === undefined ? undefined : gitStatus.trim().length > 0,
-  };
-}
-
-/** Writes `<name>-<timestamp>.json` and `<name>-latest.json` in bench/results; returns the first path. */
-function writeResults(name, report) {
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = path.join(RESULTS_DIR, `${name}-${report.startedAt.replace(/[:.]/g, '-')}.json`);
-  const text = `${JSON.stringify(report, null, 2)}\n`;
-  fs.writeFileSync(file, text);
-  fs.writeFileSync(path.join(RESULTS_DIR, `${name}-latest.json`), text);
-  return file;
-}
-
-function schemaRegistryUrl(env = process.env) {
-  return env.SCHEMA_REGISTRY_URL || 'http://127.0.0.1:8081/apis/ccompat/v7';
-}
-
-function brokerList(infra) {
-  return infra.kafkaBrokers.split(/[\s,]+/).filter(Boolean);
+/** A kafkajs client that logs nothing (the bench reports its own errors). */
+function quietKafka(brokers, clientId) {
+  return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }
 
 async function connectAdmin(brokers) {
-  const admin = new Kafka({ clientId: 'ampflow-bench-admin', brokers, logLevel: logLevel.NOTHING }).admin();
+  const admin = quietKafka(brokers, 'ampflow-bench-admin').admin();
   await admin.connect();
   return admin;
 }
 
+/** Creates the topics that do not exist yet (existing ones are left as they are). */
 async function createTopics(admin, topics, numPartitions) {
   await admin.createTopics({
     waitForLeaders: true,
@@ -72,7 +29,7 @@ async function createTopics(admin, topics, numPartitions) {
   });
 }
 
-/** Sum of the high watermarks of `topics` (a topic that does not exist yet counts 0). */
+/** Sum of the high watermarks of `topics` = records ever appended (a missing topic counts 0). */
 async function recordCount(admin, topics) {
   const counts = await Promise.all(
     topics.map((topic) =>
@@ -85,10 +42,70 @@ async function recordCount(admin, topics) {
   return counts.reduce((a, b) => a + b, 0);
 }
 
+/** Reads `recordCount` until two reads 500 ms apart agree (records cut off at the end may still land). */
+async function settledRecordCount(admin, topics, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let previous = await recordCount(admin, topics);
+  while (Date.now() < deadline) {
+    await sleep(500);
+    const current = await recordCount(admin, topics);
+    if (current === previous) return { count: current, settled: true };
+    previous = current;
+  }
+  return { count: previous, settled: false };
+}
+
+/** Per topic, the high watermark of every partition: `{ [topic]: [{ partition, offset }] }`. */
+async function endOffsets(admin, topics) {
+  const entries = await Promise.all(
+    topics.map(async (topic) => [
+      topic,
+      (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: p.high })),
+    ]),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** Commits `offsets` (from `endOffsets`) for a group that has no members yet, so it starts there. */
+async function setGroupOffsets(admin, groupId, offsets) {
+  for (const [topic, partitions] of Object.entries(offsets)) {
+    await admin.setOffsets({ groupId, topic, partitions });
+  }
+}
+
+/** Records between two `endOffsets` readings (what was appended in between, by anyone). */
+function rangeSize(start, end) {
+  let total = 0;
+  for (const [topic, partitions] of Object.entries(end)) {
+    const from = new Map(start[topic].map((p) => [p.partition, Number(p.offset)]));
+    for (const p of partitions) total += Number(p.offset) - (from.get(p.partition) ?? 0);
+  }
+  return total;
+}
+
 /**
- * Polls `count()` every `intervalMs` until it reaches `target` (or `timeoutMs`). Times are ms since
- * `t0` (process.hrtime based). Returns the first sample with a non-zero count, the sample that reached the
- * target, and every sample.
+ * Records the group committed past `start` (from `endOffsets`), over every topic and partition; with `end`,
+ * only those up to `end` on each partition (what it did of that range, not of records appended later).
+ */
+async function committedSince(admin, groupId, start, end) {
+  const committed = await admin.fetchOffsets({ groupId, topics: Object.keys(start) });
+  let total = 0;
+  for (const { topic, partitions } of committed) {
+    const from = new Map(start[topic].map((p) => [p.partition, Number(p.offset)]));
+    const to = new Map((end?.[topic] ?? []).map((p) => [p.partition, Number(p.offset)]));
+    for (const p of partitions) {
+      const offset = Number(p.offset);
+      if (offset >= 0)
+        total += Math.min(offset, to.get(p.partition) ?? Infinity) - (from.get(p.partition) ?? 0);
+    }
+  }
+  return total;
+}
+
+/**
+ * Polls `count()` every `intervalMs` until it reaches `target` (or `timeoutMs`). Times are ms since `t0`
+ * (process.hrtime based). Returns the first sample with a non-zero count, the sample that reached the
+ * target, and every sample. `isFailed()` returning a message ends the poll with that error.
  */
 async function pollUntil(count, target, { t0, intervalMs = 200, timeoutMs, isFailed = () => undefined }) {
   const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -109,8 +126,8 @@ async function pollUntil(count, target, { t0, intervalMs = 200, timeoutMs, isFai
 }
 
 /**
- * Throughput figures from a poll: `steady` counts from the first poll that saw output to the one that saw
- * the target (fixed startup excluded), `total` from t0 (the app's start() call) to the target.
+ * Throughput figures from a poll: `steady` counts from the first poll that saw progress to the one that saw
+ * the target (fixed startup excluded), `total` from t0 to the target.
  */
 function throughput(poll, target) {
   const { first, done } = poll;
@@ -130,15 +147,6 @@ function throughput(poll, target) {
   };
 }
 
-/** PIDs of the local stack's processes, for CPU accounting (undefined when not found). */
-function stackPids(infra) {
-  const local = infra.source !== 'environment';
-  return {
-    kafka: local ? readPidFile(path.join(ROOT, '.ampflow', 'pids', 'kafka.pid')) : undefined,
-    redis: findPidByName('redis-server'),
-  };
-}
-
 /** Best-effort deletion of the topics a run created (the stack is shared). */
 async function deleteTopics(admin, topics) {
   if (topics.length === 0) return;
@@ -152,8 +160,20 @@ async function deleteTopics(admin, topics) {
   }
 }
 
+/** Best-effort deletion of the consumer groups a run used (they have no members by then). */
+async function deleteGroups(admin, groupIds) {
+  if (groupIds.length === 0) return;
+  try {
+    await admin.deleteGroups(groupIds);
+    log(`deleted ${groupIds.length} bench consumer groups`);
+  } catch (err) {
+    log(`could not delete the bench consumer groups: ${err.message}`);
+  }
+}
+
 /** Best-effort soft deletion of registry subjects the run registered. */
 async function deleteSubjects(registryUrl, subjects) {
+  if (subjects.length === 0) return;
   let deleted = 0;
   for (const subject of subjects) {
     try {
@@ -169,43 +189,19 @@ async function deleteSubjects(registryUrl, subjects) {
   log(`deleted ${deleted}/${subjects.length} bench registry subjects`);
 }
 
-/**
- * Quantile of a histogram's observations, linearly interpolated inside the bucket that holds it (the
- * Prometheus histogram_quantile method). `buckets`: ascending cumulative `{ le, count }`.
- */
-function interpolatedQuantile(buckets, q) {
-  const total = buckets.at(-1)?.count ?? 0;
-  if (total === 0) return undefined;
-  const rank = q * total;
-  let previousLe = 0;
-  let previousCount = 0;
-  for (const { le, count } of buckets) {
-    if (count >= rank) {
-      if (le === Infinity) return previousLe; // above the last finite bound: report that bound
-      const inBucket = count - previousCount;
-      return inBucket === 0 ? le : previousLe + ((le - previousLe) * (rank - previousCount)) / inBucket;
-    }
-    previousLe = le;
-    previousCount = count;
-  }
-  return previousLe;
-}
-
 module.exports = {
-  ROOT,
-  RESULTS_DIR,
-  log,
-  machineInfo,
-  writeResults,
-  schemaRegistryUrl,
-  brokerList,
+  quietKafka,
   connectAdmin,
   createTopics,
   recordCount,
+  settledRecordCount,
+  endOffsets,
+  setGroupOffsets,
+  committedSince,
+  rangeSize,
   pollUntil,
   throughput,
-  stackPids,
   deleteTopics,
+  deleteGroups,
   deleteSubjects,
-  interpolatedQuantile,
 };

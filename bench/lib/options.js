@@ -3,15 +3,45 @@
 /**
  * Benchmark options: `--name=value` flags (when run as `node bench/run.js ingress --rounds=1`) or BENCH_*
  * environment variables (the reliable way through `npm run bench`, since npm keeps unknown flags for itself).
- * Every numeric option is bounded, so a typo cannot start an hour-long or unbounded run.
+ * Every numeric option is bounded, so a typo cannot start an hour-long or unbounded run. `quick` swaps the
+ * defaults for the `quick` values (options given explicitly still win): a run of seconds that checks every
+ * benchmark works end to end, with figures that mean nothing.
  */
 const OPTION_SPECS = {
-  connections: { env: 'BENCH_CONNECTIONS', default: 50, min: 1, max: 1000, help: 'concurrent connections' },
-  durationS: { env: 'BENCH_DURATION_S', default: 15, min: 1, max: 300, help: 'measured seconds per run' },
-  warmupS: { env: 'BENCH_WARMUP_S', default: 3, min: 0, max: 60, help: 'warm-up seconds before each run' },
+  quick: {
+    env: 'BENCH_QUICK',
+    default: false,
+    flag: true,
+    help: 'smoke run: every bench briefly, end to end (figures mean nothing)',
+  },
+  connections: {
+    env: 'BENCH_CONNECTIONS',
+    default: 50,
+    quick: 10,
+    min: 1,
+    max: 1000,
+    help: 'concurrent connections',
+  },
+  durationS: {
+    env: 'BENCH_DURATION_S',
+    default: 15,
+    quick: 2,
+    min: 1,
+    max: 300,
+    help: 'measured seconds per run',
+  },
+  warmupS: {
+    env: 'BENCH_WARMUP_S',
+    default: 3,
+    quick: 1,
+    min: 0,
+    max: 60,
+    help: 'warm-up seconds before each run',
+  },
   rounds: {
     env: 'BENCH_ROUNDS',
     default: 3,
+    quick: 1,
     min: 1,
     max: 20,
     help: 'rounds (each runs every target once, same order)',
@@ -32,6 +62,7 @@ const OPTION_SPECS = {
   normalizerRecords: {
     env: 'BENCH_NORMALIZER_RECORDS',
     default: 100_000,
+    quick: 2_000,
     min: 1_000,
     max: 2_000_000,
     integer: true,
@@ -40,6 +71,7 @@ const OPTION_SPECS = {
   aggregatorVehicles: {
     env: 'BENCH_AGGREGATOR_VEHICLES',
     default: 10_000,
+    quick: 100,
     min: 10,
     max: 200_000,
     integer: true,
@@ -92,7 +124,8 @@ function parseArguments(argv, env = process.env) {
     const raw = fromFlag ? flags.get(flag) : env[spec.env];
     flags.delete(flag);
     const label = fromFlag ? `--${flag}` : spec.env;
-    if (raw === undefined && !(fromFlag && spec.flag)) options[key] = spec.default;
+    const fallback = options.quick && spec.quick !== undefined ? spec.quick : spec.default;
+    if (raw === undefined && !(fromFlag && spec.flag)) options[key] = fallback;
     else if (spec.flag) options[key] = parseBoolean(raw, label);
     else if (spec.text) options[key] = raw ?? '';
     else options[key] = parseBounded(raw, label, { ...spec, key });
@@ -114,7 +147,8 @@ function usage(benchmarkNames) {
     lines.push(
       `  --${flagName(key)} `.padEnd(24) +
         `${spec.env} `.padEnd(27) +
-        `${JSON.stringify(spec.default)}  ${spec.help}`,
+        `${JSON.stringify(spec.default)}${spec.quick === undefined ? '' : ` (quick ${spec.quick})`}  ` +
+        spec.help,
     );
   }
   lines.push('  KAFKA_BROKERS and REDIS_URL: use that infrastructure instead of `deploy/local/stack.sh up`');

@@ -4,6 +4,9 @@
 const { spawn, spawnSync } = require('node:child_process');
 const net = require('node:net');
 const { setTimeout: sleep } = require('node:timers/promises');
+const { ROOT, log } = require('./log');
+
+const STOP_GRACE_MS = 20_000;
 
 /** Runs a command to completion with inherited output; throws on failure or after `timeoutMs`. */
 function runCommand(command, args, { cwd, timeoutMs, env = process.env }) {
@@ -127,4 +130,62 @@ async function stopChild(handle, graceMs) {
   return { code: handle.exitCode, signal: handle.exitSignal, forced };
 }
 
-module.exports = { runCommand, commandOutput, freePort, startNodeChild, waitForHttpOk, stopChild, isRunning };
+/**
+ * Starts `node [nodeArgs] script` from the repository root on a free loopback port (HTTP_PORT, HTTP_HOST)
+ * with `env` over this process's environment, and adds it to `children` (stopped by `withChildren`).
+ */
+async function startTarget(name, script, { env = {}, nodeArgs = [], children }) {
+  const port = await freePort();
+  const handle = startNodeChild(name, script, {
+    cwd: ROOT,
+    nodeArgs,
+    env: { ...process.env, HTTP_PORT: String(port), HTTP_HOST: '127.0.0.1', ...env },
+  });
+  children.push(handle);
+  log(`started ${name} (pid ${handle.pid}) on port ${port}`);
+  return { handle, port, baseUrl: `http://127.0.0.1:${port}` };
+}
+
+/** SIGTERM (SIGKILL after 20 s), then logs how it ended and its last output lines. Once per child. */
+async function stopTarget(handle) {
+  if (handle.stopped) return handle.stopped;
+  const outcome = await stopChild(handle, STOP_GRACE_MS);
+  handle.stopped = outcome;
+  log(
+    `stopped ${handle.name} (pid ${handle.pid}): ${outcome.code ?? outcome.signal}` +
+      `${outcome.forced ? ' after SIGKILL' : ''}; ${handle.outputLines} output lines`,
+  );
+  if (handle.outputLines > 0) {
+    log(`  last output of ${handle.name}:\n${handle.output.split('\n').slice(-8).join('\n')}`);
+  }
+  return outcome;
+}
+
+/** Runs `body(children)`; every child it started is stopped at the end, on errors and on Ctrl-C. */
+async function withChildren(body) {
+  const children = [];
+  const stopAll = () => Promise.all(children.map(stopTarget));
+  const onSignal = (signal) => {
+    log(`${signal}: stopping the targets`);
+    stopAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await body(children);
+  } finally {
+    await stopAll();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+module.exports = {
+  runCommand,
+  commandOutput,
+  waitForHttpOk,
+  isRunning,
+  startTarget,
+  stopTarget,
+  withChildren,
+};

@@ -20,12 +20,36 @@ function round(value, digits = 2) {
   return Math.round(value * factor) / factor;
 }
 
-/** A plain-text table with right-aligned numeric columns. */
-function formatTable(headers, rows) {
-  const cells = rows.map((row) => row.map((c) => String(c)));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
-  const line = (row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+/** `a / b` rounded to 3 digits (NaN when b is not a positive number). */
+function ratio(a, b) {
+  return b > 0 ? round(a / b, 3) : NaN;
 }
 
-module.exports = { median, percentile, round, formatTable };
+/** Median over `runs` of `pick(run)`, rounded to `digits`. */
+function medianOf(runs, pick, digits = 2) {
+  return round(median(runs.map(pick)), digits);
+}
+
+/**
+ * Quantile of a histogram's observations, linearly interpolated inside the bucket that holds it (the
+ * Prometheus histogram_quantile method). `buckets`: ascending cumulative `{ le, count }`.
+ */
+function interpolatedQuantile(buckets, q) {
+  const total = buckets.at(-1)?.count ?? 0;
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let previousLe = 0;
+  let previousCount = 0;
+  for (const { le, count } of buckets) {
+    if (count >= rank) {
+      if (le === Infinity) return previousLe; // above the last finite bound: report that bound
+      const inBucket = count - previousCount;
+      return inBucket === 0 ? le : previousLe + ((le - previousLe) * (rank - previousCount)) / inBucket;
+    }
+    previousLe = le;
+    previousCount = count;
+  }
+  return previousLe;
+}
+
+module.exports = { median, medianOf, percentile, ratio, round, interpolatedQuantile };

@@ -4,6 +4,12 @@ const { randomUUID } = require('node:crypto');
 const { Buffer } = require('node:buffer');
 const { fixtureBytes, fixtureNames, smartcarHeaders, svixHeaders } = require('@ampflow/testing');
 
+/** Bench-only credentials (nothing real): the ingress is started with them and requests are signed with them. */
+const BENCH_SECRETS = {
+  smartcarManagementToken: 'bench-smartcar-management-token',
+  telematicaWebhookSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+};
+
 const EVENT_ID_FIELD = /("eventId"\s*:\s*")[^"]*(")/;
 
 /** Rewrites the top-level `eventId` in the fixture's own text (formatting kept byte for byte otherwise). */
@@ -69,4 +75,4 @@ function buildSignedRequests(count, fixtures, secrets, timestamp = new Date()) {
   return { requests, perFixture, signedAt: timestamp.toISOString() };
 }
 
-module.exports = { loadWebhookFixtures, buildSignedRequests, withEventId };
+module.exports = { BENCH_SECRETS, loadWebhookFixtures, buildSignedRequests, withEventId };

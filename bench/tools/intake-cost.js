@@ -12,9 +12,13 @@ const crypto = require('node:crypto');
 const { Buffer } = require('node:buffer');
 const { Writable } = require('node:stream');
 const path = require('node:path');
-const { buildSignedRequests, loadWebhookFixtures } = require('../lib/webhook-requests');
+const { ROOT } = require('../lib/log');
+const {
+  BENCH_SECRETS: SECRETS,
+  buildSignedRequests,
+  loadWebhookFixtures,
+} = require('../lib/webhook-requests');
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const intake = require(path.join(ROOT, 'services/ingress/dist/webhook-intake.js'));
 const { verifySmartcarSignature } = require(
   path.join(ROOT, 'services/ingress/dist/providers/smartcar-signature.js'),
@@ -24,10 +28,6 @@ const contracts = require('@ampflow/contracts');
 const { createIngressMetrics } = require(path.join(ROOT, 'services/ingress/dist/metrics.js'));
 const { createLogger, createMetricsRegistry } = require('@ampflow/observability');
 
-const SECRETS = {
-  smartcarManagementToken: 'bench-smartcar-management-token',
-  telematicaWebhookSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-};
 const iterations = Math.min(
   200_000,
   Math.max(

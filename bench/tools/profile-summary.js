@@ -10,7 +10,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const { ROOT } = require('../lib/log');
 
 /** Where a function lives: an npm package, a workspace package, Node's internals, or a V8 pseudo-node. */
 function ownerOf(callFrame) {
