@@ -44,26 +44,8 @@ const AGGREGATOR_ENV = {
  * unplugged. Per vehicle: 2 STARTED, 12 UPDATED, 2 ENDED (1 CHARGING_STOPPED, 1 FULLY_CHARGED).
  */
 const PATTERN = [
-  'idle-plugged',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'stopped',
-  'unplugged',
-  'idle-plugged',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'charging',
-  'full',
-  'unplugged',
+  ...['idle-plugged', ...Array(8).fill('charging'), 'stopped', 'unplugged'],
+  ...['idle-plugged', ...Array(6).fill('charging'), 'full', 'unplugged'],
 ];
 const EXPECTED_PER_VEHICLE = {
   started: 2,

@@ -41,47 +41,6 @@ function freePort() {
 
 const OUTPUT_TAIL_BYTES = 64 * 1024;
 
-/**
- * Starts `node [nodeArgs] script` as a child with its own environment. Its stdout/stderr are kept (the last
- * 64 KiB) for the report and for error messages; lines are counted so a noisy child is visible.
- */
-function startNodeChild(name, script, { cwd, env, nodeArgs = [] }) {
-  const child = spawn(process.execPath, [...nodeArgs, script], {
-    cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const handle = {
-    name,
-    child,
-    pid: child.pid,
-    output: '',
-    outputLines: 0,
-    exitCode: undefined,
-    exitSignal: undefined,
-  };
-  const keep = (chunk) => {
-    const text = chunk.toString('utf8');
-    handle.outputLines += (text.match(/\n/g) || []).length;
-    handle.output = (handle.output + text).slice(-OUTPUT_TAIL_BYTES);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  handle.exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      handle.exitCode = code;
-      handle.exitSignal = signal;
-      resolve();
-    });
-    child.once('error', (err) => {
-      handle.output += `\n[bench] could not start ${name}: ${err.message}\n`;
-      handle.exitCode = -1;
-      resolve();
-    });
-  });
-  return handle;
-}
-
 function isRunning(handle) {
   return handle.exitCode === undefined && handle.exitSignal === undefined;
 }
@@ -109,56 +68,75 @@ async function waitForHttpOk(handle, url, timeoutMs) {
   throw new Error(`${handle.name}: ${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
 
-/** SIGTERM, wait up to `graceMs` for the exit, then SIGKILL. Resolves with how it ended. */
-async function stopChild(handle, graceMs) {
-  if (!isRunning(handle)) return { code: handle.exitCode, signal: handle.exitSignal, forced: false };
-  handle.child.kill('SIGTERM');
-  const grace = new AbortController();
-  const outcome = await Promise.race([
-    handle.exited.then(() => 'exited'),
-    sleep(graceMs, 'timeout', { signal: grace.signal }).catch(() => 'aborted'),
-  ]);
-  grace.abort();
-  let forced = false;
-  if (outcome === 'timeout' && isRunning(handle)) {
-    forced = true;
-    handle.child.kill('SIGKILL');
-    const kill = new AbortController();
-    await Promise.race([handle.exited, sleep(5_000, undefined, { signal: kill.signal }).catch(() => {})]);
-    kill.abort();
-  }
-  return { code: handle.exitCode, signal: handle.exitSignal, forced };
-}
-
 /**
  * Starts `node [nodeArgs] script` from the repository root on a free loopback port (HTTP_PORT, HTTP_HOST)
- * with `env` over this process's environment, and adds it to `children` (stopped by `withChildren`).
+ * with `env` over this process's environment, and adds it to `children` (stopped by `withChildren`). Its
+ * output is kept (the last 64 KiB, lines counted) for the report and for error messages.
  */
 async function startTarget(name, script, { env = {}, nodeArgs = [], children }) {
   const port = await freePort();
-  const handle = startNodeChild(name, script, {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     cwd: ROOT,
-    nodeArgs,
     env: { ...process.env, HTTP_PORT: String(port), HTTP_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const handle = { name, child, pid: child.pid, output: '', outputLines: 0 };
+  const keep = (chunk) => {
+    const text = chunk.toString('utf8');
+    handle.outputLines += (text.match(/\n/g) || []).length;
+    handle.output = (handle.output + text).slice(-OUTPUT_TAIL_BYTES);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  handle.exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      handle.exitCode = code;
+      handle.exitSignal = signal;
+      resolve();
+    });
+    child.once('error', (err) => {
+      handle.output += `\n[bench] could not start ${name}: ${err.message}\n`;
+      handle.exitCode = -1;
+      resolve();
+    });
   });
   children.push(handle);
   log(`started ${name} (pid ${handle.pid}) on port ${port}`);
   return { handle, port, baseUrl: `http://127.0.0.1:${port}` };
 }
 
-/** SIGTERM (SIGKILL after 20 s), then logs how it ended and its last output lines. Once per child. */
+/** Whether `ms` passed before `promise` settled. */
+async function raceTimeout(promise, ms) {
+  const timer = new AbortController();
+  const timedOut = await Promise.race([
+    promise.then(() => false),
+    sleep(ms, true, { signal: timer.signal }).catch(() => false),
+  ]);
+  timer.abort();
+  return timedOut;
+}
+
+/** SIGTERM, SIGKILL after 20 s; logs how it ended and its last output lines. Once per child. */
 async function stopTarget(handle) {
   if (handle.stopped) return handle.stopped;
-  const outcome = await stopChild(handle, STOP_GRACE_MS);
-  handle.stopped = outcome;
+  let forced = false;
+  if (isRunning(handle)) {
+    handle.child.kill('SIGTERM');
+    if ((await raceTimeout(handle.exited, STOP_GRACE_MS)) && isRunning(handle)) {
+      forced = true;
+      handle.child.kill('SIGKILL');
+      await raceTimeout(handle.exited, 5_000);
+    }
+  }
+  handle.stopped = { code: handle.exitCode, signal: handle.exitSignal, forced };
   log(
-    `stopped ${handle.name} (pid ${handle.pid}): ${outcome.code ?? outcome.signal}` +
-      `${outcome.forced ? ' after SIGKILL' : ''}; ${handle.outputLines} output lines`,
+    `stopped ${handle.name} (pid ${handle.pid}): ${handle.exitCode ?? handle.exitSignal}` +
+      `${forced ? ' after SIGKILL' : ''}; ${handle.outputLines} output lines`,
   );
   if (handle.outputLines > 0) {
     log(`  last output of ${handle.name}:\n${handle.output.split('\n').slice(-8).join('\n')}`);
   }
-  return outcome;
+  return handle.stopped;
 }
 
 /** Runs `body(children)`; every child it started is stopped at the end, on errors and on Ctrl-C. */
