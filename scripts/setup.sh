@@ -11,11 +11,14 @@ if [[ "$node_major" -lt 20 ]]; then
 fi
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "[setup] installing npm dependencies" >&2
-  # `npm install`, not `npm ci`: the lockfile pins every version, but the registry this project is built against
-  # does not serve some other platforms' optional binaries (@swc/core-darwin-*, @turbo/windows-*), which
-  # `npm ci` insists on finding in the lockfile.
-  npm install --prefer-offline --no-audit --no-fund --loglevel=error
+  echo "[setup] installing npm dependencies (npm ci)" >&2
+  # `npm ci` installs exactly the lockfile and never rewrites it, so a fresh clone stays clean. It refuses when
+  # package.json and the lockfile disagree (a dependency was just added by hand): then `npm install` mends the
+  # lockfile, and the change is there to commit.
+  if ! npm ci --prefer-offline --no-audit --no-fund --loglevel=error; then
+    echo "[setup] npm ci refused (package.json and package-lock.json disagree); running npm install" >&2
+    npm install --prefer-offline --no-audit --no-fund --loglevel=error
+  fi
 fi
 
 echo "[setup] building (tsc -b)" >&2
