@@ -398,14 +398,9 @@ async function run(options) {
         readingIntervalMs: READING_INTERVAL_MS,
         expectedPerVehicle: EXPECTED_PER_VEHICLE,
         pollIntervalMs: POLL_INTERVAL_MS,
-        measurement:
-          "the group's committed offsets past the pre-fill's start (admin.fetchOffsets; the aggregator " +
-          `commits after the state is saved, every 1 s), polled every ${POLL_INTERVAL_MS} ms; steady = first ` +
-          'poll with a commit to the poll with all readings; total = from spawning the process (includes ' +
-          'Redis connect, topic creation, schema registration, group join)',
+        method: 'bench/README.md (aggregator) at machine.gitCommit',
         prefillResult: fill,
         aggregatorEnv: env,
-        cpu: 'target = the aggregator process; benchProcess = this process (the 200 ms poll), from /proc',
         infrastructure: infra,
         goals: GOALS,
       },

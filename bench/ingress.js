@@ -428,9 +428,6 @@ async function run(options) {
       summary.ratio = ratio(summary.ingress.requestsPerSec, summary.bare.requestsPerSec);
       const ingressChecks = checks.filter((c) => c.target === 'ingress');
       const verification = {
-        method:
-          'sum of the high watermarks (kafkajs admin.fetchTopicOffsets) of the raw topics before and after each ' +
-          "publishing target's round (warm-up + measured run), compared with the 2xx answers",
         topics: RAW_TOPICS,
         checks,
         recordsLanded: ingressChecks.reduce((s, c) => s + c.recordsLanded, 0),
@@ -448,19 +445,15 @@ async function run(options) {
           rounds: options.rounds,
           quick: options.quick,
           order: targets.map((t) => t.name).join(', ') + ' in every round',
-          pipelining: 1,
-          loadGenerator: 'autocannon (programmatic, in the bench process, over loopback)',
-          requestMix:
-            "alternating Smartcar / Telematica, cycling through each provider's non-verify fixtures; unique " +
-            'eventId / svix-id per request; signed before each run',
+          method: 'bench/README.md (ingress) at machine.gitCommit',
           fixtures: {
             smartcar: fixtures.smartcar.map((f) => f.name),
             telematica: fixtures.telematica.map((f) => f.name),
           },
           ingressEnv: {
-            LOG_LEVEL: INGRESS_ENV.LOG_LEVEL,
-            DEDUP_TTL_SECONDS: INGRESS_ENV.DEDUP_TTL_SECONDS,
-            HTTP_HOST: INGRESS_ENV.HTTP_HOST,
+            ...INGRESS_ENV,
+            SMARTCAR_MANAGEMENT_TOKEN: undefined,
+            TELEMATICA_WEBHOOK_SECRET: undefined,
           },
           nodeArgs: Object.fromEntries(targets.map((t) => [t.key, t.nodeArgs])),
           infrastructure: infra,

@@ -349,20 +349,9 @@ async function run(options) {
         endOffsets: end,
         order: 'normalizer, plain-forward in every round; each a child process with a new consumer group',
         pollIntervalMs: POLL_INTERVAL_MS,
-        measurement:
-          "the group's committed offsets past the pre-fill's start (admin.fetchOffsets), polled every " +
-          `${POLL_INTERVAL_MS} ms; steady = first poll with a commit to the poll with all records; total = ` +
-          'from spawning the process to the poll with all records',
-        recordMix:
-          'alternating Smartcar / Telematica, cycling through the non-verify fixtures; unique event-id per ' +
-          'record (Smartcar body eventId rewritten); headers as the ingress writes them; key = vehicle id ' +
-          '(else charger / user id, as the ingress)',
+        method: 'bench/README.md (normalizer) at machine.gitCommit',
         prefillResult: fill,
         normalizerEnv: NORMALIZER_ENV,
-        plainForward:
-          'targets/plain-forward.js: kafkajs consumer (eachBatch, autocommit every 1 s) + producer (acks -1), ' +
-          'one send per fetched batch, resolveOffset(lastOffset)',
-        cpu: 'target = the child process; benchProcess = this process (the 200 ms admin poll), from /proc',
         infrastructure: infra,
         goals: GOALS,
       },
