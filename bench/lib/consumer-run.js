@@ -24,7 +24,7 @@ async function measureConsumerRun({ name, script, env, groupId, start, end, admi
   const poll = await pollUntil(() => committedSince(admin, groupId, start, end), records, {
     t0,
     intervalMs: POLL_INTERVAL_MS,
-    timeoutMs: Math.max(60_000, records / 50),
+    timeoutMs: Math.max(120_000, records * 2), // at least 500 records/s
     isFailed: () =>
       !isRunning(target.handle) &&
       `${name} exited (${target.handle.exitCode ?? target.handle.exitSignal}) before committing every ` +
