@@ -1,22 +1,16 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Kafka } from 'kafkajs';
-import { KNOWN_PROVIDER_EVENT_TYPES, rawTopic, type Provider } from '@ampflow/contracts';
+import { rawTopic, type Provider } from '@ampflow/contracts';
 import { createBrokerProbe, createReliableProducer, createWorkHealth, ensureTopics } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
-import {
-  AppError,
-  ValidationError,
-  startHttpServer,
-  type RunningHttpServer,
-  type Service,
-} from '@ampflow/runtime';
-import { createHttpApp, rawBodyLimits, requestLog, type HttpErrorAnswer } from '@ampflow/runtime/http';
+import { startHttpServer, type RunningHttpServer, type Service } from '@ampflow/runtime';
+import { createHttpApp, rawBodyLimits } from '@ampflow/runtime/http';
 import { effectiveBodyLimitBytes } from './body-limit';
-import { admitBody, createByteBudget, IngressBusyError } from './inflight-bytes';
-import { createIngressMetrics, type Outcome } from './metrics';
+import { createByteBudget } from './inflight-bytes';
+import { createIngressMetrics } from './metrics';
 import { createRawPublisher } from './raw-publisher';
 import type { SeenStore } from './seen-store';
-import { createTelematicaVerifier, interpretSmartcar, interpretTelematica } from './webhook-intake';
+import { createTelematicaVerifier } from './webhook-intake';
+import { createWebhookRoutes } from './webhook-routes';
 
 export interface IngressSettings {
   httpPort: number;
@@ -59,14 +53,6 @@ export interface IngressApp extends Service {
   isReady(): boolean;
 }
 
-function isJson(contentType: string | undefined): boolean {
-  if (!contentType) return false;
-  const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-  return (
-    mediaType === 'application/json' || (mediaType.startsWith('application/') && mediaType.endsWith('+json'))
-  );
-}
-
 /**
  * The ingress: verifies provider webhooks, publishes the raw bytes to the provider's raw topic, and
  * answers 200 only once Kafka acknowledged (`acks=-1`). Nothing happens at construction; `start` connects.
@@ -105,119 +91,25 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
 
   const isReady = () => brokerProbe.isReachable() && work.ready();
 
-  function webhookHandler(provider: Provider) {
-    return async (req: Request, res: Response) => {
-      const log = requestLog(res);
-      const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      metrics.bodyBytes.observe({ provider }, rawBody.length);
-      res.locals.provider = provider;
-      const intake =
-        provider === 'smartcar'
-          ? interpretSmartcar(settings.smartcarManagementToken, rawBody, req.headers)
-          : interpretTelematica(telematicaVerifier, rawBody, req.headers);
-      res.locals.eventType = intake.kind === 'challenge' ? 'VERIFY' : intake.eventType;
-
-      if (intake.kind === 'challenge') {
-        log.info({ provider }, 'verification challenge answered');
-        record(res, 'challenge_answered');
-        res.status(200).json(intake.answer);
-        return;
-      }
-      if (!intake.knownType) {
-        metrics.unknownEventTypes.inc({ provider });
-        log.warn({ provider, eventType: intake.eventType }, 'publishing an event type without a schema');
-      }
-      const outcome = await publisher.publish(
-        intake,
-        rawBody,
-        req.headers['content-type'] ?? 'application/json',
-      );
-      if (outcome === 'duplicate') metrics.duplicates.inc({ provider });
-      log.info(
-        { provider, eventId: intake.eventId, eventType: intake.eventType, outcome },
-        'webhook handled',
-      );
-      record(res, outcome);
-      res.status(200).json({ status: outcome, eventId: intake.eventId });
-    };
-  }
-
-  function record(res: Response, outcome: Outcome) {
-    const eventType = String(res.locals.eventType ?? 'none');
-    metrics.requests.inc({
-      provider: String(res.locals.provider ?? 'none'),
-      event_type: KNOWN_PROVIDER_EVENT_TYPES.has(eventType)
-        ? eventType
-        : eventType === 'none'
-          ? 'none'
-          : 'unknown',
-      outcome,
-    });
-  }
-
-  function outcomeOf(error: unknown, status: number): Outcome {
-    if (status === 401) return 'unauthorized';
-    if (status === 413) return 'too_large';
-    if (status === 415) return 'unsupported_media_type';
-    if (error instanceof IngressBusyError) return 'busy';
-    if (status === 503) return 'unavailable';
-    if (status === 400) return 'invalid';
-    return error instanceof AppError ? 'invalid' : 'error';
-  }
-
   /** Per provider: MAX_BODY_BYTES, lowered at start to what the raw topic can store (see body-limit.ts). */
   const bodyLimits = rawBodyLimits<Provider>({
     smartcar: settings.maxBodyBytes,
     telematica: settings.maxBodyBytes,
   });
-  const admit = (provider: Provider): RequestHandler =>
-    inflight
-      ? admitBody(inflight, {
-          bodyLimitBytes: () => bodyLimits.limitBytes(provider),
-          onRefused: () => metrics.busyRefusals.inc(),
-        })
-      : (_req, _res, next) => next();
-  const requireJson = (req: Request, _res: Response, next: NextFunction) => {
-    if (!isJson(req.headers['content-type'])) {
-      next(
-        new ValidationError('unsupported_media_type', 'Content-Type must be application/json', {
-          httpStatus: 415,
-        }),
-      );
-    } else next();
-  };
-  /** Metrics, logs and the outcome of every refused or failed webhook. */
-  const onError = ({ error, status, body, res, log }: HttpErrorAnswer) => {
-    const provider = String(res.locals.provider ?? 'none');
-    if (status === 401) metrics.signatureFailures.inc({ provider, reason: body.error.code });
-    if (status === 400) metrics.schemaFailures.inc({ provider, reason: body.error.code });
-    if (error instanceof IngressBusyError)
-      log.warn({ provider }, 'webhook refused: too many bytes in flight');
-    else if (status >= 500) log.error({ err: error, provider }, 'webhook not stored');
-    else log.info({ provider, code: body.error.code, status }, 'webhook refused');
-    record(res, outcomeOf(error, status));
-    if (status === 503) res.setHeader('retry-after', '5');
-  };
+  const webhooks = createWebhookRoutes({
+    smartcarManagementToken: settings.smartcarManagementToken,
+    telematicaVerifier,
+    publisher,
+    metrics,
+    bodyLimits,
+    inflight,
+  });
   const app = createHttpApp({
     logger,
     registry,
     readiness: () => ({ kafka: isReady() }),
-    onError,
-    routes(routes) {
-      for (const provider of ['smartcar', 'telematica'] as const) {
-        routes.post(
-          `/webhooks/${provider}`,
-          (_req, res, next) => {
-            res.locals.provider = provider;
-            next();
-          },
-          requireJson,
-          admit(provider),
-          bodyLimits.reader(provider),
-          webhookHandler(provider),
-        );
-      }
-    },
+    routes: webhooks.mount,
+    onError: webhooks.onError,
   });
 
   return {
