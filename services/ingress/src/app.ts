@@ -74,9 +74,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     onFatal: deps.onFatal,
   });
   const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
-  const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets, () =>
-    now().getTime(),
-  );
+  const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets);
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
   const publisher = createRawPublisher({
     producer,

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import { AuthenticationError, ValidationError } from '@ampflow/runtime';
+import { Webhook, WebhookVerificationError } from 'svix';
 import {
   parsePayload,
   smartcarLegacyVerify,
@@ -14,7 +15,6 @@ import {
   type TelematicaEventType,
 } from '@ampflow/contracts';
 import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
-import { svixKey, verifySvixSignature } from './providers/svix-signature';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
@@ -141,12 +141,9 @@ export interface TelematicaVerifier {
   verify(rawBody: Buffer, headers: IncomingHttpHeaders): void;
 }
 
-export function createTelematicaVerifier(
-  secrets: readonly string[],
-  now: () => number = Date.now,
-): TelematicaVerifier {
+export function createTelematicaVerifier(secrets: readonly string[]): TelematicaVerifier {
   if (secrets.length === 0) throw new Error('at least one Telematica webhook secret is required');
-  const keys = secrets.map(svixKey);
+  const webhooks = secrets.map((secret) => new Webhook(secret));
   return {
     verify(rawBody, headers) {
       const id = header(headers, 'svix-id') ?? header(headers, 'webhook-id');
@@ -158,16 +155,29 @@ export function createTelematicaVerifier(
           'the svix-id/-timestamp/-signature headers are missing',
         );
       }
-      const verdict = verifySvixSignature(keys, { id, timestamp, signature }, rawBody, now());
-      if (verdict === 'stale_timestamp') {
-        throw new AuthenticationError(
-          'stale_timestamp',
-          'the webhook timestamp is invalid or more than 5 minutes from now',
-        );
+      const svixHeaders = { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
+      // The library verifies text. For valid UTF-8 the text encodes back to exactly these bytes; a body that is
+      // not valid UTF-8 is refused (400) by the strict decode that follows, so what is verified is always
+      // byte for byte what is published.
+      const payload = rawBody.toString('utf8');
+      for (const webhook of webhooks) {
+        try {
+          webhook.verify(payload, svixHeaders);
+          return;
+        } catch (err) {
+          // verify() also parses the JSON; a signed body that is not JSON is left to the parser's 400.
+          if (err instanceof SyntaxError) return;
+          if (!(err instanceof WebhookVerificationError)) throw err;
+          if (/timestamp|Signature Headers/i.test(err.message)) {
+            throw new AuthenticationError(
+              'stale_timestamp',
+              'the webhook timestamp is invalid or more than 5 minutes from now',
+            );
+          }
+          // No matching signature with this secret: try the next one.
+        }
       }
-      if (verdict === 'invalid_signature') {
-        throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
-      }
+      throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
     },
   };
 }
