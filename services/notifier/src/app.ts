@@ -5,7 +5,13 @@ import type { Logger, Registry } from '@ampflow/observability';
 import { createOpsService, type Service } from '@ampflow/runtime';
 
 export interface NotifierDeps {
-  settings: { httpPort: number; shutdownDrainMs: number };
+  settings: {
+    httpPort: number;
+    shutdownDrainMs: number;
+    /** Not ready after this long without a Kafka acknowledgement; `onFatal` after `stuckExitMs` (30 s, 5 min). */
+    notReadyAfterMs?: number;
+    stuckExitMs?: number;
+  };
   kafka: Kafka;
   redis: Redis;
   logger: Logger;
@@ -22,10 +28,16 @@ export interface NotifierDeps {
 export function createNotifierApp(deps: NotifierDeps): Service & { port(): number } {
   const { redis } = deps;
   const producer = createReliableProducer(deps.kafka, { logger: deps.logger });
-  const work = createWorkHealth({ producer, onFatal: deps.onFatal });
+  const { notReadyAfterMs, stuckExitMs, ...http } = deps.settings;
+  const work = createWorkHealth({
+    producer,
+    notReadyAfterMs,
+    fatalAfterMs: stuckExitMs,
+    onFatal: deps.onFatal,
+  });
   return createOpsService({
     name: 'notifier',
-    ...deps.settings,
+    ...http,
     registry: deps.registry,
     logger: deps.logger,
     readiness: () => ({ ...work.detail(), redis: redis.status === 'ready' }),

@@ -7,6 +7,7 @@ import {
   registryEnv,
   secret,
   sharedEnv,
+  workHealthEnv,
   z,
 } from '@ampflow/config';
 import { DEFAULT_RETRY_AFTER_MAX_MS, parseDurationList } from './delivery/retry-schedule';
@@ -56,6 +57,7 @@ export const notifierEnv = z.object({
   ...sharedEnv,
   ...registryEnv,
   ...redisEnv,
+  ...workHealthEnv,
   HTTP_PORT: port(8090),
   NOTIFIER_ADMIN_TOKEN: secret(),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),

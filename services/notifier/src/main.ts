@@ -12,7 +12,12 @@ bootstrap(
     logLevel: (config) => config.LOG_LEVEL,
     createService: (config, logger, fail) =>
       createNotifierApp({
-        settings: { httpPort: config.HTTP_PORT, shutdownDrainMs: config.SHUTDOWN_DRAIN_MS },
+        settings: {
+          httpPort: config.HTTP_PORT,
+          shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
+          notReadyAfterMs: config.NOT_READY_AFTER_MS,
+          stuckExitMs: config.STUCK_EXIT_MS,
+        },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-notifier', logger }),
         redis: new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
         logger,
