@@ -1,6 +1,6 @@
 import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { Logger } from '@ampflow/observability';
-import { DependencyError, ValidationError } from '@ampflow/runtime';
+import { DependencyError, ValidationError, createRetryPolicy, retry } from '@ampflow/runtime';
 import { REQUEST_HEADROOM_BYTES, createMessageLimits, recordBytes } from './message-limits';
 
 /** What readiness and the stall watchdog read off a producer. */
@@ -88,6 +88,8 @@ export function createReliableProducer(
   const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
   const log = options.logger?.child({ component: 'producer' });
   const limits = createMessageLimits(kafka);
+  /** Between attempts to connect a replacement producer while the broker is away. */
+  const reconnectPolicy = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 5_000 });
 
   const newGeneration = (): Generation => {
     const producer = kafka.producer({
@@ -194,22 +196,19 @@ export function createReliableProducer(
     replacements += 1;
     log?.warn({ err: error, reason, replacements }, 'produce request failed; replacing the producer');
     if (old.inFlight === 0) void old.producer.disconnect().catch(() => {});
-    replacing = (async () => {
-      let delayMs = 200;
-      while (!closed) {
-        try {
-          await current.producer.connect();
-          return;
-        } catch (err) {
-          log?.warn({ err, delayMs }, 'replacement producer could not connect; retrying');
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-          delayMs = Math.min(delayMs * 2, 5_000);
-        }
-      }
-    })().finally(() => {
-      replacing = undefined;
-      pump();
-    });
+    replacing = retry(() => current.producer.connect(), {
+      policy: reconnectPolicy,
+      shouldRetry: () => true,
+      isStopped: () => closed,
+      onRetry: ({ error: err, delayMs }) =>
+        log?.warn({ err, delayMs }, 'replacement producer could not connect; retrying'),
+    })
+      // Only a close ends the retries; the producer is then closed anyway.
+      .catch(() => undefined)
+      .finally(() => {
+        replacing = undefined;
+        pump();
+      });
   }
 
   function enqueue(topic: string, messages: Message[], sizes: number[], requestLimit: number): Promise<void> {
