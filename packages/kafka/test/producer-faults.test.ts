@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { createReliableProducer, withTimeout } from '@ampflow/kafka';
 import { AppError } from '@ampflow/runtime';
 import {
@@ -6,7 +6,7 @@ import {
   createTopics,
   eventually,
   partitionableSocketFactory,
-  testEndpoints,
+  partitionedKafka,
   testKafka,
   uniqueName,
 } from '@ampflow/testing';
@@ -164,15 +164,7 @@ describe('reliable producer under produce faults', () => {
     const small = uniqueName('prop-small');
     await createTopics(kafka, [good, small], 3);
     const partition = partitionableSocketFactory();
-    const faulty = new Kafka({
-      clientId: uniqueName('prop'),
-      brokers: testEndpoints().kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-      socketFactory: partition.socketFactory,
-      connectionTimeout: 1_000,
-      requestTimeout: 3_000,
-      retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 5 },
-    });
+    const faulty = partitionedKafka(partition);
     const producer = createReliableProducer(faulty, { maxInFlightBatches: 2 });
     await producer.connect();
     const acknowledged = new Set<string>();

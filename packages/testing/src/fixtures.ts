@@ -48,3 +48,21 @@ export function svixHeaders(
     [`${prefix}-signature`]: signature,
   };
 }
+
+/**
+ * A raw-topic record as the ingress publishes it: the `telematica/vehicle-soc.json` body under the five raw
+ * headers, with the given Svix message id as `event-id` (the normalizer's output id is `telematica:<eventId>`).
+ */
+export function rawTelematicaSocRecord(eventId: string, key: string) {
+  return {
+    key,
+    value: fixtureBytes('telematica/vehicle-soc.json'),
+    headers: {
+      provider: 'telematica',
+      'event-id': eventId,
+      'event-type': 'vehicle.soc',
+      'received-at': new Date().toISOString(),
+      'content-type': 'application/json',
+    },
+  };
+}

@@ -5,7 +5,7 @@ import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
   eventually,
-  fixtureBytes,
+  rawTelematicaSocRecord,
   startFaultStack,
   uniqueName,
   type FaultStack,
@@ -31,23 +31,8 @@ afterAll(async () => {
 });
 
 async function feed(producer: ReliableProducer, topic: string, ids: string[]): Promise<void> {
-  const body = fixtureBytes('telematica/vehicle-soc.json');
   await Promise.all(
-    ids.map((id, i) =>
-      producer.send(topic, [
-        {
-          key: `vehicle-${i % 50}`,
-          value: body,
-          headers: {
-            provider: 'telematica',
-            'event-id': id,
-            'event-type': 'vehicle.soc',
-            'received-at': new Date().toISOString(),
-            'content-type': 'application/json',
-          },
-        },
-      ]),
-    ),
+    ids.map((id, i) => producer.send(topic, [rawTelematicaSocRecord(id, `vehicle-${i % 50}`)])),
   );
 }
 

@@ -5,7 +5,7 @@ import { createReliableProducer, ensureTopics } from '@ampflow/kafka';
 import {
   collectRecords,
   eventually,
-  fixtureBytes,
+  rawTelematicaSocRecord,
   repoRoot,
   testEndpoints,
   testKafka,
@@ -44,7 +44,6 @@ it('replaces a SIGKILLed normalizer three times in a row without losing a record
   const producer = createReliableProducer(kafka);
   await producer.connect();
   const out = await collectRecords(kafka, [Topics.vehicleTelemetry]);
-  const body = fixtureBytes('telematica/vehicle-soc.json');
   const fed: string[] = [];
   const outAt = new Map<string, number>();
   const mine = () =>
@@ -55,19 +54,7 @@ it('replaces a SIGKILLed normalizer three times in a row without losing a record
   const feeder = (async () => {
     for (let i = 0; feeding; i++) {
       const id = `${run}-${i}`;
-      await producer.send(rawTopic, [
-        {
-          key: `vehicle-${i % 12}`,
-          value: body,
-          headers: {
-            provider: 'telematica',
-            'event-id': id,
-            'event-type': 'vehicle.soc',
-            'received-at': new Date().toISOString(),
-            'content-type': 'application/json',
-          },
-        },
-      ]);
+      await producer.send(rawTopic, [rawTelematicaSocRecord(id, `vehicle-${i % 12}`)]);
       fed.push(`telematica:${id}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
