@@ -233,7 +233,8 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   });
   let running = false;
   let stopping = false;
-  let failingSince = 0;
+  /** When the chunk in hand started failing, per partition being consumed (`topic:partition`). */
+  const failingSince = new Map<string, number>();
   let lastProgressAt = 0;
 
   consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -241,7 +242,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     lastProgressAt = Date.now();
   });
   consumer.on(consumer.events.FETCH, () => {
-    if (failingSince === 0) lastProgressAt = Date.now();
+    if (failingSince.size === 0) lastProgressAt = Date.now();
   });
   consumer.on(consumer.events.STOP, () => {
     running = false;
@@ -266,7 +267,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     isRunning: () => running,
     health: () => ({
       running,
-      failingMs: failingSince === 0 ? 0 : Date.now() - failingSince,
+      failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
       lastProgressAt,
     }),
     async start() {
@@ -294,43 +295,46 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
               partition: batch.partition,
               message,
             }));
-            let outcomes: RecordOutcome[];
-            for (let attempt = 0; ; attempt += 1) {
-              if (!isRunning() || isStale()) {
-                failingSince = 0;
-                return;
-              }
-              try {
-                outcomes = await processChunk(chunk, options.handler, chunkDeps);
-                failingSince = 0;
-                lastProgressAt = Date.now();
-                break;
-              } catch (error) {
-                failingSince ||= Date.now();
-                if (Date.now() - failingSince > maxFailingMs) {
-                  log.error({ err: error, maxFailingMs }, 'records kept failing; giving up');
-                  options.onFatal(error);
-                  return;
+            let outcomes: RecordOutcome[] | undefined;
+            // Each partition keeps its own clock: a partition that keeps failing is not reset by another's success.
+            const key = `${batch.topic}:${batch.partition}`;
+            try {
+              for (let attempt = 0; ; attempt += 1) {
+                if (!isRunning() || isStale()) return;
+                try {
+                  outcomes = await processChunk(chunk, options.handler, chunkDeps);
+                  lastProgressAt = Date.now();
+                  break;
+                } catch (error) {
+                  const since = failingSince.get(key) ?? Date.now();
+                  failingSince.set(key, since);
+                  if (Date.now() - since > maxFailingMs) {
+                    log.error({ err: error, maxFailingMs }, 'records kept failing; giving up');
+                    options.onFatal(error);
+                    return;
+                  }
+                  const delayMs = retry.delayMs(attempt);
+                  log.warn(
+                    {
+                      err: error,
+                      topic: batch.topic,
+                      partition: batch.partition,
+                      offset: chunk[0]!.message.offset,
+                      delayMs,
+                    },
+                    'records failed; retrying',
+                  );
+                  // Sleep in slices so the group membership stays alive and a stop is not held up.
+                  const until = Date.now() + delayMs;
+                  while (Date.now() < until) {
+                    if (!isRunning() || isStale()) return;
+                    await heartbeat();
+                    await sleep(Math.min(500, until - Date.now()));
+                  }
                 }
-                const delayMs = retry.delayMs(attempt);
-                log.warn(
-                  {
-                    err: error,
-                    topic: batch.topic,
-                    partition: batch.partition,
-                    offset: chunk[0]!.message.offset,
-                    delayMs,
-                  },
-                  'records failed; retrying',
-                );
-                // Sleep in slices so the group membership stays alive and a stop is not held up.
-                const until = Date.now() + delayMs;
-                while (Date.now() < until) {
-                  if (!isRunning() || isStale()) return;
-                  await heartbeat();
-                  await sleep(Math.min(500, until - Date.now()));
-                }
               }
+            } finally {
+              failingSince.delete(key);
             }
             chunk.forEach((record, j) => options.onRecordDone?.(record, outcomes[j]!));
             resolveOffset(chunk[chunk.length - 1]!.message.offset);

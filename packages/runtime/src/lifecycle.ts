@@ -71,6 +71,11 @@ export function runService(
   current.service.start().then(
     () => logger.info('started'),
     (err: unknown) => {
+      // A stop requested while starting makes the start fail; that stop is already under way.
+      if (stopping) {
+        logger.info({ err }, 'start interrupted by the stop');
+        return;
+      }
       logger.error({ err }, 'start failed');
       stop('start failed', 1);
     },

@@ -101,6 +101,10 @@ export interface SessionStore {
   save(epoch: string, writes: StateWrite[]): Promise<SaveResult>;
   /** Vehicles whose open session passed its deadline by `now`. */
   due(now: number, limit: number): Promise<DueVehicle[]>;
+  /** A vehicle's timeout deadline (epoch ms), or null when it has no open session. */
+  deadline(vehicleId: string): Promise<number | null>;
+  /** Drops a deadline whose state is gone (expired), so it does not come back in every sweep. */
+  forgetDeadline(vehicleId: string): Promise<void>;
   /** A short exclusive claim on a vehicle (for the timeout sweeper); false when another instance holds it. */
   claim(vehicleId: string, ttlMs: number): Promise<boolean>;
   release(vehicleId: string): Promise<void>;
@@ -202,6 +206,13 @@ export function createRedisSessionStore(redis: Redis, options: RedisSessionStore
     },
     async release(vehicleId) {
       await compareAndDelete(lockKey(vehicleId), token);
+    },
+    async deadline(vehicleId) {
+      const score = await redis.zscore(deadlinesKey, vehicleId);
+      return score === null ? null : Number(score);
+    },
+    async forgetDeadline(vehicleId) {
+      await redis.zrem(deadlinesKey, vehicleId);
     },
     openSessions: () => redis.zcard(deadlinesKey),
     epoch: () => redis.get(markerKey),

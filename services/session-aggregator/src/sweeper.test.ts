@@ -97,6 +97,30 @@ describe('the timeout sweeper', () => {
     expect(store.states.get('smartcar:a')?.rev).toBe(9);
   });
 
+  it('does not end a session whose reading moved its deadline after the sweep found it due', async () => {
+    const { sweeper, store, producer, openSession } = setup();
+    openSession('smartcar:a', NOW - 1);
+    // A chunk applies a fresh reading between the sweep's look-up of due vehicles and its load of the state.
+    const load = store.load;
+    store.load = async (ids) => {
+      const current = store.states.get('smartcar:a')!;
+      store.states.set('smartcar:a', { ...current, rev: current.rev + 1 });
+      store.deadlines.set('smartcar:a', NOW + 6 * 3600_000);
+      return load(ids);
+    };
+    expect(await sweeper.sweep()).toBe(0);
+    expect(producer.sent).toEqual([]);
+    expect(store.states.get('smartcar:a')?.state.session).not.toBeNull();
+  });
+
+  it('drops a deadline whose state expired, so it does not come back in every sweep', async () => {
+    const { sweeper, store, producer } = setup();
+    store.deadlines.set('smartcar:gone', NOW - 1);
+    expect(await sweeper.sweep()).toBe(0);
+    expect(store.deadlines.has('smartcar:gone')).toBe(false);
+    expect(producer.sent).toEqual([]);
+  });
+
   it('does nothing while Redis is being restored', async () => {
     const { sweeper, openSession, producer } = setup({ restoring: true });
     openSession('smartcar:a', NOW - 1);

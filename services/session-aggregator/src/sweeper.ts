@@ -7,7 +7,10 @@ import { expire, type ReducerSettings } from './session-reducer';
 import { changelogOutput, countChanges, deadlineOf, sessionChangeOutput } from './session-outputs';
 
 export interface SweeperDeps {
-  store: Pick<SessionStore, 'epoch' | 'due' | 'claim' | 'release' | 'load' | 'save'>;
+  store: Pick<
+    SessionStore,
+    'epoch' | 'due' | 'deadline' | 'forgetDeadline' | 'claim' | 'release' | 'load' | 'save'
+  >;
   producer: Pick<ReliableProducer, 'send'>;
   codec: Pick<AvroCodec, 'encode'>;
   settings: ReducerSettings;
@@ -60,7 +63,16 @@ export function createSweeper(deps: SweeperDeps): Sweeper {
             break;
           }
           const stored = loaded.states.get(vehicleId);
-          if (!stored) continue;
+          if (!stored) {
+            // The state expired (idle TTL) but its deadline stayed: drop it, or it fills every sweep.
+            await store.forgetDeadline(vehicleId);
+            continue;
+          }
+          // Read after the load: a reading saved before the load moved the deadline (state and deadline are
+          // written in one step), and one saved after it makes the compare-and-set below fail. Either way a
+          // session that just got a reading is not ended.
+          const deadline = await store.deadline(vehicleId);
+          if (deadline === null || deadline > deps.now()) continue;
           // The wall-clock deadline passed with no reading: end the session whatever the provider clock says.
           const { state, changes } = expire(stored.state, Number.MAX_SAFE_INTEGER, settings);
           const write = {

@@ -61,7 +61,10 @@ export function aFakeCodec() {
   return codec;
 }
 
-type StorePort = Pick<SessionStore, 'load' | 'save' | 'epoch' | 'due' | 'claim' | 'release'>;
+type StorePort = Pick<
+  SessionStore,
+  'load' | 'save' | 'epoch' | 'due' | 'deadline' | 'forgetDeadline' | 'claim' | 'release'
+>;
 
 /** What a fake store holds, open to the test. */
 export interface FakeStoreData {
@@ -104,6 +107,10 @@ export function aFakeStore(options: { epoch?: string | null } = {}): StorePort &
         .filter((e): e is [string, number] => e[1] !== null && e[1] <= now)
         .slice(0, limit)
         .map(([vehicleId, deadline]) => ({ vehicleId, deadline })),
+    deadline: async (vehicleId) => store.deadlines.get(vehicleId) ?? null,
+    forgetDeadline: async (vehicleId) => {
+      store.deadlines.delete(vehicleId);
+    },
     claim: async (vehicleId) => {
       if (store.claims.has(vehicleId)) return false;
       store.claims.add(vehicleId);
