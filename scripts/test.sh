@@ -11,8 +11,9 @@ bash scripts/setup.sh
 # promtool checks the alert rules (deploy/prometheus); Debian's prometheus package ships it.
 if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
   echo "[test] installing promtool (Debian package prometheus)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    echo "[test] could not install promtool (not root?); the Prometheus rule test will say how" >&2
 fi
 echo "[test] type-checking tests and linting" >&2
 npx --no-install tsc -p tsconfig.test.json
