@@ -63,6 +63,14 @@ export const brokerList = (defaultValue: string) =>
 /** Variables every service shares (DESIGN.md, "Services, ports and configuration"). */
 export const sharedEnv = {
   KAFKA_BROKERS: brokerList('localhost:9092'),
+  /**
+   * Put in front of every topic name a service reads or writes (default none): a separate set of topics on the
+   * same cluster, for benchmarks and process tests, never mixed with the platform's own.
+   */
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'expected letters, digits, ".", "_" or "-"')
+    .default(''),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 

@@ -43,6 +43,8 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
     const { kafkaBrokers, schemaRegistryUrl, redisUrl } = testEndpoints();
     return {
       KAFKA_BROKERS: kafkaBrokers.join(','),
+      // Topics of their own: the platform's topics may hold other runs' (or benchmarks') records.
+      KAFKA_TOPIC_PREFIX: `${uniqueName('process')}.`,
       SCHEMA_REGISTRY_URL: schemaRegistryUrl,
       REDIS_URL: redisUrl,
     };

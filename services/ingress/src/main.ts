@@ -1,5 +1,6 @@
 import { createLogger, createMetricsRegistry } from '@ampflow/observability';
 import { createKafka } from '@ampflow/kafka';
+import { rawTopic } from '@ampflow/contracts';
 import { bootstrap } from '@ampflow/runtime';
 import { createIngressApp } from './app';
 import { readConfig } from './config';
@@ -21,6 +22,10 @@ bootstrap(
           maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
+          topics: {
+            smartcar: config.KAFKA_TOPIC_PREFIX + rawTopic('smartcar'),
+            telematica: config.KAFKA_TOPIC_PREFIX + rawTopic('telematica'),
+          },
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
           notReadyAfterMs: config.NOT_READY_AFTER_MS,
           stuckExitMs: config.STUCK_EXIT_MS,

@@ -19,7 +19,7 @@ import {
  */
 jest.setTimeout(300_000);
 
-function startNormalizer(groupId: string) {
+function startNormalizer(groupId: string, topicPrefix: string) {
   const { kafkaBrokers, schemaRegistryUrl } = testEndpoints();
   const child = spawn(process.execPath, [join(repoRoot(), 'services', 'normalizer', 'dist', 'main.js')], {
     env: {
@@ -29,6 +29,7 @@ function startNormalizer(groupId: string) {
       KAFKA_BROKERS: kafkaBrokers.join(','),
       SCHEMA_REGISTRY_URL: schemaRegistryUrl,
       NORMALIZER_GROUP_ID: groupId,
+      KAFKA_TOPIC_PREFIX: topicPrefix,
     },
     stdio: 'ignore',
   });
@@ -37,13 +38,18 @@ function startNormalizer(groupId: string) {
 
 it('replaces a SIGKILLed normalizer three times in a row without losing a record', async () => {
   const kafka = testKafka();
-  const rawTopic = Topics.rawTelematica;
-  await ensureTopics(kafka, [{ topic: rawTopic, numPartitions: 6 }]);
+  // Topics of its own (KAFKA_TOPIC_PREFIX): never the platform's, never other runs' records.
+  const prefix = `${uniqueName('kill')}.`;
+  const rawTopic = prefix + Topics.rawTelematica;
+  await ensureTopics(kafka, [
+    { topic: rawTopic, numPartitions: 6 },
+    { topic: prefix + Topics.vehicleTelemetry, numPartitions: 6 },
+  ]);
   const groupId = uniqueName('kill-normalizer');
   const run = uniqueName('kill');
   const producer = createReliableProducer(kafka);
   await producer.connect();
-  const out = await collectRecords(kafka, [Topics.vehicleTelemetry]);
+  const out = await collectRecords(kafka, [prefix + Topics.vehicleTelemetry]);
   const fed: string[] = [];
   const outAt = new Map<string, number>();
   const mine = () =>
@@ -59,7 +65,7 @@ it('replaces a SIGKILLed normalizer three times in a row without losing a record
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
-  const children = [startNormalizer(groupId)];
+  const children = [startNormalizer(groupId, prefix)];
   const recoveries: number[] = [];
   try {
     await eventually(() => mine().length > 20, 'the first normalizer to work', 60_000, 100);
@@ -67,7 +73,7 @@ it('replaces a SIGKILLed normalizer three times in a row without losing a record
       children.at(-1)!.kill('SIGKILL');
       const killedAt = Date.now();
       const fedAtKill = fed.length;
-      children.push(startNormalizer(groupId));
+      children.push(startNormalizer(groupId, prefix));
       // Recovered once a record fed after the kill comes out.
       await eventually(
         () => {

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { createLogger, createMetricsRegistry } from '@ampflow/observability';
 import { createKafka } from '@ampflow/kafka';
+import { Topics } from '@ampflow/contracts';
 import { bootstrap } from '@ampflow/runtime';
 import { createAggregatorApp } from './app';
 import { readConfig } from './config';
@@ -20,6 +21,8 @@ bootstrap(
           redisNamespace: config.AGGREGATOR_REDIS_NAMESPACE,
           changelogTopic: config.AGGREGATOR_CHANGELOG_TOPIC,
           sessionsTopicPartitions: config.SESSIONS_TOPIC_PARTITIONS,
+          telemetryTopic: config.KAFKA_TOPIC_PREFIX + Topics.vehicleTelemetry,
+          sessionsTopic: config.KAFKA_TOPIC_PREFIX + Topics.chargingSessions,
           sweepIntervalMs: config.SESSION_SWEEP_INTERVAL_MS,
           stateTtlSeconds: config.VEHICLE_STATE_TTL_SECONDS,
           inactivityTimeoutMs: config.SESSION_INACTIVITY_TIMEOUT_MS,

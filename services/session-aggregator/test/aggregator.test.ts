@@ -269,12 +269,14 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
   });
 
   it('killed mid-stream (SIGKILL) and restarted: the same sessions and ids, each change once', async () => {
-    // The service as deployed: contract topic names, so the test's vehicles are unique instead.
+    // The service as deployed, on topics of its own (KAFKA_TOPIC_PREFIX), never the platform's.
     const day = scriptedDay(uniqueName('kill'));
+    const prefix = `${uniqueName('kill')}.`;
+    const telemetryTopic = prefix + Topics.vehicleTelemetry;
     const topics = await setupTopics();
-    const publish = (readings: VehicleTelemetry[]) => topics.publish(readings, Topics.vehicleTelemetry);
-    await ensureTopics(kafka, [{ topic: Topics.vehicleTelemetry }, { topic: Topics.chargingSessions }]);
-    const out = await sessionsOn(Topics.chargingSessions);
+    const publish = (readings: VehicleTelemetry[]) => topics.publish(readings, telemetryTopic);
+    await ensureTopics(kafka, [{ topic: telemetryTopic }, { topic: prefix + Topics.chargingSessions }]);
+    const out = await sessionsOn(prefix + Topics.chargingSessions);
     const groupId = uniqueName('agg-kill');
     const namespace = uniqueName('sessions-kill');
     const changelogTopic = uniqueName('agg.changelog-kill');
@@ -297,6 +299,7 @@ describe('session aggregator against the real Kafka, registry and Redis', () => 
           AGGREGATOR_GROUP_ID: groupId,
           AGGREGATOR_REDIS_NAMESPACE: namespace,
           AGGREGATOR_CHANGELOG_TOPIC: changelogTopic,
+          KAFKA_TOPIC_PREFIX: prefix,
         },
         stdio: 'ignore',
       });
