@@ -170,6 +170,7 @@ export function createAggregatorApp(
       perChunk: createSessionChunkHandler({
         codec,
         store: timedStore,
+        producer,
         settings,
         topics,
         now,

@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client';
 import type { ChargingSession, VehicleTelemetry } from '@ampflow/contracts';
+import type { Message } from 'kafkajs';
 import type { ConsumedRecord, OutputRecord } from '@ampflow/kafka';
 import { DependencyError } from '@ampflow/runtime';
 import { createAggregatorMetrics } from './metrics';
@@ -23,9 +24,18 @@ function setup(options: { epoch?: string | null } = {}) {
   const store = aFakeStore(options);
   const registry = new Registry();
   const resets: string[] = [];
+  /** What was sent to the changelog, and how many states the store held at that moment. */
+  const changelogSends: Array<{ keys: unknown[]; statesAtSend: number }> = [];
+  const producer = {
+    send: async (topic: string, messages: Message[]) => {
+      expect(topic).toBe('changelog');
+      changelogSends.push({ keys: messages.map((m) => m.key), statesAtSend: store.states.size });
+    },
+  };
   const handle = createSessionChunkHandler({
     codec,
     store,
+    producer,
     settings: DEFAULT_REDUCER_SETTINGS,
     topics,
     now: () => NOW,
@@ -37,7 +47,7 @@ function setup(options: { epoch?: string | null } = {}) {
   });
   const chunk = (readings: Array<VehicleTelemetry | Buffer>) =>
     handle(readings.map((r, i) => aRecord(i, Buffer.isBuffer(r) ? r : codec.wire(r))));
-  return { codec, store, registry, resets, chunk };
+  return { codec, store, registry, resets, chunk, changelogSends };
 }
 
 const changesIn = (outputs: OutputRecord[]) =>
@@ -45,12 +55,10 @@ const changesIn = (outputs: OutputRecord[]) =>
     .filter((o) => o.topic === 'sessions')
     .map((o) => JSON.parse(String(o.message.value)) as ChargingSession)
     .map((s) => [s.vehicleId, s.change, s.endReason ?? null]);
-const changelogKeys = (outputs: OutputRecord[]) =>
-  outputs.filter((o) => o.topic === 'changelog').map((o) => o.message.key);
 
 describe('the session chunk handler', () => {
-  it('applies each vehicle its readings in order; outputs the changes then each touched state; saves after send', async () => {
-    const { chunk, store, registry } = setup();
+  it('applies each vehicle its readings in order; outputs the changes; after they are sent, the changelog, then Redis', async () => {
+    const { chunk, store, registry, changelogSends } = setup();
     const outcome = await chunk([
       aReading('smartcar:a', 8, { isCharging: true, stateOfChargePercent: 30 }),
       aReading('smartcar:b', 9, { isCharging: true }),
@@ -62,13 +70,14 @@ describe('the session chunk handler', () => {
       ['smartcar:a', 'ENDED', 'CHARGING_STOPPED'],
       ['smartcar:b', 'STARTED', null],
     ]);
-    expect(changelogKeys(outcome.outputs)).toEqual(['smartcar:a', 'smartcar:b']);
-    expect(outcome.outputs.at(-1)?.topic).toBe('changelog');
+    expect(outcome.outputs.every((o) => o.topic === 'sessions')).toBe(true);
     expect(outcome.deadLetters).toEqual([]);
-    // Nothing is written to the store until the outputs are acknowledged.
+    // Nothing goes to the changelog or the store until the outputs are acknowledged.
+    expect(changelogSends).toEqual([]);
     expect(store.states.size).toBe(0);
 
     await outcome.afterSend!();
+    expect(changelogSends).toEqual([{ keys: ['smartcar:a', 'smartcar:b'], statesAtSend: 0 }]);
     expect(store.states.get('smartcar:a')).toMatchObject({ rev: 1, state: { session: null } });
     expect(store.states.get('smartcar:b')).toMatchObject({ rev: 1, state: { session: { version: 1 } } });
     expect(store.deadlines.get('smartcar:b')).toBe(NOW + DEFAULT_REDUCER_SETTINGS.inactivityTimeoutMs);

@@ -1,5 +1,5 @@
 import type { ChargingSession, VehicleTelemetry } from '@ampflow/contracts';
-import type { AvroCodec, ChunkOutcome, ConsumedRecord, OutputRecord } from '@ampflow/kafka';
+import type { AvroCodec, ChunkOutcome, ConsumedRecord, OutputRecord, ReliableProducer } from '@ampflow/kafka';
 import { DependencyError, isPermanent } from '@ampflow/runtime';
 import type { AggregatorMetrics } from './metrics';
 import type { SessionStore, StateWrite } from './redis-session-store';
@@ -10,6 +10,8 @@ export interface SessionChunkDeps {
   codec: Pick<AvroCodec, 'encode' | 'decode'>;
   /** The vehicles' states; its failures are expected as retriable errors (Redis away). */
   store: Pick<SessionStore, 'load' | 'save'>;
+  /** Sends the changelog records, after the session changes are acknowledged and before Redis is written. */
+  producer: Pick<ReliableProducer, 'send'>;
   settings: ReducerSettings;
   topics: { sessions: string; changelog: string };
   /** Wall clock (epoch ms), for timeout deadlines and the changelog's `writtenAt`. */
@@ -27,8 +29,8 @@ type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLette
 /**
  * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, loads the vehicles'
  * states in one step and applies the readings in order with the pure reducer. The outputs are the session
- * changes plus each touched vehicle's new state for the changelog, produced together; `afterSend` then saves
- * the states to Redis with compare-and-set. A reading that cannot be decoded, or whose session change does not
+ * changes; once they are acknowledged, `afterSend` produces each touched vehicle's new state to the changelog
+ * and only then saves the states to Redis with compare-and-set. A reading that cannot be decoded, or whose session change does not
  * fit the ChargingSession schema, is dead-lettered and not applied: the vehicle's later readings go on from the
  * state before it.
  */
@@ -90,13 +92,18 @@ export function createSessionChunkHandler(
         writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, deadline });
       }
     }
-    const writtenAt = deps.now();
-    // One produce call for both: the new states are durable before Redis has them or offsets move on.
-    outcome.outputs = [
-      ...changeOutputs,
-      ...writes.map((w) => changelogOutput(topics.changelog, w, writtenAt)),
-    ];
+    outcome.outputs = changeOutputs;
     outcome.afterSend = async () => {
+      // In this order: the changes are acknowledged (the runner sent them), then the states that include them,
+      // then Redis. A changelog state never gets ahead of the changes it implies: were it acknowledged alone
+      // and Redis then lost, the restore would take the readings for applied and their changes never be sent.
+      if (writes.length > 0) {
+        const writtenAt = deps.now();
+        await deps.producer.send(
+          topics.changelog,
+          writes.map((w) => changelogOutput(topics.changelog, w, writtenAt).message),
+        );
+      }
       const { lost, reset } = await deps.store.save(epoch, writes);
       if (reset) throw deps.stateReset('save');
       if (lost.length > 0) {

@@ -90,15 +90,15 @@ export function createSweeper(deps: SweeperDeps): Sweeper {
             deps.logger.error({ err: error, vehicleId }, 'a timed-out session does not fit its schema');
             continue;
           }
-          // Concurrent sends share one produce request; both are acknowledged before Redis is written.
-          // Bounded, so that a stop while Kafka is away is not held up by the sweep.
+          // The ENDED first, then the state that implies it, then Redis (as the chunk handler does). Bounded, so
+          // that a stop while Kafka is away is not held up by the sweep.
           await withTimeout(
-            Promise.all([
-              deps.producer.send(topics.changelog, [
+            (async () => {
+              if (ending.length > 0) await deps.producer.send(topics.sessions, ending);
+              await deps.producer.send(topics.changelog, [
                 changelogOutput(topics.changelog, write, deps.now()).message,
-              ]),
-              ending.length > 0 ? deps.producer.send(topics.sessions, ending) : undefined,
-            ]),
+              ]);
+            })(),
             deps.sendTimeoutMs,
             'kafka_timeout',
             'Kafka did not acknowledge the timed-out session',
