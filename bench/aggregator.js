@@ -3,7 +3,8 @@
 /**
  * Session aggregator benchmark: the real aggregator (services/session-aggregator/dist/main.js, a child
  * process with real Redis and Kafka) over Avro VehicleTelemetry readings with a known charging pattern,
- * pre-filled on its input topic. Throughput is read from its consumer group's committed offsets, polled
+ * pre-filled on the run's own input topic (`bench.<runId>.ev.vehicle-telemetry.v1`: the aggregator gets
+ * KAFKA_TOPIC_PREFIX, so it reads and writes only the run's topics). Throughput is read from its consumer group's committed offsets, polled
  * every 200 ms; the sessions it counted are checked against the pattern. See bench/README.md.
  */
 const path = require('node:path');
@@ -19,11 +20,10 @@ const { buckets, scrapeMetrics, sumOf } = require('./lib/prometheus');
 const { stopTarget, withChildren } = require('./lib/processes');
 const report = require('./lib/report');
 const { interpolatedQuantile, round } = require('./lib/stats');
+const { assertOwn, runPrefix, runTopics } = require('./lib/topics');
 
 const { ROOT, log } = report;
 const AGGREGATOR_MAIN = path.join(ROOT, 'services', 'session-aggregator', 'dist', 'main.js');
-const TELEMETRY_TOPIC = Topics.vehicleTelemetry;
-const SESSIONS_TOPIC = Topics.chargingSessions;
 const PARTITIONS = 6;
 const READINGS_PER_VEHICLE = 20;
 const READING_INTERVAL_MS = 5 * 60_000;
@@ -128,12 +128,15 @@ function readingOf(v, step) {
   };
 }
 
-/** Registers the telemetry schema, encodes every reading (Confluent wire format) and produces them in time order. */
-async function prefill({ brokers, registryUrl, vehicles, runId }) {
+/**
+ * Registers the telemetry schema under the run's topic's subject, encodes every reading (Confluent wire
+ * format) and produces them in time order to the run's telemetry topic.
+ */
+async function prefill({ brokers, registryUrl, vehicles, runId, topic }) {
   const registry = new SchemaRegistry({ host: registryUrl });
   const { id: schemaId } = await registry.register(
-    { type: SchemaType.AVRO, schema: canonicalSchema('ev.vehicle-telemetry.v1') },
-    { subject: `${TELEMETRY_TOPIC}-value` },
+    { type: SchemaType.AVRO, schema: canonicalSchema(Topics.vehicleTelemetry) },
+    { subject: `${topic}-value` },
   );
   const fleet = Array.from({ length: vehicles }, (_, i) => vehicleOf(i, runId));
   const producer = kafka.quietKafka(brokers, 'bench-prefill').producer({
@@ -149,7 +152,7 @@ async function prefill({ brokers, registryUrl, vehicles, runId }) {
   let batch = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    await producer.send({ topic: TELEMETRY_TOPIC, acks: -1, messages: batch });
+    await producer.send({ topic, acks: -1, messages: batch });
     batch = [];
   };
   try {
@@ -320,33 +323,43 @@ async function run(options) {
   const vehicles = options.aggregatorVehicles;
   const readings = vehicles * READINGS_PER_VEHICLE;
   const runId = report.runIdOf(startedAt);
-  const groupId = `bench.${runId}.aggregator`;
+  const topics = runTopics(runPrefix(runId));
+  const telemetryTopic = topics.telemetry;
+  const sessionsTopic = topics.sessions;
+  const groupId = `${topics.prefix}aggregator`;
   const namespace = `bench:${runId}:sessions`;
   const changelogTopic = `${groupId}-state-changelog`;
+  assertOwn(topics.prefix, [telemetryTopic, sessionsTopic, topics.telemetryDlq, groupId, changelogTopic]);
   const admin = await kafka.connectAdmin(infra.brokers);
   let redisKeysDeleted;
   try {
-    await kafka.createTopics(admin, [TELEMETRY_TOPIC], PARTITIONS);
-    const start = await kafka.endOffsets(admin, [TELEMETRY_TOPIC]);
-    log(`pre-filling ${readings} readings (${vehicles} vehicles) on ${TELEMETRY_TOPIC}`);
+    // The run's own topics, created before anything starts (the aggregator would create the sessions and
+    // dead-letter topics with the same partition counts; it creates its compacted changelog topic itself).
+    log(`run topics: ${topics.prefix}* (KAFKA_TOPIC_PREFIX of the aggregator)`);
+    await kafka.createTopics(admin, [telemetryTopic, sessionsTopic], PARTITIONS);
+    await kafka.createTopics(admin, [topics.telemetryDlq], 1);
+    const start = await kafka.endOffsets(admin, [telemetryTopic]);
+    log(`pre-filling ${readings} readings (${vehicles} vehicles) on ${telemetryTopic}`);
     const fill = await prefill({
       brokers: infra.brokers,
       registryUrl: infra.schemaRegistryUrl,
       vehicles,
       runId,
+      topic: telemetryTopic,
     });
-    const end = await kafka.endOffsets(admin, [TELEMETRY_TOPIC]);
+    const end = await kafka.endOffsets(admin, [telemetryTopic]);
     const range = kafka.rangeSize(start, end);
     log(`pre-filled in ${fill.seconds} s (encoding ${fill.encodeSeconds} s); the topic gained ${range}`);
     if (range < readings) throw new Error(`expected ${readings} more readings on the topic, found ${range}`);
-    const endCount = await kafka.recordCount(admin, [TELEMETRY_TOPIC]);
-    const sessionsBefore = await kafka.recordCount(admin, [SESSIONS_TOPIC]);
+    const endCount = await kafka.recordCount(admin, [telemetryTopic]);
+    const sessionsBefore = await kafka.recordCount(admin, [sessionsTopic]);
 
     const env = {
       ...AGGREGATOR_ENV,
       KAFKA_BROKERS: infra.kafkaBrokers,
       REDIS_URL: infra.redisUrl,
       SCHEMA_REGISTRY_URL: infra.schemaRegistryUrl,
+      KAFKA_TOPIC_PREFIX: topics.prefix,
       AGGREGATOR_GROUP_ID: groupId,
       AGGREGATOR_REDIS_NAMESPACE: namespace,
       AGGREGATOR_CHANGELOG_TOPIC: changelogTopic,
@@ -368,8 +381,8 @@ async function run(options) {
       return { result: measured.result, metrics: scraped };
     });
     // Outputs are acknowledged before the offsets are committed, so the sessions topic is complete now.
-    const recordsOnTopic = (await kafka.settledRecordCount(admin, [SESSIONS_TOPIC])).count - sessionsBefore;
-    const othersWriting = (await kafka.recordCount(admin, [TELEMETRY_TOPIC])) - endCount + range - readings;
+    const recordsOnTopic = (await kafka.settledRecordCount(admin, [sessionsTopic])).count - sessionsBefore;
+    const othersWriting = (await kafka.recordCount(admin, [telemetryTopic])) - endCount + range - readings;
     Object.assign(result, checkSessions(metrics, vehicles, range, recordsOnTopic, othersWriting));
     result.deadLetters = sumOf(metrics, 'session_aggregator_dead_letters_total');
     result.redis = redisTimings(metrics, range);
@@ -390,8 +403,9 @@ async function run(options) {
         readings,
         range,
         partitions: PARTITIONS,
-        telemetryTopic: TELEMETRY_TOPIC,
-        sessionsTopic: SESSIONS_TOPIC,
+        topicPrefix: topics.prefix,
+        telemetryTopic,
+        sessionsTopic,
         startOffsets: start,
         endOffsets: end,
         pattern: PATTERN,
@@ -415,9 +429,7 @@ async function run(options) {
     if (redisKeysDeleted === undefined) {
       await cleanRedis(infra.redisUrl, namespace).catch((err) => log(`Redis cleanup failed: ${err.message}`));
     }
-    await kafka.deleteTopics(admin, [changelogTopic]);
-    await kafka.deleteGroups(admin, [groupId]);
-    await kafka.deleteSubjects(infra.schemaRegistryUrl, [`${changelogTopic}-value`]);
+    await kafka.deleteRunResources(admin, topics.prefix, { registryUrl: infra.schemaRegistryUrl });
     await admin.disconnect().catch(() => {});
   }
 }

@@ -5,12 +5,13 @@
  * Ingress benchmark: the real ingress (verify signature, check schema, dedup in Redis, publish to Kafka with
  * acks=-1, answer 200) against a bare Express 5 server that only reads the body, under the same autocannon
  * load from this process, alternating bare/ingress for several rounds and reporting medians. Afterwards,
- * the records that landed on the raw topics are reconciled with the 2xx answers. See bench/README.md.
+ * the records that landed on the raw topics are reconciled with the 2xx answers. The ingress publishes to the
+ * run's own raw topics (`bench.<runId>.ev.raw.*.v1`, via KAFKA_TOPIC_PREFIX), deleted at the end; the
+ * platform's topics are never touched. See bench/README.md.
  */
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { rawTopic } = require('@ampflow/contracts');
 const { startCpuSample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
@@ -19,6 +20,7 @@ const { quantileUpperBound, scrapeMetrics, sumOf } = require('./lib/prometheus')
 const { isRunning, startTarget, waitForHttpOk, withChildren } = require('./lib/processes');
 const report = require('./lib/report');
 const { medianOf, ratio, round } = require('./lib/stats');
+const { runPrefix, runTopics } = require('./lib/topics');
 const { BENCH_SECRETS, buildSignedRequests, loadWebhookFixtures } = require('./lib/webhook-requests');
 
 const { ROOT, log } = report;
@@ -28,7 +30,8 @@ const IO_STUBS = path.join(__dirname, 'tools', 'ingress-io-stubs.js');
 const BARE_SERVER = path.join(__dirname, 'targets', 'bare-express.js');
 
 const SECRETS = BENCH_SECRETS;
-const RAW_TOPICS = [rawTopic('smartcar'), rawTopic('telematica')];
+/** Partitions of the run's raw topics (the ingress's RAW_TOPIC_PARTITIONS default). */
+const RAW_TOPIC_PARTITIONS = 6;
 /** Goals from the issue, checked on the real ingress. */
 const GOALS = { minOkPerSec: 3_000, maxP99Ms: 50, minRatio: 0.4 };
 /**
@@ -92,7 +95,7 @@ function targetDefinitions(options) {
   return definitions;
 }
 
-async function startBenchTarget(definition, infra, options, startedAt, children) {
+async function startBenchTarget(definition, infra, options, startedAt, topicPrefix, children) {
   const nodeArgs = definition.preload ? ['--require', definition.preload] : [];
   if (definition.isIngress) nodeArgs.push(...options.ingressNodeArgs.split(/\s+/).filter(Boolean));
   if (options.profile) {
@@ -105,7 +108,13 @@ async function startBenchTarget(definition, infra, options, startedAt, children)
     );
   }
   const { handle, baseUrl } = await startTarget(definition.name, definition.script, {
-    env: { KAFKA_BROKERS: infra.kafkaBrokers, REDIS_URL: infra.redisUrl, ...definition.env },
+    env: {
+      KAFKA_BROKERS: infra.kafkaBrokers,
+      REDIS_URL: infra.redisUrl,
+      KAFKA_TOPIC_PREFIX: topicPrefix,
+      RAW_TOPIC_PARTITIONS: String(RAW_TOPIC_PARTITIONS),
+      ...definition.env,
+    },
     nodeArgs,
     children,
   });
@@ -369,12 +378,17 @@ async function run(options) {
     `fixtures: smartcar ${fixtures.smartcar.map((f) => path.basename(f.name)).join(', ')}; ` +
       `telematica ${fixtures.telematica.map((f) => path.basename(f.name)).join(', ')}`,
   );
+  const topics = runTopics(runPrefix(report.runIdOf(startedAt)));
+  const rawTopics = topics.raw;
   const admin = await kafka.connectAdmin(infra.brokers);
   try {
+    // The run's own raw topics, created before the ingress starts (it would create them the same way).
+    log(`run topics: ${topics.prefix}* (KAFKA_TOPIC_PREFIX of every ingress it starts)`);
+    await kafka.createTopics(admin, rawTopics, RAW_TOPIC_PARTITIONS);
     return await withChildren(async (children) => {
       const targets = [];
       for (const definition of targetDefinitions(options)) {
-        targets.push(await startBenchTarget(definition, infra, options, startedAt, children));
+        targets.push(await startBenchTarget(definition, infra, options, startedAt, topics.prefix, children));
       }
       await Promise.all(targets.map((t) => waitForHttpOk(t.handle, `${t.baseUrl}/readyz`, READY_TIMEOUT_MS)));
       log('all targets ready; preflight: one signed request per fixture to each');
@@ -392,7 +406,7 @@ async function run(options) {
             `round ${roundNumber}/${options.rounds}: ${target.name} (${options.warmupS} s warm-up + ${options.durationS} s)`,
           );
           const before = target.publishes
-            ? (await kafka.settledRecordCount(admin, RAW_TOPICS)).count
+            ? (await kafka.settledRecordCount(admin, rawTopics)).count
             : undefined;
           const { warmup, measured } = await measure(
             target,
@@ -409,7 +423,7 @@ async function run(options) {
               `non-2xx ${measured.non2xx}, errors ${measured.errors}; CPU cores: ${report.formatCores(measured.cpu.cores)}`,
           );
           if (target.publishes) {
-            const after = await kafka.settledRecordCount(admin, RAW_TOPICS);
+            const after = await kafka.settledRecordCount(admin, rawTopics);
             const check = reconcile(
               target,
               roundNumber,
@@ -428,7 +442,7 @@ async function run(options) {
       summary.ratio = ratio(summary.ingress.requestsPerSec, summary.bare.requestsPerSec);
       const ingressChecks = checks.filter((c) => c.target === 'ingress');
       const verification = {
-        topics: RAW_TOPICS,
+        topics: rawTopics,
         checks,
         recordsLanded: ingressChecks.reduce((s, c) => s + c.recordsLanded, 0),
         ok2xx: ingressChecks.reduce((s, c) => s + c.ok2xx, 0),
@@ -444,6 +458,8 @@ async function run(options) {
           warmupS: options.warmupS,
           rounds: options.rounds,
           quick: options.quick,
+          topicPrefix: topics.prefix,
+          rawTopics,
           order: targets.map((t) => t.name).join(', ') + ' in every round',
           method: 'bench/README.md (ingress) at machine.gitCommit',
           fixtures: {
@@ -475,6 +491,7 @@ async function run(options) {
       return result;
     });
   } finally {
+    await kafka.deleteRunResources(admin, topics.prefix);
     await admin.disconnect().catch(() => {});
     if (options.profile) {
       log(

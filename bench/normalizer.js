@@ -3,17 +3,18 @@
 /**
  * Normalizer benchmark: the real normalizer (services/normalizer/dist/main.js, a child process) against a
  * plain kafkajs consume-and-forward (targets/plain-forward.js), each consuming the same records pre-filled
- * on the raw topics, alternating for several rounds. Progress is the consumer group's committed offsets.
- * See bench/README.md.
+ * on the run's own raw topics (`bench.<runId>.ev.raw.*.v1`: the normalizer gets KAFKA_TOPIC_PREFIX), alternating
+ * for several rounds. Progress is the consumer group's committed offsets. See bench/README.md.
  */
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { Partitioners } = require('kafkajs');
-const { CANONICAL_SCHEMA_FILES, RawHeaders, dlqTopic, rawTopic } = require('@ampflow/contracts');
+const { RawHeaders } = require('@ampflow/contracts');
 const { measureConsumerRun, POLL_INTERVAL_MS } = require('./lib/consumer-run');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { scrapeMetrics, sumOf } = require('./lib/prometheus');
+const { assertOwn, runPrefix, runTopics } = require('./lib/topics');
 const { stopTarget, withChildren } = require('./lib/processes');
 const report = require('./lib/report');
 const { medianOf, ratio, round } = require('./lib/stats');
@@ -22,9 +23,6 @@ const { loadWebhookFixtures, withEventId } = require('./lib/webhook-requests');
 const { ROOT, log } = report;
 const NORMALIZER_MAIN = path.join(ROOT, 'services', 'normalizer', 'dist', 'main.js');
 const PLAIN_FORWARD = path.join(__dirname, 'targets', 'plain-forward.js');
-const RAW_TOPICS = [rawTopic('smartcar'), rawTopic('telematica')];
-const DLQ_TOPICS = RAW_TOPICS.map(dlqTopic);
-const CANONICAL_TOPICS = Object.keys(CANONICAL_SCHEMA_FILES);
 const PARTITIONS = 6;
 const PREFILL_BATCH = 500; // fixture keys are few, so one batch can put many records on one partition (1 MB cap)
 const PREFILL_CONCURRENCY = 8;
@@ -76,8 +74,8 @@ function buildRecord(i, templates, receivedAt) {
   };
 }
 
-/** Writes `count` raw records (Smartcar on RAW_TOPICS[0], Telematica on RAW_TOPICS[1]); acks=-1. */
-async function prefill(brokers, count, templates) {
+/** Writes `count` raw records (Smartcar on rawTopics[0], Telematica on rawTopics[1]); acks=-1. */
+async function prefill(brokers, count, templates, rawTopics) {
   const producer = kafka.quietKafka(brokers, 'bench-prefill').producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
@@ -101,7 +99,7 @@ async function prefill(brokers, count, templates) {
       await producer.sendBatch({
         acks: -1,
         topicMessages: byTopic
-          .map((messages, i) => ({ topic: RAW_TOPICS[i], messages }))
+          .map((messages, i) => ({ topic: rawTopics[i], messages }))
           .filter((t) => t.messages.length > 0),
       });
     }
@@ -114,17 +112,17 @@ async function prefill(brokers, count, templates) {
   return { records: count, perFixture, seconds: round((Date.now() - started) / 1000, 2) };
 }
 
-/** Per canonical topic and in total: records appended (high watermarks, settled). */
-async function outputCounts(admin) {
+/** Per canonical topic (the run's) and in total: records appended (high watermarks, settled). */
+async function outputCounts(admin, topics) {
   const perTopic = {};
-  for (const topic of CANONICAL_TOPICS)
+  for (const topic of topics.canonical)
     perTopic[topic] = (await kafka.settledRecordCount(admin, [topic])).count;
-  return { perTopic, deadLetters: await kafka.recordCount(admin, DLQ_TOPICS) };
+  return { perTopic, deadLetters: await kafka.recordCount(admin, topics.rawDlq) };
 }
 
 /**
  * Kafka-side counts compared with the process's own: fewer on Kafka is loss; more is a duplicate unless
- * someone else writes to the same topics (the services' own topics are shared with tests on a busy stack).
+ * someone else writes to the same topics (the run's topics are its own, so that would be a stray writer).
  */
 function compare(label, onKafka, counted, othersWriting) {
   if (onKafka < counted) return `${counted - onKafka} ${label} counted but not on Kafka`;
@@ -134,7 +132,7 @@ function compare(label, onKafka, counted, othersWriting) {
 
 /** Records appended to the raw topics after the range, by someone else (0 on a quiet stack). */
 async function othersWriting(common) {
-  return (await kafka.recordCount(common.admin, RAW_TOPICS)) - common.endCount;
+  return (await kafka.recordCount(common.admin, common.topics.raw)) - common.endCount;
 }
 
 /**
@@ -143,8 +141,8 @@ async function othersWriting(common) {
  * letters on Kafka are what it counted.
  */
 async function runNormalizer(common, roundNumber) {
-  const groupId = `bench.${common.runId}.r${roundNumber}.normalizer`;
-  const before = await outputCounts(common.admin);
+  const groupId = `${common.topics.prefix}r${roundNumber}.normalizer`;
+  const before = await outputCounts(common.admin, common.topics);
   const { target, result } = await measureConsumerRun({
     ...common,
     name: 'normalizer',
@@ -154,15 +152,16 @@ async function runNormalizer(common, roundNumber) {
       ...NORMALIZER_ENV,
       KAFKA_BROKERS: common.infra.kafkaBrokers,
       SCHEMA_REGISTRY_URL: common.infra.schemaRegistryUrl,
+      KAFKA_TOPIC_PREFIX: common.topics.prefix,
       NORMALIZER_GROUP_ID: groupId,
       CANONICAL_TOPIC_PARTITIONS: String(PARTITIONS),
     },
   });
   const metrics = await scrapeMetrics(`${target.baseUrl}/metrics`);
   result.exit = await stopTarget(target.handle);
-  const after = await outputCounts(common.admin);
+  const after = await outputCounts(common.admin, common.topics);
   const perTopic = Object.fromEntries(
-    CANONICAL_TOPICS.map((t) => [t, after.perTopic[t] - before.perTopic[t]]),
+    common.topics.canonical.map((t) => [t, after.perTopic[t] - before.perTopic[t]]),
   );
   const check = {
     committed: await kafka.committedSince(common.admin, groupId, common.start),
@@ -194,10 +193,9 @@ function verdict(problems, othersWriting) {
 
 /** The baseline over the same range: every record it committed forwarded once to its own output topic. */
 async function runPlainForward(common, roundNumber) {
-  const groupId = `bench.${common.runId}.r${roundNumber}.plain`;
-  const outputTopic = `bench.${common.runId}.r${roundNumber}.plain-forward`;
-  await kafka.createTopics(common.admin, [outputTopic], PARTITIONS);
-  common.createdTopics.push(outputTopic);
+  const groupId = `${common.topics.prefix}r${roundNumber}.plain`;
+  const outputTopic = `${common.topics.prefix}r${roundNumber}.plain-forward`;
+  await kafka.createTopics(common.admin, assertOwn(common.topics.prefix, [outputTopic]), PARTITIONS);
   const { target, result } = await measureConsumerRun({
     ...common,
     name: 'plain-forward',
@@ -206,7 +204,7 @@ async function runPlainForward(common, roundNumber) {
     env: {
       KAFKA_BROKERS: common.infra.kafkaBrokers,
       BENCH_GROUP_ID: groupId,
-      BENCH_SOURCE_TOPICS: RAW_TOPICS.join(','),
+      BENCH_SOURCE_TOPICS: assertOwn(common.topics.prefix, common.topics.raw).join(','),
       BENCH_OUTPUT_TOPIC: outputTopic,
     },
   });
@@ -294,22 +292,30 @@ async function run(options) {
   const infra = prepare(options);
   const records = options.normalizerRecords;
   const runId = report.runIdOf(startedAt);
+  const topics = runTopics(runPrefix(runId));
   const admin = await kafka.connectAdmin(infra.brokers);
-  const createdTopics = [];
-  const groups = [];
   try {
-    await kafka.createTopics(admin, RAW_TOPICS, PARTITIONS);
-    const start = await kafka.endOffsets(admin, RAW_TOPICS);
-    log(`pre-filling ${records} raw records on ${RAW_TOPICS.join(', ')}`);
-    const fill = await prefill(infra.brokers, records, recordTemplates());
-    const end = await kafka.endOffsets(admin, RAW_TOPICS);
+    // The run's own topics, created before anything starts (the normalizer would create the canonical and
+    // dead-letter ones, with the same partition counts; existing ones are left as they are).
+    log(`run topics: ${topics.prefix}* (KAFKA_TOPIC_PREFIX of every process it starts)`);
+    await kafka.createTopics(admin, [...topics.raw, ...topics.canonical], PARTITIONS);
+    await kafka.createTopics(admin, topics.rawDlq, 1);
+    const start = await kafka.endOffsets(admin, topics.raw);
+    log(`pre-filling ${records} raw records on ${topics.raw.join(', ')}`);
+    const fill = await prefill(
+      infra.brokers,
+      records,
+      recordTemplates(),
+      assertOwn(topics.prefix, topics.raw),
+    );
+    const end = await kafka.endOffsets(admin, topics.raw);
     const added = kafka.rangeSize(start, end);
     log(
       `pre-filled in ${fill.seconds} s; the raw topics gained ${added} records (others wrote ${added - records})`,
     );
     if (added < records) throw new Error(`expected ${records} more raw records, found ${added}`);
-    const endCount = await kafka.recordCount(admin, RAW_TOPICS);
-    const common = { infra, admin, runId, start, end, endCount, pids: stackPids(infra), createdTopics };
+    const endCount = await kafka.recordCount(admin, topics.raw);
+    const common = { infra, admin, runId, topics, start, end, endCount, pids: stackPids(infra) };
     const rounds = await withChildren(async (children) => {
       const results = [];
       for (let n = 1; n <= options.rounds; n++) {
@@ -323,7 +329,6 @@ async function run(options) {
         log(
           `  steady ${plainForward.steadyPerSec} rec/s, total ${plainForward.totalPerSec}; ${plainForward.check.verdict}`,
         );
-        groups.push(normalizer.groupId, plainForward.groupId);
         results.push({ round: n, normalizer, plainForward });
       }
       return results;
@@ -344,7 +349,8 @@ async function run(options) {
         records,
         range: added,
         rounds: options.rounds,
-        rawTopics: RAW_TOPICS,
+        topicPrefix: topics.prefix,
+        rawTopics: topics.raw,
         startOffsets: start,
         endOffsets: end,
         order: 'normalizer, plain-forward in every round; each a child process with a new consumer group',
@@ -369,8 +375,7 @@ async function run(options) {
     report.writeResults('normalizer', result);
     return result;
   } finally {
-    await kafka.deleteTopics(admin, createdTopics);
-    await kafka.deleteGroups(admin, groups);
+    await kafka.deleteRunResources(admin, topics.prefix, { registryUrl: infra.schemaRegistryUrl });
     await admin.disconnect().catch(() => {});
   }
 }

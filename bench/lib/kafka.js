@@ -3,11 +3,13 @@
 
 /**
  * Kafka helpers of the benchmarks: admin, topic high watermarks, consumer-group offsets (set before a
- * service starts, read back as progress), a progress poller with throughput figures, best-effort cleanup.
+ * service starts, read back as progress), a progress poller with throughput figures, best-effort cleanup of
+ * everything under a run's prefix.
  */
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Kafka, logLevel } = require('kafkajs');
 const { log } = require('./log');
+const { assertBenchNames, assertRunPrefix } = require('./topics');
 const { round } = require('./stats');
 
 /** A kafkajs client that logs nothing (the bench reports its own errors). */
@@ -23,6 +25,7 @@ async function connectAdmin(brokers) {
 
 /** Creates the topics that do not exist yet (existing ones are left as they are). */
 async function createTopics(admin, topics, numPartitions) {
+  assertBenchNames(topics);
   await admin.createTopics({
     waitForLeaders: true,
     topics: topics.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })),
@@ -31,6 +34,7 @@ async function createTopics(admin, topics, numPartitions) {
 
 /** Sum of the high watermarks of `topics` = records ever appended (a missing topic counts 0). */
 async function recordCount(admin, topics) {
+  assertBenchNames(topics);
   const counts = await Promise.all(
     topics.map((topic) =>
       admin
@@ -57,6 +61,7 @@ async function settledRecordCount(admin, topics, timeoutMs = 15_000) {
 
 /** Per topic, the high watermark of every partition: `{ [topic]: [{ partition, offset }] }`. */
 async function endOffsets(admin, topics) {
+  assertBenchNames(topics);
   const entries = await Promise.all(
     topics.map(async (topic) => [
       topic,
@@ -68,6 +73,7 @@ async function endOffsets(admin, topics) {
 
 /** Commits `offsets` (from `endOffsets`) for a group that has no members yet, so it starts there. */
 async function setGroupOffsets(admin, groupId, offsets) {
+  assertBenchNames([groupId, ...Object.keys(offsets)]);
   for (const [topic, partitions] of Object.entries(offsets)) {
     await admin.setOffsets({ groupId, topic, partitions });
   }
@@ -88,6 +94,7 @@ function rangeSize(start, end) {
  * only those up to `end` on each partition (what it did of that range, not of records appended later).
  */
 async function committedSince(admin, groupId, start, end) {
+  assertBenchNames(Object.keys(start));
   const committed = await admin.fetchOffsets({ groupId, topics: Object.keys(start) });
   let total = 0;
   for (const { topic, partitions } of committed) {
@@ -147,46 +154,64 @@ function throughput(poll, target) {
   };
 }
 
-/** Best-effort deletion of the topics a run created (the stack is shared). */
-async function deleteTopics(admin, topics) {
-  if (topics.length === 0) return;
+/**
+ * Best-effort deletion of everything a run left under its prefix (`bench.<runId>.`, see topics.js): every
+ * topic whose name starts with it (the ones the bench created and the ones the services created for it:
+ * canonical, dead-letter, sessions and changelog topics), every consumer group, and with `registryUrl` every
+ * registry subject (`<topic>-value`, soft then permanent deletion). Nothing else: the prefix is checked, and
+ * only names that start with it are deleted, so the platform's topics are never touched.
+ */
+async function deleteRunResources(admin, prefix, { registryUrl } = {}) {
+  assertRunPrefix(prefix);
+  const own = (names) => names.filter((name) => typeof name === 'string' && name.startsWith(prefix));
+  const deleted = { topics: 0, groups: 0, subjects: 0 };
   try {
-    const existing = new Set(await admin.listTopics());
-    const present = topics.filter((t) => existing.has(t));
-    if (present.length > 0) await admin.deleteTopics({ topics: present, timeout: 30_000 });
-    log(`deleted ${present.length} bench topics`);
-  } catch (err) {
-    log(`could not delete the bench topics: ${err.message}`);
-  }
-}
-
-/** Best-effort deletion of the consumer groups a run used (they have no members by then). */
-async function deleteGroups(admin, groupIds) {
-  if (groupIds.length === 0) return;
-  try {
-    await admin.deleteGroups(groupIds);
-    log(`deleted ${groupIds.length} bench consumer groups`);
+    const groups = own((await admin.listGroups()).groups.map((g) => g.groupId));
+    if (groups.length > 0) await admin.deleteGroups(groups);
+    deleted.groups = groups.length;
   } catch (err) {
     log(`could not delete the bench consumer groups: ${err.message}`);
   }
+  try {
+    const topics = own(await admin.listTopics());
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+    deleted.topics = topics.length;
+  } catch (err) {
+    log(`could not delete the bench topics: ${err.message}`);
+  }
+  if (registryUrl) deleted.subjects = await deleteSubjects(registryUrl, prefix);
+  log(
+    `cleanup of ${prefix}*: deleted ${deleted.topics} topics, ${deleted.groups} consumer groups` +
+      `${registryUrl ? `, ${deleted.subjects} registry subjects` : ''}`,
+  );
+  return deleted;
 }
 
-/** Best-effort soft deletion of registry subjects the run registered. */
-async function deleteSubjects(registryUrl, subjects) {
-  if (subjects.length === 0) return;
+/** Soft then permanent deletion of the registry subjects that start with `prefix`; returns how many went. */
+async function deleteSubjects(registryUrl, prefix) {
+  assertRunPrefix(prefix);
+  const base = registryUrl.replace(/\/$/, '');
+  const request = (url, method = 'GET') => fetch(url, { method, signal: AbortSignal.timeout(5_000) });
+  let subjects;
+  try {
+    const res = await request(`${base}/subjects`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    subjects = (await res.json()).filter((s) => typeof s === 'string' && s.startsWith(prefix));
+  } catch (err) {
+    log(`could not list the registry subjects: ${err.message}`);
+    return 0;
+  }
   let deleted = 0;
   for (const subject of subjects) {
+    const url = `${base}/subjects/${encodeURIComponent(subject)}`;
     try {
-      const res = await fetch(`${registryUrl.replace(/\/$/, '')}/subjects/${encodeURIComponent(subject)}`, {
-        method: 'DELETE',
-        signal: AbortSignal.timeout(5_000),
-      });
-      if (res.ok) deleted += 1;
+      if ((await request(url, 'DELETE')).ok) deleted += 1;
+      await request(`${url}?permanent=true`, 'DELETE').catch(() => undefined);
     } catch {
       // best effort
     }
   }
-  log(`deleted ${deleted}/${subjects.length} bench registry subjects`);
+  return deleted;
 }
 
 module.exports = {
@@ -201,7 +226,5 @@ module.exports = {
   rangeSize,
   pollUntil,
   throughput,
-  deleteTopics,
-  deleteGroups,
-  deleteSubjects,
+  deleteRunResources,
 };
