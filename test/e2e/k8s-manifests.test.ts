@@ -257,9 +257,7 @@ describe('deploy/k8s manifests', () => {
     for (const d of docs) {
       const Model = CORE[typeOf(d.manifest)];
       if (!Model) continue;
-      const dts = require
-        .resolve(`kubernetes-models/${typeOf(d.manifest)}`)
-        .replace(/\.js$/, '.d.ts');
+      const dts = require.resolve(`kubernetes-models/${typeOf(d.manifest)}`).replace(/\.js$/, '.d.ts');
       found.push(
         ...unknownFields(d.manifest, dts).map(
           (f) => `${d.file}#${d.index} ${d.manifest.kind}/${name(d)}: ${f}`,
