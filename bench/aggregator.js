@@ -286,7 +286,7 @@ function printReport(r) {
   );
 }
 
-/** Counted by the process vs the pattern; exact on a quiet stack, a lower bound when others write too. */
+/** Counted by the process vs the pattern; exact, or a lower bound if anything else wrote to the run's topic. */
 function checkSessions(metrics, vehicles, range, recordsOnTopic, othersWriting) {
   const byLabel = (name, label) =>
     Object.fromEntries(metrics.filter((m) => m.name === name).map((m) => [m.labels[label], m.value]));

@@ -130,7 +130,7 @@ function compare(label, onKafka, counted, othersWriting) {
   return undefined;
 }
 
-/** Records appended to the raw topics after the range, by someone else (0 on a quiet stack). */
+/** Records appended to the run's raw topics after the range, by anything else (0: they are the run's own). */
 async function othersWriting(common) {
   return (await kafka.recordCount(common.admin, common.topics.raw)) - common.endCount;
 }

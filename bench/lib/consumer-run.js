@@ -5,8 +5,9 @@
  * already on its input topics: its consumer group is given offsets at `start` (the topics' ends before the
  * pre-fill), the process is started, and the group's commits are polled until it has committed the whole
  * range up to `end` (the ends after the pre-fill) on every partition. Committed means done: the services
- * commit only after their outputs are acknowledged. The topics may be shared (the services' own), so the
- * range holds whatever anyone appended during the pre-fill, and records appended later are not counted.
+ * commit only after their outputs are acknowledged. The topics are the run's own (`bench.<runId>.`), so the
+ * range is the pre-fill; were anything else appended meanwhile, it would be in the range, and records appended
+ * later are not counted.
  */
 const { startCpuSample } = require('./cpu');
 const { committedSince, pollUntil, rangeSize, setGroupOffsets, throughput } = require('./kafka');
