@@ -144,7 +144,12 @@ const configMapData = (d: Doc) => (d.manifest as { data?: Record<string, string>
 const baseConfig = configMapData(ofKind('ConfigMap').find((d) => isBase(d) && name(d) === 'ampflow-config')!);
 const deployment = (service: string) =>
   ofKind('Deployment').find((d) => isBase(d) && name(d) === service)?.manifest as unknown as DeploymentView;
-const container = (service: string) => deployment(service).spec.template.spec.containers[0];
+/** The one container of a service's pod (the Deployments have exactly one; the test of each service checks it). */
+function container(service: string): Container {
+  const [first] = deployment(service).spec.template.spec.containers;
+  if (!first) throw new Error(`${service}: no container`);
+  return first;
+}
 
 /** The default a schema gives a variable when it is unset. */
 function defaultOf(schema: z.ZodObject, key: string): unknown {
@@ -187,20 +192,19 @@ function declaredFields(dts: string): Map<string, string | undefined> | undefine
   if (declared.has(dts)) return declared.get(dts);
   const text = readFileSync(dts, 'utf8');
   const imports = new Map<string, string>();
-  for (const m of text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)) {
-    const spec = m[2];
+  for (const [, typeName = '', spec = ''] of text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)) {
     const file = spec.startsWith('.')
       ? join(dirname(dts), `${spec}.d.ts`)
       : require.resolve(spec).replace(/\.js$/, '.d.ts');
-    imports.set(m[1], file);
+    imports.set(typeName, file);
   }
   const body = /^export interface \w+[^{]*\{\n([\s\S]*?)^\}/m.exec(text);
   let fields: Map<string, string | undefined> | undefined;
-  if (body) {
+  if (body?.[1] !== undefined) {
     fields = new Map();
-    for (const m of body[1].matchAll(/^ {4}"([^"]+)"\??: (.*?);?$/gm)) {
-      const type = /^Array<(\w+)>$/.exec(m[2])?.[1] ?? m[2];
-      fields.set(m[1], imports.get(type));
+    for (const [, field = '', declaredType = ''] of body[1].matchAll(/^ {4}"([^"]+)"\??: (.*?);?$/gm)) {
+      const type = /^Array<(\w+)>$/.exec(declaredType)?.[1] ?? declaredType;
+      fields.set(field, imports.get(type));
     }
   }
   declared.set(dts, fields);
@@ -332,7 +336,7 @@ describe('deploy/k8s CRDs (checked by hand)', () => {
         }
         expect(meta.lagThreshold).toMatch(/^[1-9]\d*$/);
         expect(meta.bootstrapServers).toBe(baseConfig.KAFKA_BROKERS);
-        const partitions = partitionsOf(meta.topic);
+        const partitions = partitionsOf(meta.topic ?? '');
         expect(partitions).toBeDefined();
         expect(spec!.maxReplicaCount).toBeLessThanOrEqual(partitions!);
         expect(spec!.maxReplicaCount).toBeGreaterThanOrEqual(spec!.minReplicaCount!);
@@ -369,7 +373,7 @@ describe('deploy/k8s against the code', () => {
   it.each(Object.keys(SERVICES))(
     '%s: image, command, env, ports, probes, shutdown and security',
     (service) => {
-      const schema = SERVICES[service];
+      const schema = SERVICES[service]!;
       const pod = deployment(service).spec.template;
       const c = container(service);
       const port = defaultOf(schema, 'HTTP_PORT') as number;
@@ -453,7 +457,7 @@ describe('deploy/k8s against the code', () => {
     const hpas = ofKind('HorizontalPodAutoscaler');
     expect(hpas.map(name)).toEqual(['ingress']);
     const spec = (
-      hpas[0].manifest as unknown as {
+      hpas[0]!.manifest as unknown as {
         spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; metrics: unknown[] };
       }
     ).spec;
@@ -498,7 +502,7 @@ describe('deploy/k8s against the code', () => {
     // Dead-letter topics are created with one partition (normalizer and aggregator app.ts).
     for (const t of [...dlqs, Topics.webhookDeliveriesDlq]) expected[t] = 1;
     // The changelog is created with the telemetry topic's partition count.
-    expected[changelog] = expected[Topics.vehicleTelemetry];
+    expected[changelog] = expected[Topics.vehicleTelemetry]!;
     expect(raw.every((t) => expected[t] === defaultOf(normalizerEnv, 'CANONICAL_TOPIC_PARTITIONS'))).toBe(
       true,
     );
