@@ -7,6 +7,7 @@ describe('loadConfig', () => {
     const config = loadConfig(schema, { TOKEN: 't', KAFKA_BROKERS: 'a:1, b:2', HTTP_PORT: '9000' });
     expect(config).toEqual({
       KAFKA_BROKERS: ['a:1', 'b:2'],
+      KAFKA_TOPIC_PREFIX: '',
       LOG_LEVEL: 'info',
       TOKEN: 't',
       HTTP_PORT: 9000,
