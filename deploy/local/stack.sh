@@ -7,7 +7,8 @@
 #   deploy/local/stack.sh status   show each component and who runs it
 #   deploy/local/stack.sh env      print the variables that point the services at this stack
 #   deploy/local/stack.sh reset    stop what this script started and DELETE Kafka's data (every topic and record,
-#                                  consumer offsets, and the registry's schemas, which live in Kafka)
+#                                  consumer offsets, and the registry's schemas, which live in Kafka) and the
+#                                  services' ampflow:* keys in Redis, which describe that data
 #
 # Data survives `down` and `up`: Kafka's log directory is formatted once (cluster id kept in
 # $AMPFLOW_STATE_DIR/kafka/cluster.id) and the registry replays its journal topic (kafkasql storage), so schema
@@ -314,6 +315,20 @@ reset_data() {
   rm -rf "$STATE_DIR/kafka/data" "$STATE_DIR/kafka/cluster.id" "$STATE_DIR/registry/snapshots"
   log "reset: deleted Kafka's data under $STATE_DIR/kafka (every topic, record and consumer offset, and the"
   log "registry's schemas, which live in the topic $REGISTRY_JOURNAL_TOPIC); the next 'up' starts an empty cluster"
+  reset_redis_keys
+}
+
+# The services' state in Redis describes the Kafka data just deleted (the ingress's "already stored" marks, the
+# aggregator's session states and restore marker): kept, it would make a new cluster drop redeliveries as
+# duplicates and resume sessions from another cluster. Only ampflow's default namespaces (`ampflow:*`) go; the
+# Redis itself, and anything else in it, stays.
+reset_redis_keys() {
+  redis_pong || { log "reset: no Redis answers on 127.0.0.1:$REDIS_PORT; its ampflow:* keys (if any) are left"; return 0; }
+  command -v redis-cli >/dev/null || { log "reset: redis-cli not found; ampflow:* keys in Redis are left"; return 0; }
+  local count
+  count=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --scan --pattern 'ampflow:*' |
+    xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" unlink | awk '{n += $1} END {print n + 0}')
+  log "reset: deleted $count ampflow:* keys from the Redis on 127.0.0.1:$REDIS_PORT"
 }
 
 main() {
