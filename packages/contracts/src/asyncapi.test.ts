@@ -8,6 +8,7 @@ import {
   type Diagnostic,
 } from '@asyncapi/parser';
 import { CANONICAL_SCHEMA_FILES, SCHEMAS_DIR, type CanonicalTopic } from './canonical';
+import { CUSTOMER_EVENT_TYPES } from './customer-events';
 import { Topics, dlqTopic } from './topics';
 
 /** docs/asyncapi.yaml, parsed and validated the way AsyncAPI tooling reads it (Avro payloads through the plugin). */
@@ -87,20 +88,7 @@ describe('docs/asyncapi.yaml', () => {
       .messages()
       .all()
       .map((m) => m.name());
-    expect(names.sort()).toEqual(
-      [
-        'charging_session.started',
-        'charging_session.updated',
-        'charging_session.ended',
-        'vehicle.plugged_in',
-        'vehicle.unplugged',
-        'vehicle.telemetry',
-        'command.result',
-        'device.connected',
-        'device.disconnected',
-        'vehicle.error',
-      ].sort(),
-    );
+    expect(names.sort()).toEqual([...CUSTOMER_EVENT_TYPES].sort());
     for (const message of webhooks.messages().all()) {
       expect(Object.keys(message.headers()?.properties() ?? {})).toEqual(
         expect.arrayContaining(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'svix-id']),

@@ -4,3 +4,4 @@ export * from './canonical';
 export * from './providers/smartcar-schemas';
 export * from './providers/telematica-schemas';
 export * from './providers/payloads';
+export * from './customer-events';

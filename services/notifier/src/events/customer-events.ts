@@ -1,6 +1,7 @@
 import type {
   ChargingSession,
   CommandResult,
+  CustomerEventType,
   DeviceLink,
   GeoLocation,
   VehicleError,
@@ -9,21 +10,8 @@ import type {
 import { messageId } from './message-id';
 import { applyPlugReading, type PlugEventType, type PlugState } from './plug-state';
 
-/** Every customer event type (DESIGN.md, "Notifier"): public names. */
-export const CUSTOMER_EVENT_TYPES = [
-  'charging_session.started',
-  'charging_session.updated',
-  'charging_session.ended',
-  'vehicle.plugged_in',
-  'vehicle.unplugged',
-  'vehicle.telemetry',
-  'command.result',
-  'device.connected',
-  'device.disconnected',
-  'vehicle.error',
-] as const;
-
-export type CustomerEventType = (typeof CUSTOMER_EVENT_TYPES)[number];
+// The public names live in the contract; re-exported for the notifier's own modules.
+export { CUSTOMER_EVENT_TYPES, type CustomerEventType } from '@ampflow/contracts';
 
 /**
  * What customers learn about a vehicle besides its id, from device links and the providers' vehicle objects.
