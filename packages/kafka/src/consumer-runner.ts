@@ -110,8 +110,6 @@ export interface ConsumerHealth {
   running: boolean;
   /** How long the chunk in hand has been failing (retried); 0 when none is. */
   failingMs: number;
-  /** Epoch ms of the last chunk done or fetch that found nothing to do; 0 before the first. */
-  lastProgressAt: number;
 }
 
 /** Headers of a dead-lettered record: the original ones plus the reason and the source position. */
@@ -235,14 +233,9 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   let stopping = false;
   /** When the chunk in hand started failing, per partition being consumed (`topic:partition`). */
   const failingSince = new Map<string, number>();
-  let lastProgressAt = 0;
 
   consumer.on(consumer.events.GROUP_JOIN, () => {
     running = true;
-    lastProgressAt = Date.now();
-  });
-  consumer.on(consumer.events.FETCH, () => {
-    if (failingSince.size === 0) lastProgressAt = Date.now();
   });
   consumer.on(consumer.events.STOP, () => {
     running = false;
@@ -268,7 +261,6 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     health: () => ({
       running,
       failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
-      lastProgressAt,
     }),
     async start() {
       await consumer.connect();
@@ -303,7 +295,6 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
                 if (!isRunning() || isStale()) return;
                 try {
                   outcomes = await processChunk(chunk, options.handler, chunkDeps);
-                  lastProgressAt = Date.now();
                   break;
                 } catch (error) {
                   const since = failingSince.get(key) ?? Date.now();
