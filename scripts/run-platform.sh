@@ -10,6 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 STATE=${AMPFLOW_STATE_DIR:-$ROOT/.ampflow}
 
+# Node.js 22 or newer for the build, the supervisor and the services: the one on PATH, else the pinned Node 24
+# LTS, fetched once into the cache (scripts/node-runtime.sh).
+source scripts/node-runtime.sh
 bash scripts/setup.sh
 bash deploy/local/stack.sh up
 eval "$(bash deploy/local/stack.sh env | sed 's/^/export /')"
@@ -37,11 +40,12 @@ spec=$(node -e '
     const [name, port] = entry.split(":");
     return {
       name,
-      command: ["node", `services/${name}/dist/main.js`],
+      command: [process.execPath, `services/${name}/dist/main.js`],
       log: `${state}/logs/${name}.log`,
       readyUrl: `http://127.0.0.1:${port}/readyz`,
     };
   });
+  process.stderr.write(`[run] services run on Node ${process.version} (${process.execPath})\n`);
   process.stdout.write(JSON.stringify({
     services,
     readyMessage: "webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; Ctrl-C to stop",

@@ -4,21 +4,25 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [[ "$node_major" -lt 20 ]]; then
-  echo "ampflow needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
+# Node.js 22 or newer on PATH, else the pinned Node 24 LTS from the cache (fetched once).
+source scripts/node-runtime.sh
+# node_modules belongs to one Node ABI (native addons are compiled for it), recorded at install: a tree installed
+# under another one (e.g. Node 20, before the move to 24) is installed again, as a fresh clone would be.
+node_abi=$(node -p 'process.versions.modules')
+abi_file=node_modules/.ampflow-node-abi
 
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "[setup] installing npm dependencies (npm ci)" >&2
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ||
+  "$(cat "$abi_file" 2>/dev/null)" != "$node_abi" ]]; then
+  echo "[setup] installing npm dependencies for Node $(node --version) (npm ci)" >&2
   # `npm ci` installs exactly the lockfile and never rewrites it, so a fresh clone stays clean. It refuses when
   # package.json and the lockfile disagree (a dependency was just added by hand): then `npm install` mends the
-  # lockfile, and the change is there to commit.
+  # lockfile, and the change is there to commit. npm 11 runs no dependency's install scripts unless package.json
+  # allows them (allowScripts): ssh2's optional crypto binding and cpu-features stay unbuilt, ssh2 uses JavaScript.
   if ! npm ci --prefer-offline --no-audit --no-fund --loglevel=error; then
     echo "[setup] npm ci refused (package.json and package-lock.json disagree); running npm install" >&2
     npm install --prefer-offline --no-audit --no-fund --loglevel=error
   fi
+  echo "$node_abi" >"$abi_file"
 fi
 
 echo "[setup] building (tsc -b)" >&2

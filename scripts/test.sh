@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Node.js 22 or newer for everything below (npx, tsc, eslint, jest and its workers): the one on PATH, else the
+# pinned Node 24 LTS, fetched once into the cache (scripts/node-runtime.sh).
+source scripts/node-runtime.sh
 bash scripts/setup.sh
 # promtool checks the alert rules (deploy/prometheus); Debian's prometheus package ships it.
 if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
