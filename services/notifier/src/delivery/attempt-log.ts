@@ -1,0 +1,285 @@
+import type { Logger } from '@ampflow/observability';
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
+import type { EventRouting } from '../events/customer-events';
+
+/** A customer message as sent, kept for the retention so `POST /v1/messages/:id/retry` can send it again. */
+export interface StoredMessage {
+  id: string;
+  type: string;
+  body: string;
+  routing: EventRouting;
+  sourceTimestampMs: number;
+}
+
+/**
+ * What happened to each delivery, for the admin API. History only: the durable truth (pending retries, dead
+ * letters) is in Kafka, so losing Redis, or a write dropped here, loses history and nothing else. Writes are
+ * buffered and sent in batches; reads first flush what is buffered, so an API caller sees its own writes.
+ */
+export interface AttemptLog {
+  /** Adds an attempt to its endpoint's list and its message's list (both newest first, capped). */
+  record(attempt: AttemptView): void;
+  /** The newest `limit` attempts of an endpoint, newest first. */
+  forEndpoint(endpointId: string, limit: number): Promise<AttemptView[]>;
+  /** The attempts of a message over all endpoints, newest first. */
+  forMessage(messageId: string): Promise<AttemptView[]>;
+  /** Keeps message bodies for the retention, so they can be re-sent. */
+  saveMessages(messages: StoredMessage[]): void;
+  getMessage(id: string): Promise<StoredMessage | null>;
+  /** Indexes a dead letter (one per message and endpoint; a repeat replaces it). */
+  recordDeadLetter(dl: DeadLetterView): void;
+  /** Removes a dead letter from the index (re-sent successfully, or requeued). */
+  clearDeadLetter(messageId: string, endpointId: string): void;
+  /** Dead letters, newest first, over all endpoints or one. */
+  deadLetters(filter: { endpointId?: string; limit: number }): Promise<DeadLetterView[]>;
+  /** Sends everything buffered so far; resolves when it is written (or dropped). Never rejects. */
+  flush(): Promise<void>;
+  /** Buffered writes lost so far (a failed batch, or a full buffer while Redis does not answer). */
+  readonly droppedWrites: number;
+}
+
+export interface AttemptLogOptions {
+  /** Key prefix (default `ampflow:notifier`). */
+  namespace?: string;
+  /** How long every key lives after its last write (ms, default 7 days). */
+  retentionMs?: number;
+  /** Longest a write waits in the buffer (ms, default 50). */
+  flushIntervalMs?: number;
+  /** Writes per pipeline; a buffer this full is sent at once (default 500). */
+  maxBatch?: number;
+  /** Attempts kept per endpoint (default 1,000). */
+  endpointAttemptsCap?: number;
+  /** Attempts kept per message (default 100). */
+  messageAttemptsCap?: number;
+  /** Dead letters indexed, in all and per endpoint (default 100,000). */
+  deadLetterCap?: number;
+  logger?: Logger;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** Pipelines in flight at once; past them writes wait in the buffer, and past its bound they are dropped. */
+const MAX_IN_FLIGHT = 4;
+/** Buffered writes at most, in batches: about 10,000 entries, two seconds of the hot path. */
+const MAX_BUFFERED_BATCHES = 20;
+
+type Entry = (pipeline: ChainableCommander) => void;
+
+/**
+ * Key layout (`<ns>` is the namespace; ids are URI-encoded, so a `:` inside an id cannot make two keys meet):
+ *
+ * - `<ns>:attempts:endpoint:<endpointId>`: list of AttemptView JSON, newest first, capped
+ * - `<ns>:attempts:message:<messageId>`: list of AttemptView JSON, newest first, capped
+ * - `<ns>:message:<messageId>`: StoredMessage JSON
+ * - `<ns>:dead-letters`: sorted set, member `<endpointId>:<messageId>` (encoded), score failedAt (ms)
+ * - `<ns>:dead-letters:endpoint:<endpointId>`: sorted set, member `<messageId>` (encoded), score failedAt
+ * - `<ns>:dead-letter:<endpointId>:<messageId>`: DeadLetterView JSON
+ *
+ * Every write sets the key's TTL to the retention, so history of a quiet endpoint disappears on its own. The
+ * sorted sets are also pruned of dead letters that failed longer ago than the retention (one that old is not
+ * indexed at all) and trimmed to the cap at each dead-letter write; a record whose index entry was pruned or
+ * trimmed expires with its TTL, and listing skips index entries whose record is gone. Single-key commands only (no MULTI): a
+ * batch is a pipeline, written in order on one connection, so a clear after a record lands after it.
+ */
+export function createAttemptLog(
+  redis: Redis,
+  options: AttemptLogOptions = {},
+): AttemptLog & { stop(): Promise<void> } {
+  const ns = options.namespace ?? 'ampflow:notifier';
+  const retentionMs = options.retentionMs ?? 7 * DAY_MS;
+  const flushIntervalMs = options.flushIntervalMs ?? 50;
+  const maxBatch = options.maxBatch ?? 500;
+  const endpointAttemptsCap = options.endpointAttemptsCap ?? 1_000;
+  const messageAttemptsCap = options.messageAttemptsCap ?? 100;
+  const deadLetterCap = options.deadLetterCap ?? 100_000;
+  const maxBuffered = maxBatch * MAX_BUFFERED_BATCHES;
+  const logger = options.logger;
+
+  const id = encodeURIComponent;
+  const endpointAttemptsKey = (endpointId: string) => `${ns}:attempts:endpoint:${id(endpointId)}`;
+  const messageAttemptsKey = (messageId: string) => `${ns}:attempts:message:${id(messageId)}`;
+  const messageKey = (messageId: string) => `${ns}:message:${id(messageId)}`;
+  const deadLettersKey = `${ns}:dead-letters`;
+  const endpointDeadLettersKey = (endpointId: string) => `${ns}:dead-letters:endpoint:${id(endpointId)}`;
+  const deadLetterMember = (endpointId: string, messageId: string) => `${id(endpointId)}:${id(messageId)}`;
+  const deadLetterKey = (endpointId: string, messageId: string) =>
+    `${ns}:dead-letter:${deadLetterMember(endpointId, messageId)}`;
+
+  let buffer: Entry[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | null = null;
+  let dropped = 0;
+  let failing = false;
+  let stopped = false;
+
+  function dropWrites(count: number, error: unknown, what: string): void {
+    dropped += count;
+    // Once per failing streak: Redis being down must not write a line every flush interval.
+    if (!failing)
+      logger?.warn({ err: error, dropped: count }, `attempt log: ${what}; history writes dropped`);
+    failing = true;
+  }
+
+  async function write(batch: Entry[]): Promise<void> {
+    try {
+      const pipeline = redis.pipeline();
+      for (const entry of batch) entry(pipeline);
+      const results = (await pipeline.exec()) ?? [];
+      const firstError = results.find(([error]) => error)?.[0];
+      if (firstError) {
+        // Commands are not tied back to entries: count the batch as lost, since which history survived is unknown.
+        dropWrites(batch.length, firstError, 'a batch failed in part');
+        return;
+      }
+      if (failing) logger?.info({ droppedWrites: dropped }, 'attempt log: Redis writes succeed again');
+      failing = false;
+    } catch (error) {
+      dropWrites(batch.length, error, 'a batch failed');
+    }
+  }
+
+  function drain(): void {
+    while (buffer.length > 0 && inFlight.size < MAX_IN_FLIGHT) {
+      const batch = buffer.length <= maxBatch ? buffer : buffer.slice(0, maxBatch);
+      buffer = buffer.length <= maxBatch ? [] : buffer.slice(maxBatch);
+      const sent: Promise<void> = write(batch).finally(() => {
+        inFlight.delete(sent);
+        if (buffer.length >= maxBatch) drain();
+        else schedule();
+      });
+      inFlight.add(sent);
+    }
+  }
+
+  function schedule(): void {
+    if (timer !== null || buffer.length === 0 || stopped) return;
+    timer = setTimeout(() => {
+      timer = null;
+      drain();
+    }, flushIntervalMs);
+    timer.unref();
+  }
+
+  function push(entry: Entry): void {
+    if (buffer.length >= maxBuffered) {
+      // Redis is not keeping up (or is away): the oldest history goes first.
+      buffer.shift();
+      dropWrites(1, new Error('buffer full'), 'the write buffer is full');
+    }
+    buffer.push(entry);
+    if (buffer.length >= maxBatch && !stopped) drain();
+    else schedule();
+  }
+
+  async function flush(): Promise<void> {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    while (buffer.length > 0 || inFlight.size > 0) {
+      drain();
+      await Promise.all(inFlight);
+    }
+  }
+
+  const parseAll = <T>(values: ReadonlyArray<string | null>): T[] =>
+    values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as T);
+
+  async function deadLetters(filter: { endpointId?: string; limit: number }): Promise<DeadLetterView[]> {
+    await flush();
+    if (filter.limit <= 0) return [];
+    let recordKeys: string[];
+    if (filter.endpointId !== undefined) {
+      const endpointId = filter.endpointId;
+      const messageIds = await redis.zrevrange(endpointDeadLettersKey(endpointId), 0, filter.limit - 1);
+      recordKeys = messageIds.map((m) => `${ns}:dead-letter:${id(endpointId)}:${m}`);
+    } else {
+      const members = await redis.zrevrange(deadLettersKey, 0, filter.limit - 1);
+      recordKeys = members.map((member) => `${ns}:dead-letter:${member}`);
+    }
+    if (recordKeys.length === 0) return [];
+    return parseAll<DeadLetterView>(await redis.mget(recordKeys));
+  }
+
+  return {
+    record(attempt) {
+      const json = JSON.stringify(attempt);
+      push((p) => {
+        const endpointKey = endpointAttemptsKey(attempt.endpointId);
+        const messageAttempts = messageAttemptsKey(attempt.messageId);
+        p.lpush(endpointKey, json)
+          .ltrim(endpointKey, 0, endpointAttemptsCap - 1)
+          .pexpire(endpointKey, retentionMs);
+        p.lpush(messageAttempts, json)
+          .ltrim(messageAttempts, 0, messageAttemptsCap - 1)
+          .pexpire(messageAttempts, retentionMs);
+      });
+    },
+
+    async forEndpoint(endpointId, limit) {
+      await flush();
+      if (limit <= 0) return [];
+      const items = await redis.lrange(endpointAttemptsKey(endpointId), 0, limit - 1);
+      return parseAll<AttemptView>(items);
+    },
+
+    async forMessage(messageId) {
+      await flush();
+      return parseAll<AttemptView>(await redis.lrange(messageAttemptsKey(messageId), 0, -1));
+    },
+
+    saveMessages(messages) {
+      for (const message of messages) {
+        const json = JSON.stringify(message);
+        push((p) => p.set(messageKey(message.id), json, 'PX', retentionMs));
+      }
+    },
+
+    async getMessage(messageId) {
+      await flush();
+      const json = await redis.get(messageKey(messageId));
+      return json === null ? null : (JSON.parse(json) as StoredMessage);
+    },
+
+    recordDeadLetter(dl) {
+      const json = JSON.stringify(dl);
+      const failedAtMs = Date.parse(dl.failedAt);
+      const score = Number.isFinite(failedAtMs) ? failedAtMs : Date.now();
+      push((p) => {
+        const cutoff = Date.now() - retentionMs;
+        // Failed longer ago than the retention: outside the index (it would be pruned below at once).
+        if (score < cutoff) return;
+        p.set(deadLetterKey(dl.endpointId, dl.messageId), json, 'PX', retentionMs);
+        for (const [key, member] of [
+          [deadLettersKey, deadLetterMember(dl.endpointId, dl.messageId)],
+          [endpointDeadLettersKey(dl.endpointId), id(dl.messageId)],
+        ] as const) {
+          p.zadd(key, score, member)
+            .zremrangebyscore(key, '-inf', `(${cutoff}`)
+            .zremrangebyrank(key, 0, -(deadLetterCap + 1))
+            .pexpire(key, retentionMs);
+        }
+      });
+    },
+
+    clearDeadLetter(messageId, endpointId) {
+      push((p) => {
+        p.zrem(deadLettersKey, deadLetterMember(endpointId, messageId))
+          .zrem(endpointDeadLettersKey(endpointId), id(messageId))
+          .del(deadLetterKey(endpointId, messageId));
+      });
+    },
+
+    deadLetters,
+    flush,
+
+    get droppedWrites() {
+      return dropped;
+    },
+
+    async stop() {
+      stopped = true;
+      await flush();
+    },
+  };
+}
