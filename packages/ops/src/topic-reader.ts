@@ -80,11 +80,22 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
     // The reading group starts exactly at the computed positions: the committed ones (or earliest), which a
     // throwaway group copies, or the earliest for --from-beginning. setOffsets refuses while the group has
     // members, so two redrives of one topic never run at once.
-    await admin.setOffsets({
-      groupId: readerGroup,
-      topic,
-      partitions: [...s].map(([partition, span]) => ({ partition, offset: String(span.start) })),
-    });
+    try {
+      await admin.setOffsets({
+        groupId: readerGroup,
+        topic,
+        partitions: [...s].map(([partition, span]) => ({ partition, offset: String(span.start) })),
+      });
+    } catch (err) {
+      if (/no running instances/.test((err as Error).message)) {
+        throw new ValidationError(
+          'group_active',
+          `consumer group ${readerGroup} has members: another redrive is running; wait for it to finish`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     return s;
   });
   const remaining = new Set([...plan].filter(([, span]) => span.start < span.end).map(([p]) => p));
