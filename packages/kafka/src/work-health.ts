@@ -1,11 +1,11 @@
 import { DependencyError } from '@ampflow/runtime';
-import type { ConsumerRunner } from './consumer-runner';
+import type { ConsumerHealth } from './consumer-runner';
 import type { ReliableProducer } from './producer';
 
 export interface WorkHealthOptions {
   producer: ReliableProducer;
   /** The service's consumer, when it has one. */
-  runner?: ConsumerRunner;
+  runner?: { health(): ConsumerHealth };
   /** Not ready once records waited this long with no acknowledgement, or a chunk failed this long (30 s). */
   notReadyAfterMs?: number;
   /** `onFatal` once records waited this long with no acknowledgement (default 5 min). */

@@ -1,54 +1,331 @@
 import type Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { createReliableProducer, createWorkHealth } from '@ampflow/kafka';
+import { DeadLetterHeaders, Topics } from '@ampflow/contracts';
+import {
+  createAvroCodec,
+  createRegistryClient,
+  createReliableProducer,
+  createWorkHealth,
+  ensureTopics,
+} from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
-import { createOpsService, type Service } from '@ampflow/runtime';
+import {
+  ValidationError,
+  createRetryPolicy,
+  every,
+  startHttpServer,
+  type Periodic,
+  type RunningHttpServer,
+  type Service,
+} from '@ampflow/runtime';
+import { createHttpApp } from '@ampflow/runtime/http';
+import { createAdminRouter } from './admin/admin-router';
+import { createAttemptLog } from './delivery/attempt-log';
+import { createDeliveryControl } from './delivery/control';
+import { createDispatcher } from './delivery/dispatcher';
+import { scanDeadLetters } from './delivery/dlq-scan';
+import { createDurableWriter, type DeadLetterInfo } from './delivery/durable-writer';
+import { createHttpSender } from './delivery/http-sender';
+import { createOperationalEvents } from './delivery/operational';
+import { RETRY_TIERS, retryTopic } from './delivery/retry-tiers';
+import { createRetryReader } from './delivery/retry-reader';
+import { retrySchedule } from './delivery/retry-schedule';
+import { checkEndpointUrl, createAddressPolicy, type Resolver } from './delivery/ssrf-guard';
+import { createEndpointStore } from './endpoints/store';
+import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
+import { createNotifierMetrics } from './metrics';
+import { createPipelinedConsumer, type PipelineRecord } from './pipeline/pipelined-consumer';
+
+export interface NotifierSettings {
+  httpPort: number;
+  httpHost?: string;
+  schemaRegistryUrl: string;
+  adminToken: string;
+  shutdownDrainMs: number;
+  groupId: string;
+  /** Put before every topic name (KAFKA_TOPIC_PREFIX). */
+  topicPrefix: string;
+  redisNamespace: string;
+  retryTopicPartitions: number;
+  /** Delays before attempts 2, 3, ... (the first is immediate when the schedule starts with 0). */
+  retryScheduleMs: readonly number[];
+  retryAfterMaxMs: number;
+  /** Jitter ratio of the schedule (default 0.2); tests pass 0. */
+  jitterRatio?: number;
+  allowedNetworks: readonly string[];
+  allowHttp: boolean;
+  requestTimeoutMs: number;
+  endpointConcurrency: number;
+  maxQueuePerEndpoint: number;
+  secretRotationOverlapMs: number;
+  disableAfterFailingMs: number;
+  circuitFailures: number;
+  circuitCooldownMs: number;
+  attemptRetentionMs: number;
+  /** Vehicle attributes and plug states in Redis (default 90 days). */
+  stateTtlSeconds?: number;
+  notReadyAfterMs?: number;
+  stuckExitMs?: number;
+  sessionTimeoutMs?: number;
+  /** Host name resolution of the SSRF guard (tests). */
+  resolver?: Resolver;
+}
 
 export interface NotifierDeps {
-  settings: {
-    httpPort: number;
-    shutdownDrainMs: number;
-    /** Not ready after this long without a Kafka acknowledgement; `onFatal` after `stuckExitMs` (30 s, 5 min). */
-    notReadyAfterMs?: number;
-    stuckExitMs?: number;
-  };
+  settings: NotifierSettings;
   kafka: Kafka;
   redis: Redis;
   logger: Logger;
   registry: Registry;
   /** Called when the notifier is stuck (no Kafka acknowledgement for 5 min); `main.ts` exits. */
   onFatal: (error: unknown) => void;
+  now?: () => number;
+}
+
+export interface NotifierApp extends Service {
+  port(): number;
+  isReady(): boolean;
+}
+
+/** The source topics (the contract's, with the prefix). */
+export function sourceTopics(prefix: string): SourceTopics {
+  return {
+    telemetry: prefix + Topics.vehicleTelemetry,
+    sessions: prefix + Topics.chargingSessions,
+    commands: prefix + Topics.commandResults,
+    deviceLinks: prefix + Topics.deviceLinks,
+    errors: prefix + Topics.vehicleErrors,
+  };
 }
 
 /**
- * The notifier's shell: holds its Redis and Kafka connections and serves the ops endpoints.
- * The admin API (`/v1/...`) and the delivery worker land with the notifier issue; the admin API will need
- * its own router, at which point this moves off the ops-only shell.
+ * The notifier. One consumer group reads the canonical topics, the sessions and the retry tiers. Source
+ * records fan out to one work item per subscribed endpoint; the dispatcher delivers each (signed, through the
+ * SSRF-guarded pool) and writes what follows (a retry to its tier, a dead letter) to Kafka before the record's
+ * offset may be committed. Endpoints live in a compacted topic; Redis holds only what may be lost (the vehicle
+ * directory, plug states and the attempt log).
  */
-export function createNotifierApp(deps: NotifierDeps): Service & { port(): number } {
-  const { redis } = deps;
-  const producer = createReliableProducer(deps.kafka, { logger: deps.logger });
-  const { notReadyAfterMs, stuckExitMs, ...http } = deps.settings;
+export function createNotifierApp(deps: NotifierDeps): NotifierApp {
+  const { settings, logger, redis, registry } = deps;
+  const now = deps.now ?? Date.now;
+  const prefix = settings.topicPrefix;
+  const topics = sourceTopics(prefix);
+  const dlqTopic = prefix + Topics.webhookDeliveriesDlq;
+  const endpointsTopic = `${prefix}ampflow.notifier.endpoints`;
+  const tierTopics = RETRY_TIERS.map((tier) => ({ tier, topic: retryTopic(prefix, tier) }));
+  const metrics = createNotifierMetrics(registry);
+  const producer = createReliableProducer(deps.kafka, { logger });
+  let stopping = false;
+  const codec = createAvroCodec({
+    client: createRegistryClient(settings.schemaRegistryUrl),
+    logger,
+    retryPolicy: createRetryPolicy({ baseDelayMs: 500, maxDelayMs: 10_000 }),
+    isStopped: () => stopping,
+  });
+  const policy = createAddressPolicy(settings.allowedNetworks);
+  const checkUrl = (url: string) => {
+    const verdict = checkEndpointUrl(url, { policy, allowHttp: settings.allowHttp });
+    if (!verdict.ok) throw new ValidationError('url_refused', `the url is refused: ${verdict.error.reason}`);
+  };
+  const endpoints = createEndpointStore({
+    kafka: deps.kafka,
+    producer,
+    topic: endpointsTopic,
+    logger,
+    onFatal: deps.onFatal,
+    checkUrl,
+  });
+  const attemptLog = createAttemptLog(redis, {
+    namespace: settings.redisNamespace,
+    retentionMs: settings.attemptRetentionMs,
+    logger,
+  });
+  const sender = createHttpSender({
+    timeoutMs: settings.requestTimeoutMs,
+    allowHttp: settings.allowHttp,
+    allowedNetworks: settings.allowedNetworks,
+    resolver: settings.resolver,
+    connections: Math.max(settings.endpointConcurrency, 10),
+  });
+  const writer = createDurableWriter({ producer, topicPrefix: prefix, dlqTopic, logger, now });
+  const operational = createOperationalEvents({ endpoints, writer, now });
+  const dispatcher = createDispatcher({
+    settings: {
+      schedule: retrySchedule({
+        delaysMs: [...settings.retryScheduleMs],
+        retryAfterMaxMs: settings.retryAfterMaxMs,
+        ...(settings.jitterRatio !== undefined ? { jitterRatio: settings.jitterRatio } : {}),
+      }),
+      concurrency: settings.endpointConcurrency,
+      maxQueuePerEndpoint: settings.maxQueuePerEndpoint,
+      secretOverlapMs: settings.secretRotationOverlapMs,
+      circuit: { failureThreshold: settings.circuitFailures, cooldownMs: settings.circuitCooldownMs },
+      disableAfterFailingMs: settings.disableAfterFailingMs,
+    },
+    endpoints,
+    sender,
+    writer,
+    attempts: attemptLog,
+    operational,
+    metrics,
+    logger,
+    now,
+  });
+
+  /** A record that is not what its topic should hold: kept in the deliveries DLQ with the reason. */
+  const deadLetterSource = async (record: PipelineRecord, info: DeadLetterInfo): Promise<boolean> => {
+    try {
+      await producer.send(dlqTopic, [
+        {
+          key: record.message.key,
+          value: record.message.value,
+          headers: {
+            ...(record.message.headers ?? {}),
+            [DeadLetterHeaders.errorCode]: info.reason,
+            [DeadLetterHeaders.errorMessage]: (info.lastError ?? '').slice(0, 1_000),
+            [DeadLetterHeaders.failedAt]: new Date(info.failedAt).toISOString(),
+            [DeadLetterHeaders.sourceTopic]: record.topic,
+            [DeadLetterHeaders.sourcePartition]: String(record.partition),
+            [DeadLetterHeaders.sourceOffset]: record.message.offset,
+          },
+        },
+      ]);
+      metrics.deadLetters.inc({ reason: info.reason });
+      return true;
+    } catch (error) {
+      logger.warn({ err: error }, 'could not dead-letter an unreadable record; it is read again');
+      return false;
+    }
+  };
+
+  const fanout = createFanoutHandler({
+    codec,
+    redis,
+    namespace: settings.redisNamespace,
+    stateTtlSeconds: settings.stateTtlSeconds ?? 90 * 24 * 3_600,
+    topics,
+    endpoints,
+    submit: (item, signal) => dispatcher.submit(item, signal),
+    deadLetterSource,
+    saveMessages: (messages) => attemptLog.saveMessages(messages),
+    metrics,
+    logger,
+    now,
+  });
+  const retryReader = createRetryReader({
+    submit: (item, signal) => dispatcher.submit(item, signal),
+    deadLetterSource,
+    logger,
+    now,
+  });
+  const tierOfTopic = new Map(tierTopics.map(({ tier, topic }) => [topic, tier.label]));
+  const sourceTopicSet = new Set(Object.values(topics));
+  const consumer = createPipelinedConsumer({
+    kafka: deps.kafka,
+    groupId: settings.groupId,
+    topics: [...Object.values(topics), ...tierTopics.map((t) => t.topic)],
+    handler: (records, signal) =>
+      sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
+    logger,
+    sessionTimeoutMs: settings.sessionTimeoutMs,
+    maxFailingMs: settings.stuckExitMs,
+    onFatal: deps.onFatal,
+    onPending: ({ topic, partition, pending }) => {
+      const tier = tierOfTopic.get(topic);
+      if (tier) pendingByTier.set(`${tier}:${partition}`, pending);
+      else metrics.sourceLag.set({ topic, partition: String(partition) }, pending);
+    },
+  });
+  const pendingByTier = new Map<string, number>();
+  const control = createDeliveryControl({
+    history: attemptLog,
+    endpoints,
+    writer,
+    scan: (sinceMs, keep) => scanDeadLetters({ kafka: deps.kafka, topic: dlqTopic, sinceMs, keep, logger }),
+    now,
+  });
   const work = createWorkHealth({
     producer,
-    notReadyAfterMs,
-    fatalAfterMs: stuckExitMs,
+    runner: consumer,
+    notReadyAfterMs: settings.notReadyAfterMs,
+    fatalAfterMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
   });
-  return createOpsService({
-    name: 'notifier',
-    ...http,
-    registry: deps.registry,
-    logger: deps.logger,
-    readiness: () => ({ ...work.detail(), redis: redis.status === 'ready' }),
-    start: async () => {
-      await Promise.all([producer.connect(), redis.connect()]);
-      work.start();
-    },
-    stop: async () => {
-      work.stop();
-      await producer.disconnect();
-      await redis.quit();
+  const isReady = () => endpoints.ready() && redis.status === 'ready' && work.ready();
+  const app = createHttpApp({
+    logger,
+    registry,
+    readiness: () => ({ endpoints: endpoints.ready(), redis: redis.status === 'ready', ...work.detail() }),
+    routes: (express) => {
+      express.use(
+        '/v1',
+        createAdminRouter({
+          token: settings.adminToken,
+          endpoints,
+          delivery: control,
+          now,
+          checkUrl,
+          logger,
+        }),
+      );
     },
   });
+  let server: RunningHttpServer | undefined;
+  let gauges: Periodic | undefined;
+
+  const refreshGauges = () => {
+    let enabled = 0;
+    let disabled = 0;
+    for (const endpoint of endpoints.list()) {
+      if (endpoint.enabled) enabled += 1;
+      else disabled += 1;
+    }
+    metrics.endpoints.set({ state: 'enabled' }, enabled);
+    metrics.endpoints.set({ state: 'disabled' }, disabled);
+    const byTier = new Map<string, number>();
+    for (const [key, pending] of pendingByTier) {
+      const tier = key.slice(0, key.indexOf(':'));
+      byTier.set(tier, (byTier.get(tier) ?? 0) + pending);
+    }
+    for (const { tier } of tierTopics)
+      metrics.pendingRetries.set({ tier: tier.label }, byTier.get(tier.label) ?? 0);
+  };
+
+  return {
+    port: () => server?.port ?? settings.httpPort,
+    isReady,
+    async start() {
+      await redis.connect();
+      await ensureTopics(deps.kafka, [
+        ...tierTopics.map(({ topic }) => ({ topic, numPartitions: settings.retryTopicPartitions })),
+        { topic: dlqTopic, numPartitions: 1 },
+        ...Object.values(topics).map((topic) => ({ topic, numPartitions: 6 })),
+      ]);
+      await producer.connect();
+      await endpoints.start();
+      // Deliveries start once every endpoint is known: a record read before would miss its subscribers.
+      while (!endpoints.ready()) await new Promise((resolve) => setTimeout(resolve, 100));
+      server = await startHttpServer(app, { port: settings.httpPort, host: settings.httpHost ?? '0.0.0.0' });
+      await consumer.start();
+      work.start();
+      gauges = every(5_000, async () => refreshGauges(), {
+        onError: (err) => logger.warn({ err }, 'gauge refresh failed'),
+      });
+      refreshGauges();
+      logger.info({ port: server.port }, 'notifier listening');
+    },
+    async stop() {
+      stopping = true;
+      work.stop();
+      await gauges?.stop();
+      await server?.close(settings.shutdownDrainMs);
+      await consumer.stop(settings.shutdownDrainMs);
+      await dispatcher.drain();
+      await attemptLog.stop();
+      await sender.close();
+      await endpoints.stop();
+      await producer.disconnect(settings.shutdownDrainMs);
+      await redis.quit();
+    },
+  };
 }

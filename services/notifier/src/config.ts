@@ -59,6 +59,16 @@ export const notifierEnv = z.object({
   ...redisEnv,
   ...workHealthEnv,
   HTTP_PORT: port(8090),
+  /** Consumer group of the source topics and the retry tiers; instances sharing it share the partitions. */
+  NOTIFIER_GROUP_ID: z.string().min(1).default('ampflow-notifier'),
+  /** Redis key prefix of the vehicle directory, plug states and attempt log (default `ampflow:notifier`). */
+  NOTIFIER_REDIS_NAMESPACE: z.string().min(1).default('ampflow:notifier'),
+  /** Partitions of the retry tier topics when the notifier creates them (6). */
+  NOTIFIER_RETRY_TOPIC_PARTITIONS: positiveInt(6),
+  /** Deliveries queued in memory per endpoint; beyond it they wait in the first retry tier (1,000). */
+  NOTIFIER_MAX_QUEUE_PER_ENDPOINT: positiveInt(1_000),
+  /** How long attempts, dead-letter entries and message bodies stay in the Redis attempt log, ms (7 days). */
+  NOTIFIER_ATTEMPT_RETENTION_MS: positiveInt(7 * 24 * 3_600_000),
   NOTIFIER_ADMIN_TOKEN: secret(),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
   /** Delay before each delivery attempt (Svix's schedule by default); jitter ±20 % is applied on top. */

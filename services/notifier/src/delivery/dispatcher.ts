@@ -1,0 +1,395 @@
+import type { Logger } from '@ampflow/observability';
+import type { AttemptView } from '../admin/delivery-control';
+import type { Endpoint } from '../endpoints/model';
+import { statusClass, type NotifierMetrics } from '../metrics';
+import {
+  CLOSED_CIRCUIT,
+  acquire,
+  recordFailure,
+  recordSuccess,
+  shouldDisable,
+  type CircuitSettings,
+  type CircuitState,
+} from './circuit-breaker';
+import type { DeadLetterInfo, DeadLetterReason, DurableWriter } from './durable-writer';
+import type { HttpSender } from './http-sender';
+import { classifyAttempt, decideOutcome, isEndpointFailure, type Classification } from './outcome';
+import type { RetrySchedule } from './retry-schedule';
+import { signatureHeaders, signingSecrets } from './signing';
+import type { WorkItem } from './work-item';
+
+export interface DispatcherSettings {
+  schedule: RetrySchedule;
+  /** Attempts in flight per endpoint (NOTIFIER_ENDPOINT_CONCURRENCY). */
+  concurrency: number;
+  /** Deliveries queued in memory per endpoint; beyond it they wait in the first retry tier (default 1,000). */
+  maxQueuePerEndpoint: number;
+  /** Delay of a delivery moved out of a full queue (default 1 s). */
+  deferDelayMs?: number;
+  secretOverlapMs: number;
+  circuit: CircuitSettings;
+  disableAfterFailingMs: number;
+}
+
+/** What the dispatcher needs of the endpoint store. */
+export interface EndpointLookup {
+  get(id: string): Endpoint | undefined;
+  disable(id: string, reason: 'endpoint_gone' | 'failing', nowMs: number): Promise<Endpoint | undefined>;
+}
+
+/** What the dispatcher tells the attempt log (Redis, history only). */
+export interface AttemptSink {
+  record(attempt: AttemptView): void;
+  recordDeadLetter(view: {
+    messageId: string;
+    endpointId: string;
+    eventType: string;
+    reason: string;
+    lastStatus: number | null;
+    lastError: string | null;
+    failedAt: string;
+    attempts: number;
+  }): void;
+  clearDeadLetter(messageId: string, endpointId: string): void;
+}
+
+/** Operational events the dispatcher raises (the app turns them into deliveries). */
+export interface OperationalEvents {
+  endpointDisabled(
+    endpoint: Endpoint,
+    reason: 'endpoint_gone' | 'failing',
+    failingSince: number | null,
+  ): Promise<void>;
+  endpointRecovered(endpoint: Endpoint, failingSince: number | null): Promise<void>;
+  attemptsExhausted(item: WorkItem, info: DeadLetterInfo): Promise<void>;
+}
+
+export interface Dispatcher {
+  /**
+   * Delivers one work item now (its due time has come): resolves `true` once it is delivered or durably
+   * scheduled (a retry tier, the DLQ), `false` when the process is stopping before that.
+   */
+  submit(item: WorkItem, signal?: AbortSignal): Promise<boolean>;
+  /** Deliveries queued in memory, over all endpoints. */
+  queued(): number;
+  openCircuits(): number;
+  /** Waits for attempts in flight (and their writes) to finish. */
+  drain(): Promise<void>;
+}
+
+interface Job {
+  item: WorkItem;
+  signal?: AbortSignal;
+  resolve: (durable: boolean) => void;
+}
+
+interface Lane {
+  queue: Job[];
+  active: number;
+  circuit: CircuitState;
+  /** Token bucket of `throttleRate`. */
+  tokens: number;
+  refilledAt: number;
+  wake?: NodeJS.Timeout;
+}
+
+/**
+ * The delivery worker: per endpoint a bounded queue, a concurrency limit, a token-bucket throttle and a circuit
+ * breaker, so one slow or failing endpoint never holds up another. Each attempt is signed, sent, classified
+ * and followed by exactly one durable step: delivered, a retry written to its tier, or a dead letter.
+ * A delivery that cannot be attempted now (queue full, circuit open) is written to a retry tier without
+ * spending an attempt; the caller's offset then moves on.
+ */
+export function createDispatcher(deps: {
+  settings: DispatcherSettings;
+  endpoints: EndpointLookup;
+  sender: HttpSender;
+  writer: DurableWriter;
+  attempts: AttemptSink;
+  operational: OperationalEvents;
+  metrics: NotifierMetrics;
+  logger: Logger;
+  now?: () => number;
+  random?: () => number;
+}): Dispatcher {
+  const { settings, writer, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const log = deps.logger.child({ component: 'dispatcher' });
+  const lanes = new Map<string, Lane>();
+  const inFlight = new Set<Promise<void>>();
+  let queuedTotal = 0;
+
+  const laneOf = (endpointId: string): Lane => {
+    let lane = lanes.get(endpointId);
+    if (!lane) {
+      lane = { queue: [], active: 0, circuit: CLOSED_CIRCUIT, tokens: 0, refilledAt: now() };
+      lanes.set(endpointId, lane);
+    }
+    return lane;
+  };
+
+  const setQueued = (delta: number) => {
+    queuedTotal += delta;
+    metrics.queued.set(queuedTotal);
+  };
+
+  const refreshCircuitGauge = () => {
+    let open = 0;
+    for (const lane of lanes.values()) if (lane.circuit.status !== 'closed') open += 1;
+    metrics.openCircuits.set(open);
+  };
+
+  async function deadLetter(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean> {
+    const written = await writer.deadLetter(item, info, signal);
+    if (!written) return false;
+    metrics.deadLetters.inc({ reason: info.reason });
+    deps.attempts.recordDeadLetter({
+      messageId: item.messageId,
+      endpointId: item.endpointId,
+      eventType: item.type,
+      reason: info.reason,
+      lastStatus: info.lastStatus,
+      lastError: info.lastError,
+      failedAt: new Date(info.failedAt).toISOString(),
+      attempts: info.attempts,
+    });
+    return true;
+  }
+
+  async function defer(job: Job, atMs: number, reason: 'queue_full' | 'circuit_open'): Promise<void> {
+    const written = await writer.schedule({ ...job.item, dueAt: atMs, reason: 'deferred' }, job.signal);
+    if (written) metrics.deferred.inc({ reason });
+    job.resolve(written);
+  }
+
+  function disabledInfo(item: WorkItem, reason: DeadLetterReason, at: number): DeadLetterInfo {
+    return { reason, attempts: item.attempt - 1, lastStatus: null, lastError: null, failedAt: at };
+  }
+
+  function pump(endpointId: string) {
+    const lane = lanes.get(endpointId);
+    if (!lane) return;
+    const endpoint = deps.endpoints.get(endpointId);
+    while (lane.queue.length > 0 && lane.active < settings.concurrency) {
+      if (!endpoint || !endpoint.enabled) {
+        // Deleted or disabled while queued: settle the rest through `submit`'s checks.
+        const job = lane.queue.shift()!;
+        setQueued(-1);
+        void start(lane, job, () => settleUnavailable(job));
+        continue;
+      }
+      const at = now();
+      const permit = acquire(lane.circuit, at, settings.circuit);
+      if (!permit.allowed) {
+        // Paused: everything queued waits in Kafka until the probe is due (no attempt spent).
+        const jobs = lane.queue.splice(0);
+        setQueued(-jobs.length);
+        for (const job of jobs)
+          void start(lane, job, () => defer(job, permit.retryAtMs, 'circuit_open'), false);
+        return;
+      }
+      if (endpoint.throttleRate !== null) {
+        const rate = endpoint.throttleRate;
+        lane.tokens = Math.min(rate, lane.tokens + ((at - lane.refilledAt) / 1_000) * rate);
+        lane.refilledAt = at;
+        if (lane.tokens < 1) {
+          if (!lane.wake) {
+            const waitMs = Math.ceil(((1 - lane.tokens) / rate) * 1_000);
+            lane.wake = setTimeout(() => {
+              lane.wake = undefined;
+              pump(endpointId);
+            }, waitMs);
+          }
+          return;
+        }
+        lane.tokens -= 1;
+      }
+      lane.circuit = permit.state;
+      const job = lane.queue.shift()!;
+      setQueued(-1);
+      void start(lane, job, () => attempt(lane, endpoint, job));
+    }
+  }
+
+  /** Runs `task` as one of the lane's active slots (when `counts`), then pumps the lane again. */
+  function start(lane: Lane, job: Job, task: () => Promise<void>, counts = true): Promise<void> {
+    if (counts) lane.active += 1;
+    const run = task()
+      .catch((error: unknown) => {
+        log.error({ err: error, endpointId: job.item.endpointId }, 'delivery failed unexpectedly');
+        job.resolve(false);
+      })
+      .finally(() => {
+        if (counts) lane.active -= 1;
+        inFlight.delete(run);
+        pump(job.item.endpointId);
+      });
+    inFlight.add(run);
+    return run;
+  }
+
+  async function settleUnavailable(job: Job): Promise<void> {
+    const { item } = job;
+    const endpoint = deps.endpoints.get(item.endpointId);
+    if (!endpoint) {
+      // Deleted: nobody to deliver to, nothing to keep.
+      metrics.deliveries.inc({ outcome: 'endpoint_deleted', status_class: 'none' });
+      job.resolve(true);
+      return;
+    }
+    job.resolve(await deadLetter(item, disabledInfo(item, 'endpoint_disabled', now()), job.signal));
+  }
+
+  async function attempt(lane: Lane, endpoint: Endpoint, job: Job): Promise<void> {
+    const { item } = job;
+    const startedAt = now();
+    if (item.attempt === 1 && item.reason === 'new') {
+      metrics.lagSeconds.observe(Math.max(0, startedAt - item.sourceTimestampMs) / 1_000);
+    }
+    const secrets = signingSecrets(endpoint.secrets, startedAt, settings.secretOverlapMs);
+    const headers = signatureHeaders(item.messageId, new Date(startedAt), item.body, secrets);
+    const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers: { ...headers } });
+    const at = now();
+    metrics.attemptSeconds.observe(sent.durationMs / 1_000);
+    const classification = classifyAttempt(sent.result, at);
+    const status = 'status' in classification ? classification.status : null;
+    const failureKind = sent.result.kind === 'response' ? undefined : sent.result.kind;
+    const error = errorText(classification, sent.result);
+    const wasPaused = lane.circuit.status !== 'closed';
+    const failingSince = lane.circuit.failingSince;
+    if (isEndpointFailure(classification)) lane.circuit = recordFailure(lane.circuit, at, settings.circuit);
+    else if (classification.kind === 'success') lane.circuit = recordSuccess(lane.circuit);
+    refreshCircuitGauge();
+
+    const view = (next: AttemptView['next'], nextAttemptAt: number | null = null): AttemptView => ({
+      messageId: item.messageId,
+      endpointId: item.endpointId,
+      eventType: item.type,
+      attempt: item.attempt,
+      status: classification.kind === 'success' ? 'succeeded' : 'failed',
+      httpStatus: status,
+      durationMs: Math.round(sent.durationMs),
+      responseExcerpt: sent.responseExcerpt,
+      error,
+      at: new Date(startedAt).toISOString(),
+      next,
+      nextAttemptAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString(),
+    });
+    const count = (outcome: string) =>
+      metrics.deliveries.inc({ outcome, status_class: statusClass(status, failureKind) });
+    const lastFailure = (reason: DeadLetterReason): DeadLetterInfo => ({
+      reason,
+      attempts: item.attempt,
+      lastStatus: status,
+      lastError: error,
+      failedAt: at,
+    });
+
+    // The 5-day rule (and 410): the endpoint is disabled, this message kept as a dead letter for `recover`.
+    const gone = classification.kind === 'endpoint_gone';
+    if (
+      gone ||
+      (isEndpointFailure(classification) && shouldDisable(lane.circuit, at, settings.disableAfterFailingMs))
+    ) {
+      const reason = gone ? 'endpoint_gone' : 'failing';
+      deps.attempts.record(view('disabled'));
+      count('endpoint_disabled');
+      const disabled = await deps.endpoints.disable(endpoint.id, reason, at);
+      if (disabled) await deps.operational.endpointDisabled(disabled, reason, lane.circuit.failingSince);
+      job.resolve(
+        await deadLetter(item, lastFailure(gone ? 'endpoint_gone' : 'endpoint_disabled'), job.signal),
+      );
+      return;
+    }
+
+    const outcome = decideOutcome(classification, item.attempt, at, settings.schedule, deps.random);
+    switch (outcome.action) {
+      case 'delivered': {
+        deps.attempts.record(view('done'));
+        if (item.reason === 'manual_retry' || item.reason === 'recover')
+          deps.attempts.clearDeadLetter(item.messageId, item.endpointId);
+        count('delivered');
+        if (wasPaused) await deps.operational.endpointRecovered(endpoint, failingSince);
+        job.resolve(true);
+        return;
+      }
+      case 'retry': {
+        const written = await writer.schedule(
+          { ...item, attempt: outcome.attemptNumber, dueAt: outcome.atMs, reason: 'retry' },
+          job.signal,
+        );
+        if (written) {
+          deps.attempts.record(view('retry', outcome.atMs));
+          count('retry_scheduled');
+        }
+        job.resolve(written);
+        return;
+      }
+      case 'dead_letter': {
+        deps.attempts.record(view('dead_letter'));
+        count('dead_lettered');
+        const info = lastFailure(outcome.reason);
+        const written = await deadLetter(item, info, job.signal);
+        if (written && outcome.reason === 'exhausted') await deps.operational.attemptsExhausted(item, info);
+        job.resolve(written);
+        return;
+      }
+      case 'disable_endpoint':
+        // Handled above with the 410 check; kept for exhaustiveness.
+        job.resolve(await deadLetter(item, lastFailure('endpoint_gone'), job.signal));
+        return;
+    }
+  }
+
+  return {
+    queued: () => queuedTotal,
+    openCircuits: () => [...lanes.values()].filter((l) => l.circuit.status !== 'closed').length,
+    submit(item, signal) {
+      return new Promise<boolean>((resolve) => {
+        const job: Job = { item, signal, resolve };
+        const endpoint = deps.endpoints.get(item.endpointId);
+        const lane = laneOf(item.endpointId);
+        if (!endpoint || !endpoint.enabled) {
+          void start(lane, job, () => settleUnavailable(job), false);
+          return;
+        }
+        if (lane.queue.length >= settings.maxQueuePerEndpoint) {
+          void start(
+            lane,
+            job,
+            () => defer(job, now() + (settings.deferDelayMs ?? 1_000), 'queue_full'),
+            false,
+          );
+          return;
+        }
+        lane.queue.push(job);
+        setQueued(1);
+        // Stopping, or the partition moved: a delivery still queued is let go (it is not committed).
+        signal?.addEventListener(
+          'abort',
+          () => {
+            const index = lane.queue.indexOf(job);
+            if (index < 0) return;
+            lane.queue.splice(index, 1);
+            setQueued(-1);
+            resolve(false);
+          },
+          { once: true },
+        );
+        pump(item.endpointId);
+      });
+    },
+    async drain() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+function errorText(classification: Classification, result: { kind: string; code?: string }): string | null {
+  if (classification.kind === 'success') return null;
+  if (result.kind === 'timeout') return 'timeout';
+  if (result.kind === 'network_error') return `network error: ${result.code ?? 'unknown'}`;
+  if (classification.kind === 'aborted') return 'receiver answered webhook-delivery: abort-message';
+  if (classification.kind === 'endpoint_gone') return 'receiver answered 410 Gone';
+  return `HTTP ${'status' in classification ? classification.status : '?'}`;
+}

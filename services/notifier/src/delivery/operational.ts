@@ -1,0 +1,77 @@
+import { endpointMatches, type Endpoint, type OperationalEventType } from '../endpoints/model';
+import { messageId } from '../events/message-id';
+import type { OperationalEvents } from './dispatcher';
+import type { DeadLetterInfo, DurableWriter } from './durable-writer';
+import type { WorkItem } from './work-item';
+
+/**
+ * Operational events for the operator (`endpoint.disabled`, `endpoint.recovered`, `message.attempt.exhausted`),
+ * delivered like customer events, signed the same way, to the endpoints that subscribe to them by type. They
+ * are written to the first retry tier (durable) rather than sent inline. Their ids are deterministic from
+ * what happened, so a repeat is recognisable.
+ */
+export function createOperationalEvents(deps: {
+  endpoints: { list(): Endpoint[] };
+  writer: DurableWriter;
+  now?: () => number;
+}): OperationalEvents {
+  const now = deps.now ?? Date.now;
+
+  async function emit(
+    type: OperationalEventType,
+    sourceId: string,
+    data: Record<string, unknown>,
+  ): Promise<void> {
+    const at = now();
+    const id = messageId(sourceId, type);
+    const body = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
+    const routing = { provider: 'ampflow', vehicleIds: [], userId: null, sourceId };
+    const targets = deps.endpoints.list().filter((e) => endpointMatches(e, { type, routing }));
+    await Promise.all(
+      targets.map((endpoint) => {
+        const item: WorkItem = {
+          messageId: id,
+          endpointId: endpoint.id,
+          type,
+          body,
+          routing,
+          attempt: 1,
+          dueAt: at,
+          sourceTimestampMs: at,
+          reason: 'new',
+        };
+        return deps.writer.schedule(item);
+      }),
+    );
+  }
+
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+  return {
+    endpointDisabled: (endpoint, reason, failingSince) =>
+      emit('endpoint.disabled', `${endpoint.id}:disabled:${endpoint.disabledAt ?? now()}`, {
+        endpointId: endpoint.id,
+        url: endpoint.url,
+        reason,
+        disabledAt: endpoint.disabledAt,
+        failingSince: iso(failingSince),
+      }),
+    endpointRecovered: (endpoint, failingSince) =>
+      emit('endpoint.recovered', `${endpoint.id}:recovered:${failingSince ?? now()}`, {
+        endpointId: endpoint.id,
+        url: endpoint.url,
+        recoveredAt: new Date(now()).toISOString(),
+        failingSince: iso(failingSince),
+      }),
+    attemptsExhausted: (item: WorkItem, info: DeadLetterInfo) =>
+      emit('message.attempt.exhausted', `${item.messageId}:${item.endpointId}:exhausted:${info.failedAt}`, {
+        endpointId: item.endpointId,
+        messageId: item.messageId,
+        eventType: item.type,
+        attempts: info.attempts,
+        lastStatus: info.lastStatus,
+        lastError: info.lastError,
+        failedAt: new Date(info.failedAt).toISOString(),
+      }),
+  };
+}

@@ -1,0 +1,284 @@
+import type Redis from 'ioredis';
+import type {
+  ChargingSession,
+  CommandResult,
+  DeviceLink,
+  VehicleError,
+  VehicleTelemetry,
+} from '@ampflow/contracts';
+import type { AvroCodec } from '@ampflow/kafka';
+import type { Logger } from '@ampflow/observability';
+import { DependencyError } from '@ampflow/runtime';
+import type { DeadLetterInfo } from '../delivery/durable-writer';
+import type { WorkItem } from '../delivery/work-item';
+import { endpointMatches, type Endpoint } from '../endpoints/model';
+import {
+  fromChargingSession,
+  fromCommandResult,
+  fromDeviceLink,
+  fromPlugChange,
+  fromTelemetry,
+  fromVehicleError,
+  toBody,
+  type CustomerEvent,
+} from '../events/customer-events';
+import { applyPlugReading, type PlugEventType, type PlugState } from '../events/plug-state';
+import {
+  enrich,
+  mergeVehicle,
+  observationsOf,
+  type CanonicalRecord,
+  type KnownVehicle,
+} from '../events/vehicle-directory';
+import type { NotifierMetrics } from '../metrics';
+import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
+
+/** The source topics and which canonical record each carries. */
+export interface SourceTopics {
+  telemetry: string;
+  sessions: string;
+  commands: string;
+  deviceLinks: string;
+  errors: string;
+}
+
+/** A vehicle's plug state plus the plug event its last reading fired, so a re-read fires it again. */
+interface StoredPlug extends PlugState {
+  fired: PlugEventType | null;
+}
+
+export interface StoredMessage {
+  id: string;
+  type: string;
+  body: string;
+  routing: CustomerEvent['routing'];
+  sourceTimestampMs: number;
+}
+
+export interface FanoutDeps {
+  codec: Pick<AvroCodec, 'decode'>;
+  redis: Redis;
+  /** Redis key prefix (default `ampflow:notifier`). */
+  namespace: string;
+  /** How long vehicle attributes and plug states are kept in Redis (default 90 days). */
+  stateTtlSeconds: number;
+  topics: SourceTopics;
+  endpoints: { list(): Endpoint[] };
+  submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
+  /** A source record that cannot be read: kept in the deliveries DLQ with the reason. */
+  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
+  saveMessages(messages: StoredMessage[]): void;
+  metrics: NotifierMetrics;
+  logger: Logger;
+  now?: () => number;
+}
+
+type Decoded =
+  | { record: PipelineRecord; canonical: CanonicalRecord; timestampMs: number }
+  | { record: PipelineRecord; error: unknown };
+
+/**
+ * The fan-out: each source record becomes customer events (plug changes decided per vehicle in partition
+ * order, attributes learned and filled in from the vehicle directory in Redis), and each event one work item
+ * per subscribed endpoint, handed to the dispatcher. A record is done once all its deliveries are.
+ */
+export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
+  const { redis, topics, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const vehicleKey = (id: string) => `${deps.namespace}:vehicle:${id}`;
+  const plugKey = (id: string) => `${deps.namespace}:plug:${id}`;
+
+  async function decode(record: PipelineRecord): Promise<Decoded> {
+    const timestampMs = Number(record.message.timestamp);
+    try {
+      const value = await deps.codec.decode(record.message.value);
+      switch (record.topic) {
+        case topics.telemetry:
+          return { record, timestampMs, canonical: { kind: 'telemetry', record: value as VehicleTelemetry } };
+        case topics.sessions:
+          return {
+            record,
+            timestampMs,
+            canonical: { kind: 'session', record: value as ChargingSession, receivedAt: timestampMs },
+          };
+        case topics.commands:
+          return { record, timestampMs, canonical: { kind: 'command', record: value as CommandResult } };
+        case topics.deviceLinks:
+          return { record, timestampMs, canonical: { kind: 'device-link', record: value as DeviceLink } };
+        case topics.errors:
+          return {
+            record,
+            timestampMs,
+            canonical: { kind: 'error', record: value as VehicleError, receivedAt: timestampMs },
+          };
+        default:
+          return { record, error: new Error(`no mapping for topic ${record.topic}`) };
+      }
+    } catch (error) {
+      if (error instanceof DependencyError) throw error;
+      return { record, error };
+    }
+  }
+
+  async function loadJson<T>(keys: string[]): Promise<Map<string, T>> {
+    const found = new Map<string, T>();
+    if (keys.length === 0) return found;
+    let values: Array<string | null>;
+    try {
+      values = await redis.mget(keys);
+    } catch (error) {
+      throw new DependencyError('redis_unavailable', 'Redis read of the vehicle directory failed', {
+        cause: error,
+      });
+    }
+    keys.forEach((key, i) => {
+      const value = values[i];
+      if (value) found.set(key, JSON.parse(value) as T);
+    });
+    return found;
+  }
+
+  return async (records, signal) => {
+    const decoded = await Promise.all(records.map(decode));
+    const vehicleIds = new Set<string>();
+    const plugVehicles = new Set<string>();
+    for (const d of decoded) {
+      if ('error' in d) continue;
+      for (const o of observationsOf(d.canonical)) vehicleIds.add(o.vehicleId);
+      const c = d.canonical;
+      if (c.kind === 'telemetry' || c.kind === 'session' || c.kind === 'error')
+        vehicleIds.add(c.record.vehicleId);
+      if (c.kind === 'command' && c.record.targetType === 'VEHICLE') vehicleIds.add(c.record.targetId);
+      if (c.kind === 'telemetry') plugVehicles.add(c.record.vehicleId);
+    }
+    const [vehicles, plugs] = await Promise.all([
+      loadJson<KnownVehicle>([...vehicleIds].map(vehicleKey)),
+      loadJson<StoredPlug>([...plugVehicles].map(plugKey)),
+    ]);
+    const known = new Map<string, KnownVehicle>();
+    for (const id of vehicleIds) {
+      const k = vehicles.get(vehicleKey(id));
+      if (k) known.set(id, k);
+    }
+    const changedVehicles = new Set<string>();
+    const changedPlugs = new Map<string, StoredPlug>();
+
+    const perRecord: CustomerEvent[][] = decoded.map((d) => {
+      if ('error' in d) return [];
+      for (const observation of observationsOf(d.canonical)) {
+        const before = known.get(observation.vehicleId) ?? null;
+        const after = mergeVehicle(before, observation);
+        if (after !== before) {
+          known.set(observation.vehicleId, after);
+          changedVehicles.add(observation.vehicleId);
+        }
+      }
+      const c = d.canonical;
+      let events: CustomerEvent[];
+      switch (c.kind) {
+        case 'telemetry': {
+          events = [fromTelemetry(c.record)];
+          const key = plugKey(c.record.vehicleId);
+          const previous = changedPlugs.get(key) ?? plugs.get(key) ?? null;
+          if (previous && previous.eventId === c.record.eventId) {
+            // A re-read (after a restart) of the reading that last set the state: fire what it fired.
+            if (previous.fired) events.push(fromPlugChange(c.record, previous.fired));
+            break;
+          }
+          const decision = applyPlugReading(previous, c.record);
+          if (decision.state !== previous && decision.state !== null) {
+            changedPlugs.set(key, { ...decision.state, fired: decision.event });
+          }
+          if (decision.event) events.push(fromPlugChange(c.record, decision.event));
+          break;
+        }
+        case 'session':
+          events = [fromChargingSession(c.record, d.timestampMs)];
+          break;
+        case 'command':
+          events = [fromCommandResult(c.record)];
+          break;
+        case 'device-link':
+          events = [fromDeviceLink(c.record)];
+          break;
+        case 'error':
+          events = [fromVehicleError(c.record)];
+          break;
+      }
+      return events.map((event) => enrich(event, known));
+    });
+
+    // Learned attributes and plug states are written before the deliveries start, so that the next batch
+    // sees them; losing them (Redis flushed) only costs enrichment and one plug change per vehicle.
+    if (changedVehicles.size > 0 || changedPlugs.size > 0) {
+      const pipeline = redis.pipeline();
+      for (const id of changedVehicles)
+        pipeline.set(vehicleKey(id), JSON.stringify(known.get(id)), 'EX', deps.stateTtlSeconds);
+      for (const [key, state] of changedPlugs)
+        pipeline.set(key, JSON.stringify(state), 'EX', deps.stateTtlSeconds);
+      try {
+        const results = await pipeline.exec();
+        const failed = results?.find(([error]) => error);
+        if (failed) throw failed[0];
+      } catch (error) {
+        throw new DependencyError('redis_unavailable', 'Redis write of the vehicle directory failed', {
+          cause: error,
+        });
+      }
+    }
+
+    const endpoints = deps.endpoints.list();
+    const messages: StoredMessage[] = [];
+    const at = now();
+    const completions = decoded.map((d, i) => {
+      if ('error' in d) {
+        deps.logger.warn(
+          { err: d.error, topic: d.record.topic, offset: d.record.message.offset },
+          'a source record could not be read; kept in the deliveries dead-letter topic',
+        );
+        return deps.deadLetterSource(d.record, {
+          reason: 'undecodable',
+          attempts: 0,
+          lastStatus: null,
+          lastError: d.error instanceof Error ? d.error.message : String(d.error),
+          failedAt: at,
+        });
+      }
+      const deliveries: Array<Promise<boolean>> = [];
+      for (const event of perRecord[i]!) {
+        metrics.events.inc({ type: event.type });
+        const targets = endpoints.filter((endpoint) => endpointMatches(endpoint, event));
+        if (targets.length === 0) continue;
+        const body = JSON.stringify(toBody(event));
+        messages.push({
+          id: event.id,
+          type: event.type,
+          body,
+          routing: event.routing,
+          sourceTimestampMs: d.timestampMs,
+        });
+        for (const endpoint of targets) {
+          deliveries.push(
+            deps.submit(
+              {
+                messageId: event.id,
+                endpointId: endpoint.id,
+                type: event.type,
+                body,
+                routing: event.routing,
+                attempt: 1,
+                dueAt: at,
+                sourceTimestampMs: d.timestampMs,
+                reason: 'new',
+              },
+              signal,
+            ),
+          );
+        }
+      }
+      return Promise.all(deliveries).then((done) => done.every(Boolean));
+    });
+    if (messages.length > 0) deps.saveMessages(messages);
+    return completions;
+  };
+}

@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS_SECONDS } from '@ampflow/observability';
+
+/** Seconds from a source record to the first attempt of its delivery: up to minutes when backed up. */
+const LAG_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export function createNotifierMetrics(registry: Registry) {
+  return {
+    deliveries: new Counter({
+      name: 'notifier_deliveries_total',
+      help: 'Delivery attempts by outcome (delivered, retry_scheduled, dead_lettered, endpoint_disabled) and status class (2xx, 4xx, 5xx, 3xx, timeout, network_error)',
+      labelNames: ['outcome', 'status_class'] as const,
+      registers: [registry],
+    }),
+    attemptSeconds: new Histogram({
+      name: 'notifier_attempt_duration_seconds',
+      help: 'Duration of one HTTP delivery attempt, connect to response (or timeout)',
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    lagSeconds: new Histogram({
+      name: 'notifier_delivery_lag_seconds',
+      help: 'From the source record (Kafka timestamp) to the first delivery attempt',
+      buckets: LAG_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    pendingRetries: new Gauge({
+      name: 'notifier_pending_retries',
+      help: 'Deliveries waiting in a retry tier (records behind the high watermark plus taken and not done), by tier',
+      labelNames: ['tier'] as const,
+      registers: [registry],
+    }),
+    deferred: new Counter({
+      name: 'notifier_deferred_total',
+      help: 'Deliveries moved to a retry tier without an attempt, by reason (queue_full, circuit_open)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    deadLetters: new Counter({
+      name: 'notifier_dead_letters_total',
+      help: 'Deliveries written to ev.webhook-deliveries.dlq, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    openCircuits: new Gauge({
+      name: 'notifier_open_circuits',
+      help: 'Endpoints whose circuit is open or half-open (paused after consecutive failures)',
+      registers: [registry],
+    }),
+    endpoints: new Gauge({
+      name: 'notifier_endpoints',
+      help: 'Endpoints, by state (enabled, disabled)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
+    events: new Counter({
+      name: 'notifier_events_total',
+      help: 'Customer events made from source records, by type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    sourceLag: new Gauge({
+      name: 'notifier_consumer_lag',
+      help: 'Source records behind the partition high watermark plus those taken and not yet durable',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    queued: new Gauge({
+      name: 'notifier_queued_deliveries',
+      help: 'Deliveries in the in-memory per-endpoint queues, waiting for a concurrency slot or the throttle',
+      registers: [registry],
+    }),
+  };
+}
+
+export type NotifierMetrics = ReturnType<typeof createNotifierMetrics>;
+
+/** `2xx`, `4xx`, ..., or `timeout` / `network_error` when no response came. */
+export function statusClass(status: number | null, failure?: string): string {
+  if (status === null) return failure ?? 'network_error';
+  return `${Math.floor(status / 100)}xx`;
+}

@@ -1,0 +1,78 @@
+import { Topics } from '@ampflow/contracts';
+import { eventually, uniqueName } from '@ampflow/testing';
+import { deviceLink, session, telemetry } from './fixtures';
+import {
+  registerSink,
+  startNotifier,
+  startSink,
+  type Json,
+  type NotifierUnderTest,
+  type Sink,
+} from './harness';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function notifier(overrides = {}): Promise<NotifierUnderTest> {
+  const n = await startNotifier(overrides);
+  cleanups.push(async () => {
+    await n.stop();
+    expect(n.fatalErrors).toEqual([]);
+  });
+  return n;
+}
+
+async function sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
+  const s = await startSink(respond);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+describe('notifier delivery', () => {
+  it('delivers enriched, verified session webhooks to a subscribed endpoint', async () => {
+    const n = await notifier();
+    const s = await sink();
+    await registerSink(n, s, { eventTypes: ['charging_session.started', 'charging_session.ended'] });
+    const vehicle = `smartcar:${uniqueName('v')}`;
+    await n.produce(
+      Topics.deviceLinks,
+      [deviceLink('user-1', vehicle, { make: 'TESLA', model: 'Model 3', year: 2022 })],
+      () => 'user-1',
+    );
+    await n.produce(Topics.chargingSessions, [session(vehicle, 'STARTED'), session(vehicle, 'ENDED')]);
+    await eventually(() => s.received.length >= 2, 'two session webhooks');
+    const types = s.received.map((h) => h.type).sort();
+    expect(types).toEqual(['charging_session.ended', 'charging_session.started']);
+    const ended = s.received.find((h) => h.type === 'charging_session.ended')!;
+    expect(ended.body.data).toMatchObject({
+      vehicleId: vehicle,
+      userId: 'user-1',
+      vehicle: { make: 'TESLA', model: 'Model 3', year: 2022 },
+    });
+    expect(ended.headers['svix-id']).toBe(ended.id);
+    expect(s.unverified).toBe(0);
+  });
+
+  it('retries a failing receiver with the same webhook-id until it succeeds', async () => {
+    const n = await notifier();
+    let calls = 0;
+    const s = await sink((_h, _q, res) => {
+      calls += 1;
+      res.writeHead(calls <= 2 ? 500 : 200).end('ok');
+    });
+    const endpointId = await registerSink(n, s, { eventTypes: ['vehicle.telemetry'] });
+    const vehicle = `telematica:${uniqueName('v')}`;
+    await n.produce(Topics.vehicleTelemetry, [telemetry(vehicle, 1, { stateOfChargePercent: 50 })]);
+    await eventually(() => s.received.length >= 3, 'three attempts');
+    const ids = new Set(s.received.map((h) => h.id));
+    expect(ids.size).toBe(1);
+    await eventually(async () => {
+      const attempts = await n.admin('GET', `/v1/endpoints/${endpointId}/attempts`);
+      return attempts.body.data.length >= 3;
+    }, 'three attempts in the log');
+    const attempts = await n.admin('GET', `/v1/messages/${[...ids][0]}/attempts`);
+    expect(attempts.body.data.map((a: Json) => a.status).sort()).toEqual(['failed', 'failed', 'succeeded']);
+  });
+});
