@@ -109,7 +109,6 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
     const input = body(req) as CreateEndpointInput;
     checkUrl((input as { url?: unknown }).url);
     const endpoint = await endpoints.create(input, now());
-    log.info({ endpointId: endpoint.id }, 'endpoint created through the admin API');
     res.status(201).location(`${req.baseUrl}/endpoints/${endpoint.id}`);
     // The only answer besides GET .../secret that carries the secret.
     res.json({ ...publicView(endpoint), secret: endpoint.secrets.current });
@@ -133,7 +132,6 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
   router.delete('/endpoints/:id', async (req, res) => {
     const id = String(req.params.id);
     if (!(await endpoints.remove(id))) throw new EndpointNotFoundError(id);
-    log.info({ endpointId: id }, 'endpoint deleted through the admin API');
     res.status(204).end();
   });
 
@@ -143,7 +141,6 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
 
   router.post('/endpoints/:id/secret/rotate', async (req, res) => {
     const endpoint = await endpoints.rotateSecret(String(req.params.id), now());
-    log.info({ endpointId: endpoint.id }, 'endpoint secret rotated through the admin API');
     res.json({ secret: endpoint.secrets.current });
   });
 
