@@ -32,6 +32,13 @@ while IFS='=' read -r name value; do
   [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
 done <"$secrets"
 
+# Local development: customer endpoints on this machine (http://127.0.0.1:...) may receive webhooks, so the demo
+# and your own test receivers work. The notifier's own defaults refuse plain http and loopback/private
+# addresses (SSRF guard); set these variables yourself to choose otherwise.
+export NOTIFIER_ALLOW_HTTP=${NOTIFIER_ALLOW_HTTP:-true}
+export NOTIFIER_ALLOWED_NETWORKS=${NOTIFIER_ALLOWED_NETWORKS-127.0.0.0/8,::1/128}
+echo "[run] notifier: development endpoint policy: http allowed=$NOTIFIER_ALLOW_HTTP, private networks allowed: ${NOTIFIER_ALLOWED_NETWORKS:-none} (production defaults: https only, none)" >&2
+
 # The supervisor (scripts/supervise.mjs) starts each service in its own session, waits for /readyz, restarts a
 # service that exits (1 s doubling to 30 s, reset once it stayed up a minute) and stops them all on Ctrl-C.
 spec=$(node -e '
@@ -48,7 +55,7 @@ spec=$(node -e '
   process.stderr.write(`[run] services run on Node ${process.version} (${process.execPath})\n`);
   process.stdout.write(JSON.stringify({
     services,
-    readyMessage: "webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; Ctrl-C to stop",
+    readyMessage: "webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; notifier admin API: http://127.0.0.1:8090/v1 (Bearer NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); npm run demo; Ctrl-C to stop",
     stoppedMessage: "services stopped; infrastructure still up (npm run stack -- down to stop it)",
   }));
 ' "$STATE" ingress:8080 normalizer:9102 session-aggregator:9103 notifier:8090)
