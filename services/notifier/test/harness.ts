@@ -148,6 +148,8 @@ export interface ReceivedWebhook {
   body: Json;
   headers: Record<string, string>;
   receivedAt: number;
+  /** The status the sink answered with, once the answer is sent (undefined while pending or when dropped). */
+  status?: number;
 }
 
 export interface Sink {
@@ -156,6 +158,8 @@ export interface Sink {
   received: ReceivedWebhook[];
   /** Requests whose signature did not verify. */
   unverified: number;
+  /** TCP connections accepted so far (a refused destination must leave this at 0). */
+  connections: number;
   /** Sets the secret to verify with (from the endpoint's creation). */
   setSecret(secret: string): void;
   close(): Promise<void>;
@@ -201,8 +205,15 @@ export async function startSink(
         receivedAt: Date.now(),
       };
       received.push(hook);
+      res.once('finish', () => {
+        hook.status = res.statusCode;
+      });
       void Promise.resolve(respond(hook, req, res)).catch(() => res.destroy());
     });
+  });
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -212,6 +223,9 @@ export async function startSink(
     received,
     get unverified() {
       return unverified;
+    },
+    get connections() {
+      return connections;
     },
     setSecret(s) {
       secret = s;
@@ -235,4 +249,46 @@ export async function registerSink(
     throw new Error(`endpoint not created: ${created.status} ${JSON.stringify(created.body)}`);
   sink.setSecret(created.body.secret);
   return created.body.id as string;
+}
+
+/** Ids of the webhooks a sink answered with a 2xx, in order (a repeat appears again). */
+export function deliveredIds(sink: Sink): string[] {
+  return sink.received.filter((h) => h.status !== undefined && h.status < 300).map((h) => h.id);
+}
+
+/** A producer of canonical records (Avro) onto `<prefix><topic>`, for a notifier not started by this harness. */
+export interface SourceProducer {
+  produce(topic: CanonicalTopic, values: unknown[], key?: (value: Json) => string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function createSourceProducer(prefix: string): Promise<SourceProducer> {
+  const kafka = testKafka();
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const topics = sourceTopics(prefix);
+  await ensureTopics(
+    kafka,
+    Object.values(topics).map((topic) => ({ topic, numPartitions: 3 })),
+  );
+  const producer = createReliableProducer(kafka, { logger });
+  await producer.connect();
+  const codec = createAvroCodec({ client: createRegistryClient(testEndpoints().schemaRegistryUrl), logger });
+  const registered = new Set<string>();
+  return {
+    async produce(schemaOf, values, key) {
+      const topic = prefix + schemaOf;
+      if (!registered.has(topic)) {
+        await codec.register(topic, schemaOf);
+        registered.add(topic);
+      }
+      await producer.send(
+        topic,
+        values.map((value: Json) => ({
+          key: key ? key(value) : (value.vehicleId ?? value.userId ?? value.targetId ?? null),
+          value: codec.encode(topic, value),
+        })),
+      );
+    },
+    stop: () => producer.disconnect(),
+  };
 }
