@@ -10,7 +10,6 @@ import {
 } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import {
-  ValidationError,
   createRetryPolicy,
   every,
   startHttpServer,
@@ -30,8 +29,9 @@ import { createOperationalEvents } from './delivery/operational';
 import { RETRY_TIERS, retryTopic } from './delivery/retry-tiers';
 import { createRetryReader } from './delivery/retry-reader';
 import { retrySchedule } from './delivery/retry-schedule';
-import { checkEndpointUrl, createAddressPolicy, type Resolver } from './delivery/ssrf-guard';
+import { createAddressPolicy, type Resolver } from './delivery/ssrf-guard';
 import { createEndpointStore } from './endpoints/store';
+import { createUrlCheck } from './endpoints/url-check';
 import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
 import { createNotifierMetrics } from './metrics';
 import { createPipelinedConsumer, type PipelineRecord } from './pipeline/pipelined-consumer';
@@ -123,10 +123,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     isStopped: () => stopping,
   });
   const policy = createAddressPolicy(settings.allowedNetworks);
-  const checkUrl = (url: string) => {
-    const verdict = checkEndpointUrl(url, { policy, allowHttp: settings.allowHttp });
-    if (!verdict.ok) throw new ValidationError('url_refused', `the url is refused: ${verdict.error.reason}`);
-  };
+  const checkUrl = createUrlCheck({ policy, allowHttp: settings.allowHttp });
   const endpoints = createEndpointStore({
     kafka: deps.kafka,
     producer,
