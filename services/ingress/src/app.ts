@@ -8,6 +8,7 @@ import { effectiveBodyLimitBytes } from './body-limit';
 import { createByteBudget } from './inflight-bytes';
 import { createIngressMetrics } from './metrics';
 import { createRawPublisher } from './raw-publisher';
+import { ensureRawRetention } from './raw-retention';
 import type { SeenStore } from './seen-store';
 import { createTelematicaVerifier } from './webhook-intake';
 import { createWebhookRoutes } from './webhook-routes';
@@ -26,6 +27,11 @@ export interface IngressSettings {
   maxInflightBytes?: number;
   kafkaPublishTimeoutMs: number;
   rawTopicPartitions: number;
+  /**
+   * `retention.ms` of the raw topics: set when they are created, and changed at start on existing ones whose
+   * retention differs. -1 keeps records forever. Unset: existing topics keep theirs (tests).
+   */
+  rawRetentionMs?: number;
   shutdownDrainMs: number;
   /** How often readiness re-checks that a broker answers (default 5 s). */
   kafkaProbeIntervalMs?: number;
@@ -114,13 +120,17 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     port: () => server?.port ?? settings.httpPort,
     isReady,
     async start() {
+      const rawTopics = (['smartcar', 'telematica'] as const).map(topicOf);
+      const retention = settings.rawRetentionMs;
       await ensureTopics(
         deps.kafka,
-        (['smartcar', 'telematica'] as const).map((p) => ({
-          topic: topicOf(p),
+        rawTopics.map((topic) => ({
+          topic,
           numPartitions: settings.rawTopicPartitions,
+          configEntries: retention === undefined ? [] : [{ name: 'retention.ms', value: String(retention) }],
         })),
       );
+      if (retention !== undefined) await ensureRawRetention(deps.kafka, rawTopics, retention, logger);
       await producer.connect();
       for (const provider of ['smartcar', 'telematica'] as const) {
         const topic = topicOf(provider);

@@ -17,4 +17,11 @@ describe('ingress config', () => {
     expect(read).toThrow(ConfigError);
     expect(read).toThrow(/INGRESS_MAX_INFLIGHT_BYTES \(65536\) must be at least MAX_BODY_BYTES \(1048576\)/);
   });
+
+  it('keeps the raw archive 90 days by default, forever with -1, and refuses 0', () => {
+    expect(readConfig(required).RAW_RETENTION_MS).toBe(7_776_000_000);
+    expect(readConfig({ ...required, RAW_RETENTION_MS: '-1' }).RAW_RETENTION_MS).toBe(-1);
+    expect(() => readConfig({ ...required, RAW_RETENTION_MS: '0' })).toThrow(/RAW_RETENTION_MS/);
+    expect(() => readConfig({ ...required, RAW_RETENTION_MS: '-2' })).toThrow(ConfigError);
+  });
 });

@@ -32,6 +32,15 @@ export const ingressEnv = z.object({
   /** How long a delivered event id is remembered to drop duplicate deliveries (7 days). */
   DEDUP_TTL_SECONDS: positiveInt(7 * 24 * 3600),
   RAW_TOPIC_PARTITIONS: positiveInt(6),
+  /**
+   * `retention.ms` of the raw topics, the archive `npm run ops -- reprocess` replays (90 days); -1 keeps them
+   * forever. Applied at start, also to existing raw topics whose retention differs.
+   */
+  RAW_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .refine((v) => v === -1 || v > 0, 'expected a positive number of ms, or -1 for forever')
+    .default(90 * 24 * 3600 * 1000),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });
 

@@ -22,6 +22,7 @@ bootstrap(
           maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
+          rawRetentionMs: config.RAW_RETENTION_MS,
           topics: {
             smartcar: config.KAFKA_TOPIC_PREFIX + rawTopic('smartcar'),
             telematica: config.KAFKA_TOPIC_PREFIX + rawTopic('telematica'),
