@@ -10,6 +10,8 @@ const BENCHMARKS = {
   ingress: () => require('./ingress'),
   normalizer: () => require('./normalizer'),
   aggregator: () => require('./aggregator'),
+  notifier: () => require('./notifier'),
+  e2e: () => require('./e2e'),
 };
 
 async function main() {
