@@ -64,6 +64,11 @@ const UNDICI_TIMEOUT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
+/** Distinct endpoint URLs whose check is remembered; past it the cache starts over. */
+const URL_CACHE_SIZE = 10_000;
+
+type CheckedUrl = { ok: true; origin: string; path: string } | { ok: false };
+
 class AttemptTimeout extends Error {
   constructor() {
     super('attempt timed out');
@@ -142,10 +147,25 @@ export function createHttpSender(options: SenderOptions): HttpSender {
     bodyTimeout: timeoutMs,
   });
 
+  // Endpoint URLs repeat: the scheme and IP-literal verdict of each is computed once (BlockList checks allocate).
+  const checkedUrls = new Map<string, CheckedUrl>();
+  function checkUrl(url: string): CheckedUrl {
+    let checked = checkedUrls.get(url);
+    if (checked === undefined) {
+      const verdict = checkEndpointUrl(url, { policy, allowHttp });
+      checked = verdict.ok
+        ? { ok: true, origin: verdict.url.origin, path: `${verdict.url.pathname}${verdict.url.search}` }
+        : { ok: false };
+      if (checkedUrls.size >= URL_CACHE_SIZE) checkedUrls.clear();
+      checkedUrls.set(url, checked);
+    }
+    return checked;
+  }
+
   async function send(req: SendRequest, signal?: AbortSignal): Promise<SendResult> {
     const startedAt = performance.now();
     const elapsed = () => performance.now() - startedAt;
-    const checked = checkEndpointUrl(req.url, { policy, allowHttp });
+    const checked = checkUrl(req.url);
     if (!checked.ok) {
       return {
         result: { kind: 'network_error', code: 'destination_refused' },
@@ -156,7 +176,6 @@ export function createHttpSender(options: SenderOptions): HttpSender {
     if (signal?.aborted) {
       return { result: { kind: 'network_error', code: 'aborted' }, durationMs: 0, responseExcerpt: null };
     }
-    const url = checked.url;
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -176,8 +195,8 @@ export function createHttpSender(options: SenderOptions): HttpSender {
       let response;
       try {
         response = await agent.request({
-          origin: url.origin,
-          path: `${url.pathname}${url.search}`,
+          origin: checked.origin,
+          path: checked.path,
           method: 'POST',
           headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT },
           body: req.body,
