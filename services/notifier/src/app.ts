@@ -67,6 +67,8 @@ export interface NotifierSettings {
   notReadyAfterMs?: number;
   stuckExitMs?: number;
   sessionTimeoutMs?: number;
+  /** Records per partition taken and not yet durable before that partition stops fetching (default 2,000). */
+  maxOutstandingPerPartition?: number;
   /** Host name resolution of the SSRF guard (tests). */
   resolver?: Resolver;
 }
@@ -225,6 +227,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
+    maxOutstandingPerPartition: settings.maxOutstandingPerPartition,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
     onPending: ({ topic, partition, pending }) => {

@@ -75,4 +75,25 @@ describe('notifier delivery', () => {
     const attempts = await n.admin('GET', `/v1/messages/${[...ids][0]}/attempts`);
     expect(attempts.body.data.map((a: Json) => a.status).sort()).toEqual(['failed', 'failed', 'succeeded']);
   });
+
+  it('delivers everything when partitions hold more retries than they may take at once (fetching pauses and resumes)', async () => {
+    const n = await notifier({ maxOutstandingPerPartition: 3, retryScheduleMs: [0, 300] });
+    const firstSeen = new Set<string>();
+    const s = await sink((hook, _q, res) => {
+      // Every message fails once, so all of them pass through the retry tier.
+      const first = !firstSeen.has(hook.id);
+      firstSeen.add(hook.id);
+      res.writeHead(first ? 503 : 204).end();
+    });
+    await registerSink(n, s, { eventTypes: ['vehicle.telemetry'] });
+    const vehicle = `smartcar:${uniqueName('v')}`;
+    const readings = Array.from({ length: 40 }, (_, i) => telemetry(vehicle, i, { stateOfChargePercent: i }));
+    await n.produce(Topics.vehicleTelemetry, readings);
+    await eventually(
+      () => firstSeen.size === 40 && s.received.length >= 80,
+      'every message delivered after one retry',
+      60_000,
+    );
+    expect(s.received.length).toBe(80);
+  });
 });

@@ -58,8 +58,8 @@ interface Assigned {
   abort: AbortController;
   committed: bigint;
   highWatermark: bigint;
-  /** Resolvers waiting for outstanding work to drop (back-pressure). */
-  waiters: Array<() => void>;
+  /** Fetching paused because too much work is outstanding (back-pressure); resumed as it drains. */
+  paused: boolean;
 }
 
 /**
@@ -100,17 +100,28 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
         abort: new AbortController(),
         committed: -1n,
         highWatermark: -1n,
-        waiters: [],
+        paused: false,
       };
       partitions.set(key, entry);
     }
     return entry;
   }
 
-  function release(entry: Assigned) {
+  function release(entry: Assigned, topic: string, partition: number) {
     entry.abort.abort();
-    for (const wake of entry.waiters.splice(0)) wake();
+    resume(entry, topic, partition);
   }
+
+  function resume(entry: Assigned, topic: string, partition: number) {
+    if (!entry.paused) return;
+    entry.paused = false;
+    consumer.resume([{ topic, partitions: [partition] }]);
+  }
+
+  const splitKey = (key: string): [string, number] => {
+    const at = key.lastIndexOf('\u0000');
+    return [key.slice(0, at), Number(key.slice(at + 1))];
+  };
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     running = true;
@@ -121,7 +132,7 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
     // committed offset). One this member keeps goes on where it was: nobody else had it in between.
     for (const [key, entry] of partitions) {
       if (keep.has(key)) continue;
-      release(entry);
+      release(entry, ...splitKey(key));
       partitions.delete(key);
     }
   });
@@ -196,17 +207,12 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
           let index = 0;
           while (index < fresh.length) {
             if (!isRunning() || isStale() || entry.abort.signal.aborted) return;
-            // Back-pressure: wait (heartbeating) while this partition has too much work outstanding.
-            while (entry.progress.outstanding >= maxOutstanding) {
-              if (!isRunning() || isStale() || entry.abort.signal.aborted) return;
-              await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, 1_000);
-                entry.waiters.push(() => {
-                  clearTimeout(timer);
-                  resolve();
-                });
-              });
-              await heartbeat();
+            // Back-pressure: a partition with too much work outstanding stops fetching (without holding up the
+            // others) until its work drains; what was not taken is fetched again then.
+            if (entry.progress.outstanding >= maxOutstanding) {
+              entry.paused = true;
+              consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+              break;
             }
             const room = maxOutstanding - entry.progress.outstanding;
             const slice = fresh.slice(index, index + room);
@@ -248,8 +254,8 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
                 (durable) => {
                   if (!durable) return;
                   entry.progress.finish(offset);
-                  if (entry.progress.outstanding < maxOutstanding) {
-                    for (const wake of entry.waiters.splice(0)) wake();
+                  if (entry.paused && entry.progress.outstanding <= maxOutstanding / 2) {
+                    resume(entry, batch.topic, batch.partition);
                   }
                 },
                 (error: unknown) => {
@@ -273,7 +279,7 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
       stopping = true;
       clearInterval(commitTimer);
       // Held work (a retry not due yet) is let go now; deliveries in progress get `drainMs` to finish.
-      for (const entry of partitions.values()) release(entry);
+      for (const [key, entry] of partitions) release(entry, ...splitKey(key));
       await consumer.stop().catch(() => undefined);
       const drained = Promise.allSettled([...inWork]);
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
