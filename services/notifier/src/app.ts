@@ -282,6 +282,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     }
     metrics.endpoints.set({ state: 'enabled' }, enabled);
     metrics.endpoints.set({ state: 'disabled' }, disabled);
+    metrics.openCircuits.set(dispatcher.openCircuits());
     const byTier = new Map<string, number>();
     for (const [key, pending] of pendingByTier) {
       const tier = key.slice(0, key.indexOf(':'));

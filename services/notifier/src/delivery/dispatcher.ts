@@ -243,7 +243,8 @@ export function createDispatcher(deps: {
   async function attempt(lane: Lane, endpoint: Endpoint, job: Job): Promise<void> {
     const { item } = job;
     const startedAt = now();
-    if (item.attempt === 1 && item.reason === 'new') {
+    // The first attempt of a delivery, also when it first waited for capacity or a circuit (deferred).
+    if (item.attempt === 1 && (item.reason === 'new' || item.reason === 'deferred')) {
       metrics.lagSeconds.observe(Math.max(0, startedAt - item.sourceTimestampMs) / 1_000);
     }
     const secrets = signingSecrets(endpoint.secrets, startedAt, settings.secretOverlapMs);

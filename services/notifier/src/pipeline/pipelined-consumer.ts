@@ -132,7 +132,10 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
     // committed offset). One this member keeps goes on where it was: nobody else had it in between.
     for (const [key, entry] of partitions) {
       if (keep.has(key)) continue;
-      release(entry, ...splitKey(key));
+      const [topic, partition] = splitKey(key);
+      release(entry, topic, partition);
+      // Its pending count is the new owner's to report now.
+      options.onPending?.({ topic, partition, pending: 0 });
       partitions.delete(key);
     }
   });
