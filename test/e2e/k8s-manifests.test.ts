@@ -15,6 +15,8 @@ import { createOpsListener } from '@ampflow/runtime';
 import { ingressEnv } from '../../services/ingress/src/config';
 import { normalizerEnv } from '../../services/normalizer/src/config';
 import { notifierEnv } from '../../services/notifier/src/config';
+import { NOTIFIER_ENDPOINTS_TOPIC as notifierEndpointsTopic } from '../../services/notifier/src/app';
+import { RETRY_TIERS, retryTopic } from '../../services/notifier/src/delivery/retry-tiers';
 import { aggregatorEnv } from '../../services/session-aggregator/src/config';
 import { changelogTopicOf } from '../../services/session-aggregator/src/state-changelog';
 
@@ -503,6 +505,10 @@ describe('deploy/k8s against the code', () => {
     for (const t of [...dlqs, Topics.webhookDeliveriesDlq]) expected[t] = 1;
     // The changelog is created with the telemetry topic's partition count.
     expected[changelog] = expected[Topics.vehicleTelemetry]!;
+    // The notifier's endpoints table (one partition, compacted) and its retry tiers.
+    expected[notifierEndpointsTopic] = 1;
+    for (const tier of RETRY_TIERS)
+      expected[retryTopic('', tier)] = defaultOf(notifierEnv, 'NOTIFIER_RETRY_TOPIC_PARTITIONS') as number;
     expect(raw.every((t) => expected[t] === defaultOf(normalizerEnv, 'CANONICAL_TOPIC_PARTITIONS'))).toBe(
       true,
     );
@@ -513,10 +519,11 @@ describe('deploy/k8s against the code', () => {
     for (const t of Object.values(Topics)) expect(actual[t]).toBeDefined();
   });
 
-  it('only the changelog is compacted; raw topics keep at least 30 days', () => {
+  it('only the changelog and the endpoints table are compacted; raw topics keep at least 30 days', () => {
     for (const t of topics) {
       const policy = t.config?.['cleanup.policy'];
-      expect([t.topicName, policy]).toEqual([t.topicName, t.topicName === changelog ? 'compact' : 'delete']);
+      const compacted = t.topicName === changelog || t.topicName === notifierEndpointsTopic;
+      expect([t.topicName, policy]).toEqual([t.topicName, compacted ? 'compact' : 'delete']);
     }
     for (const p of PROVIDERS) {
       expect(Number(topic(rawTopic(p))?.config?.['retention.ms'])).toBeGreaterThanOrEqual(

@@ -89,6 +89,9 @@ export interface NotifierApp extends Service {
   isReady(): boolean;
 }
 
+/** The endpoints table (compacted), before `KAFKA_TOPIC_PREFIX`. */
+export const NOTIFIER_ENDPOINTS_TOPIC = 'ampflow.notifier.endpoints';
+
 /** The source topics (the contract's, with the prefix). */
 export function sourceTopics(prefix: string): SourceTopics {
   return {
@@ -113,7 +116,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   const prefix = settings.topicPrefix;
   const topics = sourceTopics(prefix);
   const dlqTopic = prefix + Topics.webhookDeliveriesDlq;
-  const endpointsTopic = `${prefix}ampflow.notifier.endpoints`;
+  const endpointsTopic = prefix + NOTIFIER_ENDPOINTS_TOPIC;
   const tierTopics = RETRY_TIERS.map((tier) => ({ tier, topic: retryTopic(prefix, tier) }));
   const metrics = createNotifierMetrics(registry);
   const producer = createReliableProducer(deps.kafka, { logger });
