@@ -140,10 +140,13 @@ async function telemetryWriter({ brokers, registryUrl, topic, runId }) {
   };
 }
 
-/** Polls the sinks of `mode` every 200 ms until `expected` deliveries, a dead target, or no progress for 30 s. */
+/**
+ * Polls the sinks of `mode` every 200 ms until `expected` deliveries, a dead target, or no progress for 30 s
+ * (120 s before the first delivery: startup, group join).
+ */
 async function waitForDeliveries(sinks, mode, expected, handle) {
-  let last = -1;
-  let lastChange = Date.now();
+  let last = (await sinks.request('report', { mode, light: true })).deliveries;
+  let lastChange = Date.now() + 90_000;
   for (;;) {
     const r = await sinks.request('report', { mode, light: true });
     if (r.deliveries >= expected) return { ...r, complete: true };
@@ -328,6 +331,7 @@ async function run(options) {
       // 3. The notifier over the backlog.
       const nodeArgs = [];
       let profile;
+      if (options.notifierMaxQueue) env.NOTIFIER_MAX_QUEUE_PER_ENDPOINT = String(options.notifierMaxQueue);
       if (options.profile) {
         fs.mkdirSync(PROFILES_DIR, { recursive: true });
         profile = path.join(PROFILES_DIR, `notifier-${startedAt.replace(/[:.]/g, '-')}.cpuprofile`);
@@ -450,6 +454,7 @@ async function run(options) {
         partitions: PARTITIONS,
         latencyRate: options.notifierLatencyRate,
         latencySeconds: options.notifierLatencyS,
+        maxQueuePerEndpoint: options.notifierMaxQueue || 'default (1,000)',
         topicPrefix: topics.prefix,
         topic,
         method: 'bench/README.md (notifier) at machine.gitCommit',

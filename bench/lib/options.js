@@ -103,6 +103,14 @@ const OPTION_SPECS = {
     max: 300,
     help: 'notifier: seconds of the latency phase',
   },
+  notifierMaxQueue: {
+    env: 'BENCH_NOTIFIER_MAX_QUEUE',
+    default: 0,
+    min: 0,
+    max: 10_000_000,
+    integer: true,
+    help: 'notifier: NOTIFIER_MAX_QUEUE_PER_ENDPOINT of the measured run (0: the default)',
+  },
   e2eRate: {
     env: 'BENCH_E2E_RATE',
     default: 500,
