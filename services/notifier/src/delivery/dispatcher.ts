@@ -81,6 +81,8 @@ interface Job {
   item: WorkItem;
   signal?: AbortSignal;
   resolve: (durable: boolean) => void;
+  /** Removes the job's abort listener once it leaves the queue (the signal outlives many jobs). */
+  detach?: () => void;
 }
 
 interface Lane {
@@ -174,6 +176,7 @@ export function createDispatcher(deps: {
       if (!endpoint || !endpoint.enabled) {
         // Deleted or disabled while queued: settle the rest through `submit`'s checks.
         const job = lane.queue.shift()!;
+        job.detach?.();
         setQueued(-1);
         void start(lane, job, () => settleUnavailable(job));
         continue;
@@ -183,6 +186,7 @@ export function createDispatcher(deps: {
       if (!permit.allowed) {
         // Paused: everything queued waits in Kafka until the probe is due (no attempt spent).
         const jobs = lane.queue.splice(0);
+        for (const job of jobs) job.detach?.();
         setQueued(-jobs.length);
         for (const job of jobs)
           void start(lane, job, () => defer(job, permit.retryAtMs, 'circuit_open'), false);
@@ -199,6 +203,7 @@ export function createDispatcher(deps: {
               lane.wake = undefined;
               pump(endpointId);
             }, waitMs);
+            lane.wake.unref();
           }
           return;
         }
@@ -206,6 +211,7 @@ export function createDispatcher(deps: {
       }
       lane.circuit = permit.state;
       const job = lane.queue.shift()!;
+      job.detach?.();
       setQueued(-1);
       void start(lane, job, () => attempt(lane, endpoint, job));
     }
@@ -366,17 +372,17 @@ export function createDispatcher(deps: {
         lane.queue.push(job);
         setQueued(1);
         // Stopping, or the partition moved: a delivery still queued is let go (it is not committed).
-        signal?.addEventListener(
-          'abort',
-          () => {
+        if (signal) {
+          const onAbort = () => {
             const index = lane.queue.indexOf(job);
             if (index < 0) return;
             lane.queue.splice(index, 1);
             setQueued(-1);
             resolve(false);
-          },
-          { once: true },
-        );
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          job.detach = () => signal.removeEventListener('abort', onAbort);
+        }
         pump(item.endpointId);
       });
     },

@@ -1,0 +1,246 @@
+import pino from 'pino';
+import { createMetricsRegistry } from '@ampflow/observability';
+import type { Endpoint } from '../endpoints/model';
+import { createNotifierMetrics } from '../metrics';
+import { createDispatcher, type DispatcherSettings } from './dispatcher';
+import type { DeadLetterInfo, DurableWriter } from './durable-writer';
+import type { HttpSender, SendResult } from './http-sender';
+import { retrySchedule } from './retry-schedule';
+import { tierFor } from './retry-tiers';
+import type { WorkItem } from './work-item';
+
+/** A dispatcher over fakes: a sender whose answers the test controls, a writer that records, a manual clock. */
+function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<DispatcherSettings> } = {}) {
+  let clock = 1_000_000;
+  const endpoint: Endpoint = {
+    id: 'ep_1',
+    url: 'https://hooks.example.com/ev',
+    description: '',
+    eventTypes: [],
+    vehicleIds: [],
+    userIds: [],
+    providers: [],
+    throttleRate: null,
+    enabled: true,
+    disabledReason: null,
+    disabledAt: null,
+    secrets: { current: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', previous: null },
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    ...options.endpoint,
+  };
+  const pending: Array<{ url: string; resolve: (r: SendResult) => void }> = [];
+  const sender: HttpSender = {
+    send: (req) => new Promise((resolve) => pending.push({ url: req.url, resolve })),
+    close: async () => undefined,
+  };
+  const scheduled: WorkItem[] = [];
+  const deadLetters: Array<{ item: WorkItem; info: DeadLetterInfo }> = [];
+  const writer: DurableWriter = {
+    tierOf: (d) => tierFor(d),
+    schedule: async (item) => {
+      scheduled.push(item);
+      return true;
+    },
+    deadLetter: async (item, info) => {
+      deadLetters.push({ item, info });
+      return true;
+    },
+  };
+  const disabled: string[] = [];
+  const operational: string[] = [];
+  const dispatcher = createDispatcher({
+    settings: {
+      schedule: retrySchedule({ delaysMs: [0, 1_000, 2_000], jitterRatio: 0 }),
+      concurrency: 2,
+      maxQueuePerEndpoint: 3,
+      secretOverlapMs: 0,
+      circuit: { failureThreshold: 2, cooldownMs: 10_000 },
+      disableAfterFailingMs: 60_000,
+      ...options.settings,
+    },
+    endpoints: {
+      get: (id) => (id === endpoint.id ? endpoint : undefined),
+      disable: async (id) => {
+        disabled.push(id);
+        endpoint.enabled = false;
+        return endpoint;
+      },
+    },
+    sender,
+    writer,
+    attempts: {
+      record: () => undefined,
+      recordDeadLetter: () => undefined,
+      clearDeadLetter: () => undefined,
+    },
+    operational: {
+      endpointDisabled: async () => void operational.push('endpoint.disabled'),
+      endpointRecovered: async () => void operational.push('endpoint.recovered'),
+      attemptsExhausted: async () => void operational.push('message.attempt.exhausted'),
+    },
+    metrics: createNotifierMetrics(createMetricsRegistry('notifier-test', { defaultMetrics: false })),
+    logger: pino({ level: 'silent' }),
+    now: () => clock,
+  });
+  let seq = 0;
+  const item = (fields: Partial<WorkItem> = {}): WorkItem => ({
+    messageId: `msg_${++seq}`,
+    endpointId: endpoint.id,
+    type: 'vehicle.telemetry',
+    body: '{}',
+    routing: { provider: 'smartcar', vehicleIds: [], userId: null, sourceId: `s${seq}` },
+    attempt: 1,
+    dueAt: clock,
+    sourceTimestampMs: clock,
+    reason: 'new',
+    ...fields,
+  });
+  const answer = (status: number, headers: Record<string, string> = {}) =>
+    pending
+      .shift()!
+      .resolve({ result: { kind: 'response', status, headers }, durationMs: 5, responseExcerpt: '' });
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  return {
+    dispatcher,
+    endpoint,
+    pending,
+    scheduled,
+    deadLetters,
+    disabled,
+    operational,
+    item,
+    answer,
+    settle,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+describe('dispatcher', () => {
+  it('keeps at most `concurrency` attempts in flight per endpoint and moves the overflow of a full queue to a retry tier', async () => {
+    const t = setup();
+    const results = Array.from({ length: 7 }, () => t.dispatcher.submit(t.item()));
+    await t.settle();
+    // 2 in flight, 3 queued, 2 beyond the queue written to the 1 s tier without spending an attempt.
+    expect(t.pending).toHaveLength(2);
+    expect(t.dispatcher.queued()).toBe(3);
+    expect(t.scheduled.map((i) => [i.attempt, i.reason])).toEqual([
+      [1, 'deferred'],
+      [1, 'deferred'],
+    ]);
+    for (let i = 0; i < 5; i += 1) {
+      t.answer(204);
+      await t.settle();
+    }
+    expect(await Promise.all(results)).toEqual(Array(7).fill(true));
+    expect(t.dispatcher.queued()).toBe(0);
+  });
+
+  it('schedules the next attempt after a failure and dead-letters after the last', async () => {
+    const t = setup({ settings: { circuit: { failureThreshold: 100, cooldownMs: 10_000 } } });
+    const first = t.dispatcher.submit(t.item());
+    await t.settle();
+    t.answer(500);
+    expect(await first).toBe(true);
+    expect(t.scheduled[0]).toMatchObject({ attempt: 2, reason: 'retry', dueAt: 1_000_000 + 1_000 });
+    const last = t.dispatcher.submit({ ...t.scheduled[0]!, attempt: 3 });
+    await t.settle();
+    t.answer(503);
+    expect(await last).toBe(true);
+    expect(t.deadLetters[0]!.info).toMatchObject({ reason: 'exhausted', attempts: 3, lastStatus: 503 });
+    expect(t.operational).toEqual(['message.attempt.exhausted']);
+  });
+
+  it('opens the circuit after consecutive failures: queued deliveries wait in Kafka, unattempted', async () => {
+    const t = setup();
+    const results = [
+      t.dispatcher.submit(t.item()),
+      t.dispatcher.submit(t.item()),
+      t.dispatcher.submit(t.item()),
+    ];
+    await t.settle();
+    t.answer(500);
+    t.answer(500);
+    await Promise.all(results.slice(0, 2));
+    await results[2];
+    // The third never went out: it waits for the probe, with its attempt count unchanged.
+    expect(t.pending).toHaveLength(0);
+    const deferred = t.scheduled.filter((i) => i.reason === 'deferred');
+    expect(deferred).toHaveLength(1);
+    expect(deferred[0]).toMatchObject({ attempt: 1, dueAt: 1_000_000 + 10_000 });
+    expect(t.dispatcher.openCircuits()).toBe(1);
+    // After the cool-down one probe goes out; its success closes the circuit and reports the recovery.
+    t.advance(10_000);
+    const probe = t.dispatcher.submit(deferred[0]!);
+    await t.settle();
+    expect(t.pending).toHaveLength(1);
+    t.answer(200);
+    expect(await probe).toBe(true);
+    expect(t.dispatcher.openCircuits()).toBe(0);
+    expect(t.operational).toEqual(['endpoint.recovered']);
+  });
+
+  it('410 disables the endpoint and keeps the message; later messages are dead letters, not sent', async () => {
+    const t = setup();
+    const gone = t.dispatcher.submit(t.item());
+    await t.settle();
+    t.answer(410);
+    expect(await gone).toBe(true);
+    expect(t.disabled).toEqual(['ep_1']);
+    expect(t.operational).toEqual(['endpoint.disabled']);
+    expect(await t.dispatcher.submit(t.item())).toBe(true);
+    expect(t.pending).toHaveLength(0);
+    expect(t.deadLetters.map((d) => d.info.reason)).toEqual(['endpoint_gone', 'endpoint_disabled']);
+  });
+
+  it('an abort-message answer stops that message only', async () => {
+    const t = setup();
+    const aborted = t.dispatcher.submit(t.item());
+    await t.settle();
+    t.answer(400, { 'webhook-delivery': 'abort-message' });
+    expect(await aborted).toBe(true);
+    expect(t.deadLetters[0]!.info.reason).toBe('aborted_by_receiver');
+    expect(t.scheduled).toHaveLength(0);
+    expect(t.disabled).toEqual([]);
+  });
+
+  it('throttles an endpoint to its throttleRate', async () => {
+    const t = setup({
+      endpoint: { throttleRate: 2 },
+      settings: { maxQueuePerEndpoint: 100, concurrency: 10 },
+    });
+    // The bucket starts empty and fills at 2 per second (at most 2 banked).
+    const results = Array.from({ length: 5 }, () => t.dispatcher.submit(t.item()));
+    await t.settle();
+    expect(t.pending).toHaveLength(0);
+    t.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(t.pending).toHaveLength(2);
+    while (t.pending.length > 0) t.answer(204);
+    await Promise.all(results.slice(0, 2));
+    expect(t.dispatcher.queued()).toBe(3);
+    // The rest go out as tokens come back.
+    t.advance(2_000);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(t.pending).toHaveLength(2);
+    t.advance(1_000);
+    while (t.pending.length > 0) t.answer(204);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    while (t.pending.length > 0) t.answer(204);
+    expect(await Promise.all(results)).toEqual(Array(5).fill(true));
+  });
+
+  it('lets a queued delivery go (not durable) when its signal aborts', async () => {
+    const t = setup({ settings: { concurrency: 1 } });
+    const controller = new AbortController();
+    const inFlight = t.dispatcher.submit(t.item(), controller.signal);
+    const queued = t.dispatcher.submit(t.item(), controller.signal);
+    await t.settle();
+    controller.abort();
+    expect(await queued).toBe(false);
+    t.answer(204);
+    expect(await inFlight).toBe(true);
+  });
+});
