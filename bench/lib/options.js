@@ -111,6 +111,12 @@ const OPTION_SPECS = {
     integer: true,
     help: 'notifier: NOTIFIER_MAX_QUEUE_PER_ENDPOINT of the measured run (0: the default)',
   },
+  notifierNodeArgs: {
+    env: 'BENCH_NOTIFIER_NODE_ARGS',
+    default: '',
+    text: true,
+    help: 'notifier: extra node flags of the measured run, e.g. "--prof" (a stuck process never writes --cpu-prof)',
+  },
   e2eRate: {
     env: 'BENCH_E2E_RATE',
     default: 500,
