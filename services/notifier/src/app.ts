@@ -22,6 +22,7 @@ import { createAdminRouter } from './admin/admin-router';
 import { createAttemptLog } from './delivery/attempt-log';
 import { createDeliveryControl } from './delivery/control';
 import { createDispatcher } from './delivery/dispatcher';
+import { createDoneMarks } from './delivery/done-marks';
 import { scanDeadLetters } from './delivery/dlq-scan';
 import { createDurableWriter, type DeadLetterInfo } from './delivery/durable-writer';
 import { createHttpSender } from './delivery/http-sender';
@@ -200,7 +201,13 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     }
   };
 
+  const marks = createDoneMarks(redis, {
+    namespace: settings.redisNamespace,
+    ttlSeconds: 2 * 24 * 3_600,
+    logger,
+  });
   const fanout = createFanoutHandler({
+    marks,
     codec,
     redis,
     namespace: settings.redisNamespace,
@@ -215,6 +222,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     now,
   });
   const retryReader = createRetryReader({
+    marks,
     submit: (item, signal) => dispatcher.submit(item, signal),
     deadLetterSource,
     logger,
@@ -325,6 +333,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       await server?.close(settings.shutdownDrainMs);
       await consumer.stop(settings.shutdownDrainMs);
       await dispatcher.drain();
+      await marks.stop();
       await attemptLog.stop();
       await sender.close();
       await endpoints.stop();

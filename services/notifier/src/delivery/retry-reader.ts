@@ -1,6 +1,7 @@
 import type { Logger } from '@ampflow/observability';
 import { abortableSleep } from '@ampflow/runtime';
 import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
+import type { DoneMarks } from './done-marks';
 import type { DeadLetterInfo } from './durable-writer';
 import { decodeWorkItem, type WorkItem } from './work-item';
 
@@ -11,6 +12,8 @@ import { decodeWorkItem, type WorkItem } from './work-item';
 export function createRetryReader(deps: {
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
   deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
+  /** Which records were already done, so one read again after a crash is not delivered twice. */
+  marks?: DoneMarks;
   logger: Logger;
   now?: () => number;
 }): BatchHandler {
@@ -36,6 +39,10 @@ export function createRetryReader(deps: {
       const waitMs = item.dueAt - now();
       if (waitMs > 0) await abortableSleep(waitMs, signal);
       if (signal.aborted) return false;
-      return deps.submit(item, signal);
+      const key = deps.marks?.keyOf(item, 'tier');
+      if (key && (await deps.marks!.done([key]))[0]) return true;
+      const durable = await deps.submit(item, signal);
+      if (durable && key) deps.marks!.mark(key);
+      return durable;
     });
 }

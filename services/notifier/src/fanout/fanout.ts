@@ -10,6 +10,7 @@ import type { AvroCodec } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError } from '@ampflow/runtime';
 import type { DeadLetterInfo } from '../delivery/durable-writer';
+import type { DoneMarks } from '../delivery/done-marks';
 import type { WorkItem } from '../delivery/work-item';
 import { endpointMatches, type Endpoint } from '../endpoints/model';
 import {
@@ -68,6 +69,8 @@ export interface FanoutDeps {
   /** A source record that cannot be read: kept in the deliveries DLQ with the reason. */
   deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
   saveMessages(messages: StoredMessage[]): void;
+  /** Which deliveries were already done, so a record read again after a crash is not delivered twice. */
+  marks?: DoneMarks;
   metrics: NotifierMetrics;
   logger: Logger;
   now?: () => number;
@@ -230,6 +233,41 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     const endpoints = deps.endpoints.list();
     const messages: StoredMessage[] = [];
     const at = now();
+    // Work items per record, then one look-up of which were already done (a record read again after a crash).
+    const itemsPerRecord: WorkItem[][] = decoded.map((d, i) => {
+      if ('error' in d) return [];
+      const items: WorkItem[] = [];
+      for (const event of perRecord[i]!) {
+        metrics.events.inc({ type: event.type });
+        const targets = endpoints.filter((endpoint) => endpointMatches(endpoint, event));
+        if (targets.length === 0) continue;
+        const body = JSON.stringify(toBody(event));
+        messages.push({
+          id: event.id,
+          type: event.type,
+          body,
+          routing: event.routing,
+          sourceTimestampMs: d.timestampMs,
+        });
+        for (const endpoint of targets) {
+          items.push({
+            messageId: event.id,
+            endpointId: endpoint.id,
+            type: event.type,
+            body,
+            routing: event.routing,
+            attempt: 1,
+            dueAt: at,
+            sourceTimestampMs: d.timestampMs,
+            reason: 'new',
+          });
+        }
+      }
+      return items;
+    });
+    const keys = itemsPerRecord.map((items) => items.map((item) => deps.marks?.keyOf(item, 'source') ?? ''));
+    const doneFlags = deps.marks ? await deps.marks.done(keys.flat()) : [];
+    let flag = 0;
     const completions = decoded.map((d, i) => {
       if ('error' in d) {
         deps.logger.warn(
@@ -244,38 +282,14 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
           failedAt: at,
         });
       }
-      const deliveries: Array<Promise<boolean>> = [];
-      for (const event of perRecord[i]!) {
-        metrics.events.inc({ type: event.type });
-        const targets = endpoints.filter((endpoint) => endpointMatches(endpoint, event));
-        if (targets.length === 0) continue;
-        const body = JSON.stringify(toBody(event));
-        messages.push({
-          id: event.id,
-          type: event.type,
-          body,
-          routing: event.routing,
-          sourceTimestampMs: d.timestampMs,
+      const deliveries = itemsPerRecord[i]!.map((item, j) => {
+        if (doneFlags[flag++]) return Promise.resolve(true);
+        const key = keys[i]![j]!;
+        return deps.submit(item, signal).then((durable) => {
+          if (durable) deps.marks?.mark(key);
+          return durable;
         });
-        for (const endpoint of targets) {
-          deliveries.push(
-            deps.submit(
-              {
-                messageId: event.id,
-                endpointId: endpoint.id,
-                type: event.type,
-                body,
-                routing: event.routing,
-                attempt: 1,
-                dueAt: at,
-                sourceTimestampMs: d.timestampMs,
-                reason: 'new',
-              },
-              signal,
-            ),
-          );
-        }
-      }
+      });
       return Promise.all(deliveries).then((done) => done.every(Boolean));
     });
     if (messages.length > 0) deps.saveMessages(messages);
