@@ -89,9 +89,21 @@ export function createAvroCodec(options: AvroCodecOptions): AvroCodec {
   const registered = new Map<string, { id: number; type: AvroType }>();
   const types = new Map<number, AvroType>();
 
-  async function typeOf(id: number): Promise<AvroType> {
+  /** Look-ups in flight, shared: a batch of records with a new schema id fetches and parses it once. */
+  const fetching = new Map<number, Promise<AvroType>>();
+
+  function typeOf(id: number): Promise<AvroType> {
     const cached = types.get(id);
-    if (cached) return cached;
+    if (cached) return Promise.resolve(cached);
+    let pending = fetching.get(id);
+    if (!pending) {
+      pending = fetchType(id).finally(() => fetching.delete(id));
+      fetching.set(id, pending);
+    }
+    return pending;
+  }
+
+  async function fetchType(id: number): Promise<AvroType> {
     let type: AvroType;
     try {
       type = await client.typeOf(id);

@@ -68,8 +68,17 @@ export interface NotifierSettings {
   notReadyAfterMs?: number;
   stuckExitMs?: number;
   sessionTimeoutMs?: number;
-  /** Records per partition taken and not yet durable before that partition stops fetching (default 2,000). */
+  /**
+   * Retry-tier records per partition held or in progress before that partition stops fetching (default 2,000).
+   * Source records are bounded more tightly (below), since each fans out to every subscribed endpoint.
+   */
   maxOutstandingPerPartition?: number;
+  /**
+   * Source records per partition taken and not yet done (default 100, at most `maxOutstandingPerPartition`).
+   * Small enough that a backlog fills the endpoints' in-memory queues without overflowing them (which would
+   * move deliveries to the 1 s tier and back), large enough to keep every endpoint's concurrency busy.
+   */
+  maxSourceOutstandingPerPartition?: number;
   /** Host name resolution of the SSRF guard (tests). */
   resolver?: Resolver;
 }
@@ -228,6 +237,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     logger,
     now,
   });
+  const tierLimit = settings.maxOutstandingPerPartition ?? 2_000;
+  const sourceLimit = settings.maxSourceOutstandingPerPartition ?? Math.min(100, tierLimit);
   const tierOfTopic = new Map(tierTopics.map(({ tier, topic }) => [topic, tier.label]));
   const sourceTopicSet = new Set(Object.values(topics));
   const consumer = createPipelinedConsumer({
@@ -238,7 +249,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
-    maxOutstandingPerPartition: settings.maxOutstandingPerPartition,
+    maxOutstandingPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
     onPending: ({ topic, partition, pending }) => {

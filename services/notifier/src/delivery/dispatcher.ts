@@ -81,8 +81,6 @@ interface Job {
   item: WorkItem;
   signal?: AbortSignal;
   resolve: (durable: boolean) => void;
-  /** Removes the job's abort listener once it leaves the queue (the signal outlives many jobs). */
-  detach?: () => void;
 }
 
 interface Lane {
@@ -130,6 +128,32 @@ export function createDispatcher(deps: {
     return lane;
   };
 
+  /**
+   * Stopping, or a partition moved: deliveries still queued with that partition's signal are let go (not
+   * durable, so not committed). One listener per signal, not per job: a signal outlives thousands of jobs, and
+   * an EventTarget with thousands of listeners makes every add and remove slow.
+   */
+  const watched = new WeakSet<AbortSignal>();
+  function watch(signal: AbortSignal) {
+    if (watched.has(signal)) return;
+    watched.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const lane of lanes.values()) {
+          const keep: Job[] = [];
+          for (const job of lane.queue) {
+            if (job.signal === signal) job.resolve(false);
+            else keep.push(job);
+          }
+          setQueued(keep.length - lane.queue.length);
+          lane.queue = keep;
+        }
+      },
+      { once: true },
+    );
+  }
+
   const setQueued = (delta: number) => {
     queuedTotal += delta;
     metrics.queued.set(queuedTotal);
@@ -176,7 +200,6 @@ export function createDispatcher(deps: {
       if (!endpoint || !endpoint.enabled) {
         // Deleted or disabled while queued: settle the rest through `submit`'s checks.
         const job = lane.queue.shift()!;
-        job.detach?.();
         setQueued(-1);
         void start(lane, job, () => settleUnavailable(job));
         continue;
@@ -186,7 +209,6 @@ export function createDispatcher(deps: {
       if (!permit.allowed) {
         // Paused: everything queued waits in Kafka until the probe is due (no attempt spent).
         const jobs = lane.queue.splice(0);
-        for (const job of jobs) job.detach?.();
         setQueued(-jobs.length);
         for (const job of jobs)
           void start(lane, job, () => defer(job, permit.retryAtMs, 'circuit_open'), false);
@@ -211,7 +233,6 @@ export function createDispatcher(deps: {
       }
       lane.circuit = permit.state;
       const job = lane.queue.shift()!;
-      job.detach?.();
       setQueued(-1);
       void start(lane, job, () => attempt(lane, endpoint, job));
     }
@@ -372,17 +393,7 @@ export function createDispatcher(deps: {
         lane.queue.push(job);
         setQueued(1);
         // Stopping, or the partition moved: a delivery still queued is let go (it is not committed).
-        if (signal) {
-          const onAbort = () => {
-            const index = lane.queue.indexOf(job);
-            if (index < 0) return;
-            lane.queue.splice(index, 1);
-            setQueued(-1);
-            resolve(false);
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-          job.detach = () => signal.removeEventListener('abort', onAbort);
-        }
+        if (signal) watch(signal);
         pump(item.endpointId);
       });
     },

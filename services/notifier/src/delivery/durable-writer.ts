@@ -63,7 +63,9 @@ export function createDurableWriter(options: {
       await retry(() => options.producer.send(topic, [message]), {
         policy,
         shouldRetry: () => true,
-        signal,
+        // Polled, not listened to: the signal is a partition's, shared by thousands of writes, and a listener
+        // per write would make every add and remove on it slow. A stop waits at most one backoff (5 s).
+        isStopped: () => signal?.aborted ?? false,
         onRetry: ({ error, attempt }) => {
           if (attempt === 1 || attempt % 20 === 0)
             log.warn({ err: error, topic, attempt }, 'Kafka did not take a delivery record; retrying');

@@ -1,5 +1,4 @@
 import type { Logger } from '@ampflow/observability';
-import { abortableSleep } from '@ampflow/runtime';
 import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
 import type { DoneMarks } from './done-marks';
 import type { DeadLetterInfo } from './durable-writer';
@@ -18,6 +17,39 @@ export function createRetryReader(deps: {
   now?: () => number;
 }): BatchHandler {
   const now = deps.now ?? Date.now;
+  /**
+   * Held records waiting for their due time, per partition signal; one abort listener per signal wakes them all
+   * (a listener per held record would make thousands of adds and removes on one signal slow).
+   */
+  const holds = new WeakMap<AbortSignal, Set<() => void>>();
+  function holdUntil(dueAt: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    let waiting = holds.get(signal);
+    if (!waiting) {
+      const set = new Set<() => void>();
+      waiting = set;
+      holds.set(signal, set);
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const wake of set) wake();
+          set.clear();
+        },
+        { once: true },
+      );
+    }
+    const set = waiting;
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, dueAt - now()));
+      set.add(wake);
+    });
+  }
+
   return async (records, signal) =>
     records.map(async (record) => {
       let item: WorkItem;
@@ -36,8 +68,7 @@ export function createRetryReader(deps: {
           failedAt: now(),
         });
       }
-      const waitMs = item.dueAt - now();
-      if (waitMs > 0) await abortableSleep(waitMs, signal);
+      if (item.dueAt > now()) await holdUntil(item.dueAt, signal);
       if (signal.aborted) return false;
       const key = deps.marks?.keyOf(item, 'tier');
       if (key && (await deps.marks!.done([key]))[0]) return true;

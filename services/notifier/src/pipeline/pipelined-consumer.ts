@@ -29,8 +29,11 @@ export interface PipelinedConsumerOptions {
   topics: string[];
   handler: BatchHandler;
   logger: Logger;
-  /** Records of one partition taken and not yet durable before the partition stops fetching (default 2,000). */
-  maxOutstandingPerPartition?: number;
+  /**
+   * Records of one partition taken and not yet durable before the partition stops fetching (default 2,000), or
+   * per topic.
+   */
+  maxOutstandingPerPartition?: number | ((topic: string) => number);
   /** How often finished offsets are committed (default 500 ms). */
   commitIntervalMs?: number;
   partitionsConsumedConcurrently?: number;
@@ -70,7 +73,8 @@ interface Assigned {
  */
 export function createPipelinedConsumer(options: PipelinedConsumerOptions): PipelinedConsumer {
   const log = options.logger.child({ component: 'pipeline', groupId: options.groupId });
-  const maxOutstanding = options.maxOutstandingPerPartition ?? 2_000;
+  const limit = options.maxOutstandingPerPartition ?? 2_000;
+  const maxOutstandingOf = typeof limit === 'number' ? () => limit : limit;
   const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
   const backoff = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 10_000 });
   const consumer = options.kafka.consumer({
@@ -204,6 +208,7 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 4,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const entry = assigned(batch.topic, batch.partition);
+          const maxOutstanding = maxOutstandingOf(batch.topic);
           entry.highWatermark = BigInt(batch.highWatermark);
           const fresh = batch.messages.filter((m) => entry.progress.isNew(BigInt(m.offset)));
           const failKey = keyOf(batch.topic, batch.partition);
