@@ -186,7 +186,7 @@ export function renderTopicsDoc(): string {
     );
   }
   lines.push(
-    `| \`${Topics.webhookDeliveriesDlq}\` | ${constantOf(Topics.webhookDeliveriesDlq)} | customer webhook messages that exhausted their retries (the notifier does not write it yet) | — | — |`,
+    `| \`${Topics.webhookDeliveriesDlq}\` | ${constantOf(Topics.webhookDeliveriesDlq)} | customer webhook deliveries that exhausted their retries, were aborted by the receiver or were for a disabled endpoint (the notifier; re-sent through its admin API) | — | — |`,
     '',
     'Dead-letter topics are named `dlqTopic(topic)` = `<topic>.dlq` and keep the original key, value and headers.',
     '',
