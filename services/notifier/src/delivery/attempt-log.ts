@@ -63,7 +63,9 @@ const MAX_IN_FLIGHT = 4;
 /** Buffered writes at most, in batches: about 10,000 entries, two seconds of the hot path. */
 const MAX_BUFFERED_BATCHES = 20;
 
-type Entry = (pipeline: ChainableCommander) => void;
+/** Values to push onto capped lists, gathered per key over one batch: one LPUSH/LTRIM/PEXPIRE per key. */
+type ListPushes = Map<string, { cap: number; values: string[] }>;
+type Entry = (pipeline: ChainableCommander, lists: ListPushes) => void;
 
 /**
  * Key layout (`<ns>` is the namespace; ids are URI-encoded, so a `:` inside an id cannot make two keys meet):
@@ -123,7 +125,15 @@ export function createAttemptLog(
   async function write(batch: Entry[]): Promise<void> {
     try {
       const pipeline = redis.pipeline();
-      for (const entry of batch) entry(pipeline);
+      const lists: ListPushes = new Map();
+      for (const entry of batch) entry(pipeline, lists);
+      // Values pushed in order, so the newest ends up first.
+      for (const [key, { cap, values }] of lists) {
+        pipeline
+          .lpush(key, ...values)
+          .ltrim(key, 0, cap - 1)
+          .pexpire(key, retentionMs);
+      }
       const results = (await pipeline.exec()) ?? [];
       const firstError = results.find(([error]) => error)?.[0];
       if (firstError) {
@@ -204,15 +214,14 @@ export function createAttemptLog(
   return {
     record(attempt) {
       const json = JSON.stringify(attempt);
-      push((p) => {
-        const endpointKey = endpointAttemptsKey(attempt.endpointId);
-        const messageAttempts = messageAttemptsKey(attempt.messageId);
-        p.lpush(endpointKey, json)
-          .ltrim(endpointKey, 0, endpointAttemptsCap - 1)
-          .pexpire(endpointKey, retentionMs);
-        p.lpush(messageAttempts, json)
-          .ltrim(messageAttempts, 0, messageAttemptsCap - 1)
-          .pexpire(messageAttempts, retentionMs);
+      push((_p, lists) => {
+        const add = (key: string, cap: number) => {
+          const list = lists.get(key);
+          if (list) list.values.push(json);
+          else lists.set(key, { cap, values: [json] });
+        };
+        add(endpointAttemptsKey(attempt.endpointId), endpointAttemptsCap);
+        add(messageAttemptsKey(attempt.messageId), messageAttemptsCap);
       });
     },
 

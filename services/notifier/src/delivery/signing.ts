@@ -30,6 +30,18 @@ export function signingSecrets(secrets: EndpointSecrets, nowMs: number, overlapM
   return [secrets.current];
 }
 
+/** `Webhook` objects per secret (the secret's base64 is decoded once, not per attempt); bounded. */
+const webhooks = new Map<string, Webhook>();
+function webhookFor(secret: string): Webhook {
+  let webhook = webhooks.get(secret);
+  if (!webhook) {
+    if (webhooks.size >= 10_000) webhooks.clear();
+    webhook = new Webhook(secret);
+    webhooks.set(secret, webhook);
+  }
+  return webhook;
+}
+
 /**
  * Signs one delivery with the `svix` library: `v1,<base64 HMAC-SHA256 of "<id>.<unix seconds>.<body>">` per
  * secret, space-separated in one header (Svix's rotation format; a verifier accepts any match).
@@ -47,7 +59,7 @@ export function signatureHeaders(
   secrets: readonly string[],
 ): SignatureHeaders {
   if (secrets.length === 0) throw new Error('at least one signing secret is required');
-  const signature = secrets.map((secret) => new Webhook(secret).sign(msgId, timestamp, body)).join(' ');
+  const signature = secrets.map((secret) => webhookFor(secret).sign(msgId, timestamp, body)).join(' ');
   const seconds = String(Math.floor(timestamp.getTime() / 1000));
   return {
     'webhook-id': msgId,
