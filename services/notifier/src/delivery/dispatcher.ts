@@ -183,7 +183,10 @@ export function createDispatcher(deps: {
   }
 
   async function defer(job: Job, atMs: number, reason: 'queue_full' | 'circuit_open'): Promise<void> {
-    const written = await writer.schedule({ ...job.item, dueAt: atMs, reason: 'deferred' }, job.signal);
+    // Strictly later than the record it replaces: a record woken a millisecond early (timers may) and deferred
+    // again must not get the same identity, or its done mark would make the new record look done.
+    const dueAt = Math.max(atMs, job.item.dueAt + 1);
+    const written = await writer.schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal);
     if (written) metrics.deferred.inc({ reason });
     job.resolve(written);
   }

@@ -68,7 +68,8 @@ export function createRetryReader(deps: {
           failedAt: now(),
         });
       }
-      if (item.dueAt > now()) await holdUntil(item.dueAt, signal);
+      // Timers may fire a millisecond early: hold until the due time has really come.
+      while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
       if (signal.aborted) return false;
       const key = deps.marks?.keyOf(item, 'tier');
       if (key && (await deps.marks!.done([key]))[0]) return true;

@@ -90,6 +90,8 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
   const now = deps.now ?? Date.now;
   const vehicleKey = (id: string) => `${deps.namespace}:vehicle:${id}`;
   const plugKey = (id: string) => `${deps.namespace}:plug:${id}`;
+  /** The plug event a reading fired, by its event id: a reading read again fires it again, whatever came since. */
+  const firedKey = (eventId: string) => `${deps.namespace}:plug-fired:${eventId}`;
 
   async function decode(record: PipelineRecord): Promise<Decoded> {
     const timestampMs = Number(record.message.timestamp);
@@ -145,6 +147,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     const decoded = await Promise.all(records.map(decode));
     const vehicleIds = new Set<string>();
     const plugVehicles = new Set<string>();
+    const plugReadings: string[] = [];
     for (const d of decoded) {
       if ('error' in d) continue;
       for (const o of observationsOf(d.canonical)) vehicleIds.add(o.vehicleId);
@@ -152,12 +155,17 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       if (c.kind === 'telemetry' || c.kind === 'session' || c.kind === 'error')
         vehicleIds.add(c.record.vehicleId);
       if (c.kind === 'command' && c.record.targetType === 'VEHICLE') vehicleIds.add(c.record.targetId);
-      if (c.kind === 'telemetry') plugVehicles.add(c.record.vehicleId);
+      if (c.kind === 'telemetry' && c.record.isPluggedIn !== null) {
+        plugVehicles.add(c.record.vehicleId);
+        plugReadings.push(firedKey(c.record.eventId));
+      }
     }
-    const [vehicles, plugs] = await Promise.all([
+    const [vehicles, plugs, firedBefore] = await Promise.all([
       loadJson<KnownVehicle>([...vehicleIds].map(vehicleKey)),
       loadJson<StoredPlug>([...plugVehicles].map(plugKey)),
+      loadJson<PlugEventType>(plugReadings),
     ]);
+    const newlyFired = new Map<string, PlugEventType>();
     const known = new Map<string, KnownVehicle>();
     for (const id of vehicleIds) {
       const k = vehicles.get(vehicleKey(id));
@@ -181,6 +189,15 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       switch (c.kind) {
         case 'telemetry': {
           events = [fromTelemetry(c.record)];
+          if (c.record.isPluggedIn === null) break;
+          // Read before (a restart, a rebalance, a retried batch): the plug event it fired, fired again with
+          // the same id, although the vehicle's state has moved on since.
+          const fired =
+            firedBefore.get(firedKey(c.record.eventId)) ?? newlyFired.get(firedKey(c.record.eventId));
+          if (fired) {
+            events.push(fromPlugChange(c.record, fired));
+            break;
+          }
           const key = plugKey(c.record.vehicleId);
           const previous = changedPlugs.get(key) ?? plugs.get(key) ?? null;
           if (previous && previous.eventId === c.record.eventId) {
@@ -192,7 +209,10 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
           if (decision.state !== previous && decision.state !== null) {
             changedPlugs.set(key, { ...decision.state, fired: decision.event });
           }
-          if (decision.event) events.push(fromPlugChange(c.record, decision.event));
+          if (decision.event) {
+            newlyFired.set(firedKey(c.record.eventId), decision.event);
+            events.push(fromPlugChange(c.record, decision.event));
+          }
           break;
         }
         case 'session':
@@ -213,12 +233,14 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
 
     // Learned attributes and plug states are written before the deliveries start, so that the next batch
     // sees them; losing them (Redis flushed) only costs enrichment and one plug change per vehicle.
-    if (changedVehicles.size > 0 || changedPlugs.size > 0) {
+    if (changedVehicles.size > 0 || changedPlugs.size > 0 || newlyFired.size > 0) {
       const pipeline = redis.pipeline();
       for (const id of changedVehicles)
         pipeline.set(vehicleKey(id), JSON.stringify(known.get(id)), 'EX', deps.stateTtlSeconds);
       for (const [key, state] of changedPlugs)
         pipeline.set(key, JSON.stringify(state), 'EX', deps.stateTtlSeconds);
+      for (const [key, type] of newlyFired)
+        pipeline.set(key, JSON.stringify(type), 'EX', deps.stateTtlSeconds);
       try {
         const results = await pipeline.exec();
         const failed = results?.find(([error]) => error);
