@@ -11,6 +11,7 @@ import {
 import type { Logger, Registry } from '@ampflow/observability';
 import {
   createRetryPolicy,
+  retry,
   every,
   startHttpServer,
   type Periodic,
@@ -184,28 +185,45 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     now,
   });
 
-  /** A record that is not what its topic should hold: kept in the deliveries DLQ with the reason. */
+  endpoints.onChange(({ id, before, after }) => {
+    if (after && before && ((after.enabled && !before.enabled) || after.url !== before.url)) {
+      dispatcher.resetHealth(id);
+    }
+  });
+
+  /**
+   * A record that is not what its topic should hold: kept in the deliveries DLQ with the reason. Retried until
+   * Kafka takes it (its offset waits), or until the service stops (then it is read again by the next owner).
+   */
+  const deadLetterPolicy = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 5_000 });
   const deadLetterSource = async (record: PipelineRecord, info: DeadLetterInfo): Promise<boolean> => {
+    const message = {
+      key: record.message.key,
+      value: record.message.value,
+      headers: {
+        ...(record.message.headers ?? {}),
+        [DeadLetterHeaders.errorCode]: info.reason,
+        [DeadLetterHeaders.errorMessage]: (info.lastError ?? '').slice(0, 1_000),
+        [DeadLetterHeaders.failedAt]: new Date(info.failedAt).toISOString(),
+        [DeadLetterHeaders.sourceTopic]: record.topic,
+        [DeadLetterHeaders.sourcePartition]: String(record.partition),
+        [DeadLetterHeaders.sourceOffset]: record.message.offset,
+      },
+    };
     try {
-      await producer.send(dlqTopic, [
-        {
-          key: record.message.key,
-          value: record.message.value,
-          headers: {
-            ...(record.message.headers ?? {}),
-            [DeadLetterHeaders.errorCode]: info.reason,
-            [DeadLetterHeaders.errorMessage]: (info.lastError ?? '').slice(0, 1_000),
-            [DeadLetterHeaders.failedAt]: new Date(info.failedAt).toISOString(),
-            [DeadLetterHeaders.sourceTopic]: record.topic,
-            [DeadLetterHeaders.sourcePartition]: String(record.partition),
-            [DeadLetterHeaders.sourceOffset]: record.message.offset,
-          },
+      await retry(() => producer.send(dlqTopic, [message]), {
+        policy: deadLetterPolicy,
+        shouldRetry: () => true,
+        isStopped: () => stopping,
+        onRetry: ({ error, attempt }) => {
+          if (attempt === 1)
+            logger.warn({ err: error }, 'could not dead-letter an unreadable record; retrying');
         },
-      ]);
+      });
       metrics.deadLetters.inc({ reason: info.reason });
       return true;
     } catch (error) {
-      logger.warn({ err: error }, 'could not dead-letter an unreadable record; it is read again');
+      logger.warn({ err: error }, 'stopping before an unreadable record was dead-lettered; it is read again');
       return false;
     }
   };

@@ -45,7 +45,8 @@ export function createDeliveryControl(deps: {
       if (seen.has(key) || !deps.endpoints.get(record.endpointId)) continue;
       seen.add(key);
       const item: WorkItem = { ...record, attempt: 1, dueAt: now(), reason };
-      if (!(await deps.writer.schedule(item)))
+      // Bounded: an API call answers 503 while Kafka is away rather than hanging.
+      if (!(await deps.writer.schedule(item, AbortSignal.timeout(10_000))))
         throw new AppError('kafka_unavailable', 'Kafka did not take the re-send', true, 503);
       deps.history.clearDeadLetter(record.messageId, record.endpointId);
       queued += 1;

@@ -55,13 +55,15 @@ export interface AttemptSink {
 
 /** Operational events the dispatcher raises (the app turns them into deliveries). */
 export interface OperationalEvents {
+  /** Each resolves once the event's deliveries are written to Kafka, or when `signal` aborts (stopping). */
   endpointDisabled(
     endpoint: Endpoint,
     reason: 'endpoint_gone' | 'failing',
     failingSince: number | null,
+    signal?: AbortSignal,
   ): Promise<void>;
-  endpointRecovered(endpoint: Endpoint, failingSince: number | null): Promise<void>;
-  attemptsExhausted(item: WorkItem, info: DeadLetterInfo): Promise<void>;
+  endpointRecovered(endpoint: Endpoint, failingSince: number | null, signal?: AbortSignal): Promise<void>;
+  attemptsExhausted(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<void>;
 }
 
 export interface Dispatcher {
@@ -75,6 +77,12 @@ export interface Dispatcher {
   openCircuits(): number;
   /** Waits for attempts in flight (and their writes) to finish. */
   drain(): Promise<void>;
+  /**
+   * Forgets an endpoint's health (circuit, failing-since clock): when it is re-enabled or its URL changes, the
+   * failures of before say nothing about it any more (without this, the 5-day rule would disable a re-enabled
+   * endpoint at its first failure).
+   */
+  resetHealth(endpointId: string): void;
 }
 
 interface Job {
@@ -245,9 +253,16 @@ export function createDispatcher(deps: {
   function start(lane: Lane, job: Job, task: () => Promise<void>, counts = true): Promise<void> {
     if (counts) lane.active += 1;
     const run = task()
-      .catch((error: unknown) => {
-        log.error({ err: error, endpointId: job.item.endpointId }, 'delivery failed unexpectedly');
-        job.resolve(false);
+      .catch(async (error: unknown) => {
+        // Not an attempt's outcome (those are handled) but a failure around it, e.g. the endpoint store not
+        // taking a write in time: the delivery is tried again later rather than left unfinished, which would
+        // hold its partition's committed offset for good.
+        log.error(
+          { err: error, endpointId: job.item.endpointId },
+          'delivery failed unexpectedly; trying it again later',
+        );
+        const dueAt = Math.max(now() + 5_000, job.item.dueAt + 1);
+        job.resolve(await writer.schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal));
       })
       .finally(() => {
         if (counts) lane.active -= 1;
@@ -326,7 +341,8 @@ export function createDispatcher(deps: {
       deps.attempts.record(view('disabled'));
       count('endpoint_disabled');
       const disabled = await deps.endpoints.disable(endpoint.id, reason, at);
-      if (disabled) await deps.operational.endpointDisabled(disabled, reason, lane.circuit.failingSince);
+      if (disabled)
+        await deps.operational.endpointDisabled(disabled, reason, lane.circuit.failingSince, job.signal);
       job.resolve(
         await deadLetter(item, lastFailure(gone ? 'endpoint_gone' : 'endpoint_disabled'), job.signal),
       );
@@ -340,7 +356,7 @@ export function createDispatcher(deps: {
         if (item.reason === 'manual_retry' || item.reason === 'recover')
           deps.attempts.clearDeadLetter(item.messageId, item.endpointId);
         count('delivered');
-        if (wasPaused) await deps.operational.endpointRecovered(endpoint, failingSince);
+        if (wasPaused) await deps.operational.endpointRecovered(endpoint, failingSince, job.signal);
         job.resolve(true);
         return;
       }
@@ -361,7 +377,8 @@ export function createDispatcher(deps: {
         count('dead_lettered');
         const info = lastFailure(outcome.reason);
         const written = await deadLetter(item, info, job.signal);
-        if (written && outcome.reason === 'exhausted') await deps.operational.attemptsExhausted(item, info);
+        if (written && outcome.reason === 'exhausted')
+          await deps.operational.attemptsExhausted(item, info, job.signal);
         job.resolve(written);
         return;
       }
@@ -399,6 +416,11 @@ export function createDispatcher(deps: {
         if (signal) watch(signal);
         pump(item.endpointId);
       });
+    },
+    resetHealth(endpointId) {
+      const lane = lanes.get(endpointId);
+      if (lane) lane.circuit = CLOSED_CIRCUIT;
+      refreshCircuitGauge();
     },
     async drain() {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);

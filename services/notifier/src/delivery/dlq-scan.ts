@@ -35,12 +35,18 @@ export function readDeadLetter(message: {
   const type = header(message.headers, DeliveryDlqHeaders.eventType);
   const routing = header(message.headers, DeliveryDlqHeaders.routing);
   if (!messageId || !endpointId || !type || !routing || message.value === null) return null;
+  let parsedRouting: EventRouting;
+  try {
+    parsedRouting = JSON.parse(routing) as EventRouting;
+  } catch {
+    return null; // not one of ours; skipped rather than failing every scan
+  }
   return {
     messageId,
     endpointId,
     type,
     body: message.value.toString('utf8'),
-    routing: JSON.parse(routing) as EventRouting,
+    routing: parsedRouting,
     sourceTimestampMs: Number(
       header(message.headers, DeliveryDlqHeaders.sourceTimestamp) ?? message.timestamp,
     ),
@@ -118,7 +124,10 @@ export async function scanDeadLetters(options: {
           .then(() => {
             for (const [partition, offset] of startAt) consumer.seek({ topic, partition, offset });
           })
-          .catch(reject);
+          .catch((error: unknown) => {
+            clearTimeout(timer);
+            reject(error);
+          });
       });
     } finally {
       await consumer.disconnect().catch(() => undefined);

@@ -21,6 +21,7 @@ export function createOperationalEvents(deps: {
     type: OperationalEventType,
     sourceId: string,
     data: Record<string, unknown>,
+    signal?: AbortSignal,
   ): Promise<void> {
     const at = now();
     const id = messageId(sourceId, type);
@@ -40,38 +41,62 @@ export function createOperationalEvents(deps: {
           sourceTimestampMs: at,
           reason: 'new',
         };
-        return deps.writer.schedule(item);
+        return deps.writer.schedule(item, signal);
       }),
     );
   }
 
+  const originOf = (url: string) => {
+    try {
+      return new URL(url).origin;
+    } catch {
+      return null;
+    }
+  };
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
   return {
-    endpointDisabled: (endpoint, reason, failingSince) =>
-      emit('endpoint.disabled', `${endpoint.id}:disabled:${endpoint.disabledAt ?? now()}`, {
-        endpointId: endpoint.id,
-        url: endpoint.url,
-        reason,
-        disabledAt: endpoint.disabledAt,
-        failingSince: iso(failingSince),
-      }),
-    endpointRecovered: (endpoint, failingSince) =>
-      emit('endpoint.recovered', `${endpoint.id}:recovered:${failingSince ?? now()}`, {
-        endpointId: endpoint.id,
-        url: endpoint.url,
-        recoveredAt: new Date(now()).toISOString(),
-        failingSince: iso(failingSince),
-      }),
-    attemptsExhausted: (item: WorkItem, info: DeadLetterInfo) =>
-      emit('message.attempt.exhausted', `${item.messageId}:${item.endpointId}:exhausted:${info.failedAt}`, {
-        endpointId: item.endpointId,
-        messageId: item.messageId,
-        eventType: item.type,
-        attempts: info.attempts,
-        lastStatus: info.lastStatus,
-        lastError: info.lastError,
-        failedAt: new Date(info.failedAt).toISOString(),
-      }),
+    endpointDisabled: (endpoint, reason, failingSince, signal) =>
+      emit(
+        'endpoint.disabled',
+        `${endpoint.id}:disabled:${endpoint.disabledAt ?? now()}`,
+        {
+          endpointId: endpoint.id,
+          // The origin only: subscribers of operational events need not see another endpoint's path or query.
+          urlOrigin: originOf(endpoint.url),
+          reason,
+          disabledAt: endpoint.disabledAt,
+          failingSince: iso(failingSince),
+        },
+        signal,
+      ),
+    endpointRecovered: (endpoint, failingSince, signal) =>
+      emit(
+        'endpoint.recovered',
+        `${endpoint.id}:recovered:${failingSince ?? now()}`,
+        {
+          endpointId: endpoint.id,
+          urlOrigin: originOf(endpoint.url),
+          recoveredAt: new Date(now()).toISOString(),
+          failingSince: iso(failingSince),
+        },
+        signal,
+      ),
+    attemptsExhausted: (item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal) =>
+      // Deterministic from the delivery, so a repeat (the record read again) carries the same id.
+      emit(
+        'message.attempt.exhausted',
+        `${item.messageId}:${item.endpointId}:exhausted:${info.attempts}`,
+        {
+          endpointId: item.endpointId,
+          messageId: item.messageId,
+          eventType: item.type,
+          attempts: info.attempts,
+          lastStatus: info.lastStatus,
+          lastError: info.lastError,
+          failedAt: new Date(info.failedAt).toISOString(),
+        },
+        signal,
+      ),
   };
 }

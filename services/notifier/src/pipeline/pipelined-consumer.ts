@@ -117,7 +117,7 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
   }
 
   function resume(entry: Assigned, topic: string, partition: number) {
-    if (!entry.paused) return;
+    if (!entry.paused || stopping) return;
     entry.paused = false;
     consumer.resume([{ topic, partitions: [partition] }]);
   }
@@ -286,9 +286,12 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
     async stop(drainMs = 10_000) {
       stopping = true;
       clearInterval(commitTimer);
+      // Fetching stops but the membership stays, so that what finishes while draining can still be committed
+      // (kafkajs's `stop()` leaves the group, after which no commit is possible and everything finished since the
+      // last tick would be delivered again by the next owner).
+      consumer.pause(options.topics.map((topic) => ({ topic })));
       // Held work (a retry not due yet) is let go now; deliveries in progress get `drainMs` to finish.
-      for (const [key, entry] of partitions) release(entry, ...splitKey(key));
-      await consumer.stop().catch(() => undefined);
+      for (const entry of partitions.values()) entry.abort.abort();
       const drained = Promise.allSettled([...inWork]);
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
       await commitSerial();
