@@ -32,7 +32,7 @@ export function createNotifierMetrics(registry: Registry) {
     }),
     deferred: new Counter({
       name: 'notifier_deferred_total',
-      help: 'Deliveries moved to a retry tier without an attempt, by reason (queue_full, circuit_open)',
+      help: 'Deliveries moved to a retry tier without an attempt, by reason (queue_full: the queue is full or its expected wait too long; circuit_open)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

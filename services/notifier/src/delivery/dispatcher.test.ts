@@ -96,10 +96,10 @@ function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<Dispa
     reason: 'new',
     ...fields,
   });
-  const answer = (status: number, headers: Record<string, string> = {}) =>
+  const answer = (status: number, headers: Record<string, string> = {}, durationMs = 5) =>
     pending
       .shift()!
-      .resolve({ result: { kind: 'response', status, headers }, durationMs: 5, responseExcerpt: '' });
+      .resolve({ result: { kind: 'response', status, headers }, durationMs, responseExcerpt: '' });
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   return {
     dispatcher,
@@ -242,5 +242,32 @@ describe('dispatcher', () => {
     expect(await queued).toBe(false);
     t.answer(204);
     expect(await inFlight).toBe(true);
+  });
+
+  it('moves deliveries for a slow endpoint to a retry tier instead of queueing them past the wait bound', async () => {
+    const t = setup({ settings: { maxQueuePerEndpoint: 1_000 } });
+    const first = [t.dispatcher.submit(t.item()), t.dispatcher.submit(t.item())];
+    await t.settle();
+    // Two answers that took 3 s each: at concurrency 2 the endpoint takes well under one delivery a second.
+    t.answer(204, {}, 3_000);
+    t.answer(204, {}, 3_000);
+    expect(await Promise.all(first)).toEqual([true, true]);
+    const later = Array.from({ length: 10 }, () => t.dispatcher.submit(t.item()));
+    await t.settle();
+    const deferred = t.scheduled.filter((i) => i.reason === 'deferred');
+    // Two in flight, a few queued (expected wait within 2 s), the rest parked in Kafka without an attempt spent.
+    expect(t.pending).toHaveLength(2);
+    expect(t.dispatcher.queued()).toBeGreaterThan(0);
+    expect(t.dispatcher.queued() + deferred.length).toBe(8);
+    expect(deferred.length).toBeGreaterThan(0);
+    expect(deferred.every((i) => i.attempt === 1 && i.dueAt >= 1_000_000 + 1_000)).toBe(true);
+    // Parked ones come back later than the first: each waits for those ahead of it.
+    const dues = deferred.map((i) => i.dueAt);
+    expect(dues[dues.length - 1]!).toBeGreaterThan(dues[0]!);
+    while (t.pending.length > 0) {
+      t.answer(204);
+      await t.settle();
+    }
+    expect((await Promise.all(later)).every(Boolean)).toBe(true);
   });
 });

@@ -24,8 +24,14 @@ export interface DispatcherSettings {
   concurrency: number;
   /** Deliveries queued in memory per endpoint; beyond it they wait in the first retry tier (default 1,000). */
   maxQueuePerEndpoint: number;
-  /** Delay of a delivery moved out of a full queue (default 1 s). */
+  /** Shortest delay of a delivery moved out of the queue (default 1 s). */
   deferDelayMs?: number;
+  /**
+   * Longest expected wait in an endpoint's queue (default 2 s): a delivery that would wait longer (a slow or
+   * throttled endpoint) waits in a retry tier instead, so the source records of the other endpoints' deliveries
+   * are not held up by it.
+   */
+  maxQueueWaitMs?: number;
   secretOverlapMs: number;
   circuit: CircuitSettings;
   disableAfterFailingMs: number;
@@ -99,6 +105,10 @@ interface Lane {
   tokens: number;
   refilledAt: number;
   wake?: NodeJS.Timeout;
+  /** Moving average of the endpoint's attempt duration, ms (its pace, with `concurrency`). */
+  avgAttemptMs: number;
+  /** Deliveries this instance moved to a retry tier for this endpoint that have not come back yet. */
+  parked: number;
 }
 
 /**
@@ -130,7 +140,15 @@ export function createDispatcher(deps: {
   const laneOf = (endpointId: string): Lane => {
     let lane = lanes.get(endpointId);
     if (!lane) {
-      lane = { queue: [], active: 0, circuit: CLOSED_CIRCUIT, tokens: 0, refilledAt: now() };
+      lane = {
+        queue: [],
+        active: 0,
+        circuit: CLOSED_CIRCUIT,
+        tokens: 0,
+        refilledAt: now(),
+        avgAttemptMs: 50,
+        parked: 0,
+      };
       lanes.set(endpointId, lane);
     }
     return lane;
@@ -297,6 +315,7 @@ export function createDispatcher(deps: {
     const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers: { ...headers } });
     const at = now();
     metrics.attemptSeconds.observe(sent.durationMs / 1_000);
+    lane.avgAttemptMs = 0.8 * lane.avgAttemptMs + 0.2 * sent.durationMs;
     const classification = classifyAttempt(sent.result, at);
     const status = 'status' in classification ? classification.status : null;
     const failureKind = sent.result.kind === 'response' ? undefined : sent.result.kind;
@@ -401,13 +420,24 @@ export function createDispatcher(deps: {
           void start(lane, job, () => settleUnavailable(job), false);
           return;
         }
-        if (lane.queue.length >= settings.maxQueuePerEndpoint) {
-          void start(
-            lane,
-            job,
-            () => defer(job, now() + (settings.deferDelayMs ?? 1_000), 'queue_full'),
-            false,
+        if (item.reason === 'deferred' && lane.parked > 0) lane.parked -= 1;
+        // Deliveries per second this endpoint takes: its throttle, or its concurrency at its recent pace.
+        const pace = Math.min(
+          endpoint.throttleRate ?? Infinity,
+          (settings.concurrency * 1_000) / Math.max(1, lane.avgAttemptMs),
+        );
+        const expectedWaitMs = (lane.queue.length / pace) * 1_000;
+        if (
+          lane.queue.length >= settings.maxQueuePerEndpoint ||
+          expectedWaitMs > (settings.maxQueueWaitMs ?? 2_000)
+        ) {
+          // Back when what is queued and parked before it has had its turn (at least 1 s, at most 10 min).
+          const delayMs = Math.min(
+            600_000,
+            Math.max(settings.deferDelayMs ?? 1_000, ((lane.queue.length + lane.parked) / pace) * 1_000),
           );
+          lane.parked += 1;
+          void start(lane, job, () => defer(job, now() + delayMs, 'queue_full'), false);
           return;
         }
         lane.queue.push(job);
