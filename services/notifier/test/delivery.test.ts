@@ -1,34 +1,9 @@
 import { Topics } from '@ampflow/contracts';
 import { eventually, uniqueName } from '@ampflow/testing';
 import { deviceLink, session, telemetry } from './fixtures';
-import {
-  registerSink,
-  startNotifier,
-  startSink,
-  type Json,
-  type NotifierUnderTest,
-  type Sink,
-} from './harness';
+import { registerSink, type Json, managedNotifiers } from './harness';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function notifier(overrides = {}): Promise<NotifierUnderTest> {
-  const n = await startNotifier(overrides);
-  cleanups.push(async () => {
-    await n.stop();
-    expect(n.fatalErrors).toEqual([]);
-  });
-  return n;
-}
-
-async function sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
-  const s = await startSink(respond);
-  cleanups.push(() => s.close());
-  return s;
-}
+const { notifier, sink } = managedNotifiers();
 
 describe('notifier delivery', () => {
   it('delivers enriched, verified session webhooks to a subscribed endpoint', async () => {

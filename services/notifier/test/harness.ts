@@ -292,3 +292,31 @@ export async function createSourceProducer(prefix: string): Promise<SourceProduc
     stop: () => producer.disconnect(),
   };
 }
+
+/**
+ * Notifiers and sinks for one test file: what a test starts is stopped after it (in reverse order), and a
+ * notifier must not have reported a fatal error by then. Registers its own `afterEach`.
+ */
+export function managedNotifiers() {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    /** Runs after the current test, before what was registered earlier. */
+    cleanups,
+    async notifier(overrides: Partial<NotifierSettings> = {}): Promise<NotifierUnderTest> {
+      const n = await startNotifier(overrides);
+      cleanups.push(async () => {
+        await n.stop();
+        expect(n.fatalErrors).toEqual([]);
+      });
+      return n;
+    },
+    async sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
+      const s = await startSink(respond);
+      cleanups.push(() => s.close());
+      return s;
+    },
+  };
+}

@@ -1,14 +1,7 @@
 import { Topics } from '@ampflow/contracts';
 import { eventually, uniqueName } from '@ampflow/testing';
 import { telemetry } from './fixtures';
-import {
-  deliveredIds,
-  registerSink,
-  startNotifier,
-  startSink,
-  type NotifierUnderTest,
-  type Sink,
-} from './harness';
+import { deliveredIds, registerSink, managedNotifiers } from './harness';
 
 /**
  * Issue 10, Tests: a slow sink does not delay a fast one. The slow endpoint answers after 3 s with at most
@@ -16,25 +9,7 @@ import {
  */
 jest.setTimeout(90_000);
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function notifier(overrides = {}): Promise<NotifierUnderTest> {
-  const n = await startNotifier(overrides);
-  cleanups.push(async () => {
-    await n.stop();
-    expect(n.fatalErrors).toEqual([]);
-  });
-  return n;
-}
-
-async function sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
-  const s = await startSink(respond);
-  cleanups.push(() => s.close());
-  return s;
-}
+const { notifier, sink } = managedNotifiers();
 
 const N = 6;
 

@@ -9,6 +9,7 @@ import {
   type Json,
   type NotifierUnderTest,
   type Sink,
+  managedNotifiers,
 } from './harness';
 
 /**
@@ -19,16 +20,7 @@ import {
  */
 jest.setTimeout(120_000);
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
-  const s = await startSink(respond);
-  cleanups.push(() => s.close());
-  return s;
-}
+const { sink, cleanups } = managedNotifiers();
 
 const N = 20;
 const SCHEDULE = [0, ...Array.from({ length: 30 }, () => 500)];

@@ -1,15 +1,7 @@
 import { Topics } from '@ampflow/contracts';
 import { collectRecords, eventually, testKafka, uniqueName } from '@ampflow/testing';
 import { telemetry } from './fixtures';
-import {
-  deliveredIds,
-  registerSink,
-  startNotifier,
-  startSink,
-  type Json,
-  type NotifierUnderTest,
-  type Sink,
-} from './harness';
+import { deliveredIds, registerSink, type Json, type NotifierUnderTest, managedNotifiers } from './harness';
 
 /**
  * Issue 10, Tests: a sink that times out, `429` with `Retry-After`, and a sink down past the schedule (the
@@ -17,25 +9,7 @@ import {
  */
 jest.setTimeout(90_000);
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function notifier(overrides = {}): Promise<NotifierUnderTest> {
-  const n = await startNotifier(overrides);
-  cleanups.push(async () => {
-    await n.stop();
-    expect(n.fatalErrors).toEqual([]);
-  });
-  return n;
-}
-
-async function sink(respond?: Parameters<typeof startSink>[0]): Promise<Sink> {
-  const s = await startSink(respond);
-  cleanups.push(() => s.close());
-  return s;
-}
+const { notifier, sink, cleanups } = managedNotifiers();
 
 async function attemptsOf(n: NotifierUnderTest, messageId: string): Promise<Json[]> {
   const answer = await n.admin('GET', `/v1/messages/${messageId}/attempts`);

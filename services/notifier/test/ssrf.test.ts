@@ -2,7 +2,7 @@ import type { LookupAddress } from 'node:dns';
 import { Topics } from '@ampflow/contracts';
 import { eventually, uniqueName } from '@ampflow/testing';
 import { telemetry } from './fixtures';
-import { startNotifier, startSink, type Json, type NotifierUnderTest, type Sink } from './harness';
+import { managedNotifiers, type Json } from './harness';
 
 /**
  * Issue 10, Tests: a private address is refused. The notifier here allow-lists nothing, so loopback is refused
@@ -11,25 +11,7 @@ import { startNotifier, startSink, type Json, type NotifierUnderTest, type Sink 
  */
 jest.setTimeout(60_000);
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function notifier(overrides = {}): Promise<NotifierUnderTest> {
-  const n = await startNotifier(overrides);
-  cleanups.push(async () => {
-    await n.stop();
-    expect(n.fatalErrors).toEqual([]);
-  });
-  return n;
-}
-
-async function sink(): Promise<Sink> {
-  const s = await startSink();
-  cleanups.push(() => s.close());
-  return s;
-}
+const { notifier, sink } = managedNotifiers();
 
 const resolved: string[] = [];
 async function loopbackResolver(hostname: string): Promise<LookupAddress[]> {

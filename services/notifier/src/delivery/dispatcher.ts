@@ -32,6 +32,8 @@ export interface DispatcherSettings {
    * are not held up by it.
    */
   maxQueueWaitMs?: number;
+  /** An endpoint whose attempts take this long on average is paced by them (default 1 s). */
+  slowAttemptMs?: number;
   secretOverlapMs: number;
   circuit: CircuitSettings;
   disableAfterFailingMs: number;
@@ -421,10 +423,14 @@ export function createDispatcher(deps: {
           return;
         }
         if (item.reason === 'deferred' && lane.parked > 0) lane.parked -= 1;
-        // Deliveries per second this endpoint takes: its throttle, or its concurrency at its recent pace.
+        // Deliveries per second this endpoint takes: its throttle, and for an endpoint that is slow itself (its
+        // attempts take a second or more) its concurrency at that pace. Faster attempts are not taken as the
+        // endpoint's pace: under load they mostly measure this process's own event loop, and parking them
+        // would only add work (a full queue still parks).
+        const slow = lane.avgAttemptMs >= (settings.slowAttemptMs ?? 1_000);
         const pace = Math.min(
           endpoint.throttleRate ?? Infinity,
-          (settings.concurrency * 1_000) / Math.max(1, lane.avgAttemptMs),
+          slow ? (settings.concurrency * 1_000) / lane.avgAttemptMs : Infinity,
         );
         const expectedWaitMs = (lane.queue.length / pace) * 1_000;
         if (
