@@ -1,23 +1,7 @@
-import Redis from 'ioredis';
 import pino from 'pino';
-import { Topics, type CanonicalTopic } from '@ampflow/contracts';
-import { createMetricsRegistry } from '@ampflow/observability';
-import {
-  eventually,
-  fixtureBytes,
-  fixtureJson,
-  smartcarHeaders,
-  svixHeaders,
-  testEndpoints,
-  testKafka,
-  uniqueName,
-} from '@ampflow/testing';
-import { createIngressApp } from '../../services/ingress/src/app';
-import { createRedisSeenStore } from '../../services/ingress/src/seen-store';
-import { createNormalizerApp } from '../../services/normalizer/src/app';
-import { createAggregatorApp } from '../../services/session-aggregator/src/app';
-import { DEFAULT_REDUCER_SETTINGS } from '../../services/session-aggregator/src/session-reducer';
+import { eventually, uniqueName } from '@ampflow/testing';
 import { registerSink, startNotifier, startSink } from '../../services/notifier/test/harness';
+import { createInProcessPipeline, postSeedScenario } from './pipeline';
 
 /**
  * Issue 10, Tests: the seeds' charging scenario posted to the ingress reaches a healthy endpoint as verified
@@ -31,109 +15,22 @@ const AMT = 'e2e-notifier-token';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
 it("the seeds' charging scenario reaches a customer endpoint as verified, enriched session webhooks", async () => {
-  const kafka = testKafka();
   const prefix = uniqueName('e2en');
-  const raw = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
-  const topicName = (t: CanonicalTopic) => `${prefix}.${t}`;
-  const { schemaRegistryUrl, redisUrl } = testEndpoints();
-  const metrics = () => createMetricsRegistry('e2e', { defaultMetrics: false });
-  const ingress = createIngressApp({
-    settings: {
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      smartcarManagementToken: AMT,
-      telematicaWebhookSecrets: [SECRET],
-      maxBodyBytes: 262_144,
-      kafkaPublishTimeoutMs: 5_000,
-      rawTopicPartitions: 3,
-      shutdownDrainMs: 2_000,
-      topics: raw,
-    },
-    kafka,
-    seenStore: createRedisSeenStore({ url: redisUrl, ttlSeconds: 600, namespace: uniqueName('seen') }),
+  const pipeline = createInProcessPipeline({
+    prefix,
+    managementToken: AMT,
+    telematicaSecret: SECRET,
     logger,
-    registry: metrics(),
-    onFatal: (error) => logger.error({ err: error }, 'ingress reported itself stuck'),
-  });
-  const normalizer = createNormalizerApp({
-    settings: {
-      httpPort: 0,
-      schemaRegistryUrl,
-      shutdownDrainMs: 2_000,
-      consumerGroupId: uniqueName('normalizer'),
-      canonicalTopicPartitions: 3,
-      rawTopics: [raw.smartcar, raw.telematica],
-      canonicalTopicName: topicName,
-      sessionTimeoutMs: 6_000,
-    },
-    kafka,
-    logger,
-    registry: metrics(),
-    onFatal: (error) => logger.error({ err: error }, 'normalizer reported itself stuck'),
-  });
-  const aggregator = createAggregatorApp({
-    settings: {
-      ...DEFAULT_REDUCER_SETTINGS,
-      httpPort: 0,
-      schemaRegistryUrl,
-      shutdownDrainMs: 2_000,
-      consumerGroupId: uniqueName('aggregator'),
-      sessionsTopicPartitions: 3,
-      sweepIntervalMs: 3_600_000,
-      stateTtlSeconds: 600,
-      redisNamespace: uniqueName('sessions'),
-      telemetryTopic: topicName(Topics.vehicleTelemetry),
-      sessionsTopic: topicName(Topics.chargingSessions),
-      sessionTimeoutMs: 6_000,
-    },
-    kafka,
-    redis: new Redis(redisUrl, { lazyConnect: true }),
-    logger,
-    registry: metrics(),
-    onFatal: (error) => logger.error({ err: error }, 'aggregator reported itself stuck'),
   });
   const notifier = await startNotifier({}, { prefix: `${prefix}.` });
   const sink = await startSink();
   try {
-    await normalizer.start();
-    await aggregator.start();
-    await ingress.start();
+    await pipeline.start();
     await registerSink(notifier, sink, {
       eventTypes: ['charging_session.started', 'charging_session.ended'],
     });
-
-    const base = `http://127.0.0.1:${ingress.port()}`;
-    const smartcar = (body: Buffer) =>
-      fetch(`${base}/webhooks/smartcar`, {
-        method: 'POST',
-        body: new Uint8Array(body),
-        headers: smartcarHeaders(body, AMT),
-      });
-    const telematica = (body: Buffer) =>
-      fetch(`${base}/webhooks/telematica`, {
-        method: 'POST',
-        body: new Uint8Array(body),
-        headers: svixHeaders(body, SECRET),
-      });
-    // The same scenario as seed-scenario.test.ts: a Smartcar vehicle starts charging and is full an hour
-    // later; a Telematica vehicle is charging, then unplugged.
-    expect((await smartcar(fixtureBytes('smartcar/vehicle-state-guide.json'))).status).toBe(200);
-    expect((await smartcar(fixtureBytes('smartcar/vehicle-state-responses.json'))).status).toBe(200);
-    expect((await telematica(fixtureBytes('telematica/vehicle-charging-status.json'))).status).toBe(200);
-    const unplugged = fixtureJson<{
-      currentState: string;
-      vehicleState: {
-        batteryState: { isPlugged: boolean; isCharging: boolean; lastUpdated: string; soc: number };
-      };
-    }>('telematica/vehicle-plug-status.json');
-    unplugged.currentState = 'Unplugged';
-    Object.assign(unplugged.vehicleState.batteryState, {
-      isPlugged: false,
-      isCharging: false,
-      soc: 81,
-      lastUpdated: '2023-06-29T12:41:11.815Z',
-    });
-    expect((await telematica(Buffer.from(JSON.stringify(unplugged)))).status).toBe(200);
+    // The same scenario as seed-scenario.test.ts.
+    expect(await postSeedScenario(pipeline)).toEqual([200, 200, 200, 200]);
 
     await eventually(() => sink.received.length >= 4, 'four session webhooks at the endpoint', 60_000);
     expect(sink.unverified).toBe(0);
@@ -175,8 +72,6 @@ it("the seeds' charging scenario reaches a customer endpoint as verified, enrich
   } finally {
     await sink.close();
     await notifier.stop();
-    await ingress.stop();
-    await aggregator.stop();
-    await normalizer.stop();
+    await pipeline.stop();
   }
 });
