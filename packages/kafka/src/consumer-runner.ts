@@ -207,6 +207,62 @@ function deadLetterOutput(record: ConsumedRecord, error: unknown, now: Date, log
 }
 
 /**
+ * A consumer in a group with the settings every consumer here shares: heartbeats every second, a session of
+ * `sessionTimeoutMs` (default 10 s: how long the group waits for a SIGKILLed member before its partitions move),
+ * no automatic topic creation, kafkajs's own retries bounded.
+ */
+export function groupConsumer(
+  kafka: Kafka,
+  options: { groupId: string; sessionTimeoutMs?: number; maxWaitTimeInMs: number },
+): Consumer {
+  return kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+    heartbeatInterval: 1_000,
+    // Bounds an idle fetch; a fetch returns at once when records are there.
+    maxWaitTimeInMs: options.maxWaitTimeInMs,
+    allowAutoTopicCreation: false,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+}
+
+/**
+ * Whether a consumer is a member of its group (joined, not stopped or crashed), and a crash kafkajs will not
+ * restart from turned into `onFatal`: kafkajs restarts the consumer itself after a retriable crash; after any
+ * other it stays stopped for good, which without this would look alive while consuming nothing.
+ */
+export function watchMembership(
+  consumer: Consumer,
+  options: {
+    logger: Logger;
+    onFatal: (error: unknown) => void;
+    isStopping: () => boolean;
+    /** Called on every join with the partitions this member now holds, by topic. */
+    onJoin?: (assignment: Record<string, number[]>) => void;
+  },
+): { running(): boolean } {
+  let running = false;
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    running = true;
+    options.onJoin?.(event.payload.memberAssignment as Record<string, number[]>);
+  });
+  consumer.on(consumer.events.STOP, () => {
+    running = false;
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    running = false;
+    const { error, restart } = event.payload;
+    if (restart) {
+      options.logger.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
+      return;
+    }
+    options.logger.error({ err: error }, 'consumer crashed and will not restart');
+    if (!options.isStopping()) options.onFatal(error);
+  });
+  return { running: () => running };
+}
+
+/**
  * The one consumer runner: per-partition order; a chunk of records is handled, its outputs and dead letters
  * sent in one go, and only then are its offsets resolved (at-least-once). Retriable failures are retried
  * with backoff while heartbeating; permanent ones go to `<topic>.dlq` and processing continues.
@@ -220,46 +276,27 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const maxChunkRecords = options.maxChunkRecords ?? 500;
   const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
   const chunkDeps: ChunkDeps = { producer: options.producer, logger: log };
-  const consumer = options.kafka.consumer({
+  const consumer = groupConsumer(options.kafka, {
     groupId: options.groupId,
-    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
-    heartbeatInterval: 1_000,
-    // Bounds an idle fetch; a fetch returns at once when records are there.
+    sessionTimeoutMs: options.sessionTimeoutMs,
     maxWaitTimeInMs: 1_000,
-    allowAutoTopicCreation: false,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
-  let running = false;
   let stopping = false;
   /** When the chunk in hand started failing, per partition being consumed (`topic:partition`). */
   const failingSince = new Map<string, number>();
-
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    running = true;
-  });
-  consumer.on(consumer.events.STOP, () => {
-    running = false;
-  });
-  // kafkajs restarts the consumer itself after a retriable crash (restart: true); after any other it stays
-  // stopped for good, which without this would look alive while consuming nothing.
-  consumer.on(consumer.events.CRASH, (event) => {
-    running = false;
-    const { error, restart } = event.payload;
-    if (restart) {
-      log.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
-      return;
-    }
-    log.error({ err: error }, 'consumer crashed and will not restart');
-    if (!stopping) options.onFatal(error);
+  const membership = watchMembership(consumer, {
+    logger: log,
+    onFatal: options.onFatal,
+    isStopping: () => stopping,
   });
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   return {
     consumer,
-    isRunning: () => running,
+    isRunning: () => membership.running(),
     health: () => ({
-      running,
+      running: membership.running(),
       failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
     }),
     async start() {
@@ -343,7 +380,6 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     async stop() {
       stopping = true;
       await consumer.disconnect();
-      running = false;
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { subscribeWhenReady, type ConsumerHealth } from '@ampflow/kafka';
+import { groupConsumer, subscribeWhenReady, watchMembership, type ConsumerHealth } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { abortableSleep, createRetryPolicy } from '@ampflow/runtime';
 import { createPartitionProgress, type PartitionProgress } from './partition-progress';
@@ -77,18 +77,14 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
   const maxOutstandingOf = typeof limit === 'number' ? () => limit : limit;
   const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
   const backoff = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 10_000 });
-  const consumer = options.kafka.consumer({
+  const consumer = groupConsumer(options.kafka, {
     groupId: options.groupId,
-    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
-    heartbeatInterval: 1_000,
+    sessionTimeoutMs: options.sessionTimeoutMs,
     maxWaitTimeInMs: 500,
-    allowAutoTopicCreation: false,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
   const partitions = new Map<string, Assigned>();
   const failingSince = new Map<string, number>();
   const inWork = new Set<Promise<void>>();
-  let running = false;
   let stopping = false;
   let commitTimer: NodeJS.Timeout | undefined;
   let committing: Promise<void> = Promise.resolve();
@@ -127,34 +123,24 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
     return [key.slice(0, at), Number(key.slice(at + 1))];
   };
 
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    running = true;
-    const assignment = event.payload.memberAssignment as Record<string, number[]>;
-    const keep = new Set<string>();
-    for (const [topic, list] of Object.entries(assignment)) for (const p of list) keep.add(keyOf(topic, p));
-    // A partition that moved to another member: its held work is let go (the new owner reads it from the
-    // committed offset). One this member keeps goes on where it was: nobody else had it in between.
-    for (const [key, entry] of partitions) {
-      if (keep.has(key)) continue;
-      const [topic, partition] = splitKey(key);
-      release(entry, topic, partition);
-      // Its pending count is the new owner's to report now.
-      options.onPending?.({ topic, partition, pending: 0 });
-      partitions.delete(key);
-    }
-  });
-  consumer.on(consumer.events.STOP, () => {
-    running = false;
-  });
-  consumer.on(consumer.events.CRASH, (event) => {
-    running = false;
-    const { error, restart } = event.payload;
-    if (restart) {
-      log.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
-      return;
-    }
-    log.error({ err: error }, 'consumer crashed and will not restart');
-    if (!stopping) options.onFatal(error);
+  const membership = watchMembership(consumer, {
+    logger: log,
+    onFatal: options.onFatal,
+    isStopping: () => stopping,
+    onJoin: (assignment) => {
+      const keep = new Set<string>();
+      for (const [topic, list] of Object.entries(assignment)) for (const p of list) keep.add(keyOf(topic, p));
+      // A partition that moved to another member: its held work is let go (the new owner reads it from the
+      // committed offset). One this member keeps goes on where it was: nobody else had it in between.
+      for (const [key, entry] of partitions) {
+        if (keep.has(key)) continue;
+        const [topic, partition] = splitKey(key);
+        release(entry, topic, partition);
+        // Its pending count is the new owner's to report now.
+        options.onPending?.({ topic, partition, pending: 0 });
+        partitions.delete(key);
+      }
+    },
   });
 
   async function commit(): Promise<void> {
@@ -192,10 +178,10 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
 
   return {
     consumer,
-    isRunning: () => running,
+    isRunning: () => membership.running(),
     outstanding: () => inWork.size,
     health: () => ({
-      running,
+      running: membership.running(),
       failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
     }),
     async start() {
@@ -296,7 +282,6 @@ export function createPipelinedConsumer(options: PipelinedConsumerOptions): Pipe
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
       await commitSerial();
       await consumer.disconnect();
-      running = false;
     },
   };
 }
