@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import pino from 'pino';
 import { createMetricsRegistry } from '@ampflow/observability';
 import type { Endpoint } from '../endpoints/model';
@@ -269,5 +270,21 @@ describe('dispatcher', () => {
       await t.settle();
     }
     expect((await Promise.all(later)).every(Boolean)).toBe(true);
+  });
+
+  it('keeps one abort listener per partition signal, however many deliveries went through', async () => {
+    // The partition's signal lives as long as the partition stays assigned; a listener per delivery (holding the
+    // work item and its body) would keep every delivered message in memory until a rebalance.
+    const t = setup({ settings: { maxQueuePerEndpoint: 1_000, concurrency: 4 } });
+    const partition = new AbortController();
+    const results = Array.from({ length: 50 }, () => t.dispatcher.submit(t.item(), partition.signal));
+    while (
+      (await Promise.race([Promise.all(results).then(() => 'done'), t.settle().then(() => 'busy')])) !==
+      'done'
+    ) {
+      while (t.pending.length > 0) t.answer(204);
+    }
+    expect((await Promise.all(results)).every(Boolean)).toBe(true);
+    expect(getEventListeners(partition.signal, 'abort').length).toBeLessThanOrEqual(1);
   });
 });
