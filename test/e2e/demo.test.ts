@@ -1,132 +1,37 @@
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import Redis from 'ioredis';
 import pino from 'pino';
-import { rawTopic, Topics } from '@ampflow/contracts';
-import { createMetricsRegistry } from '@ampflow/observability';
-import { testEndpoints, testKafka, uniqueName } from '@ampflow/testing';
+import { testEndpoints, uniqueName } from '@ampflow/testing';
 import type { DemoConfig } from '../../packages/demo/src/config';
 import { DemoExit, NOT_RUNNING_MESSAGE, runDemo } from '../../packages/demo/src/demo';
-import { createIngressApp } from '../../services/ingress/src/app';
-import { createRedisSeenStore } from '../../services/ingress/src/seen-store';
-import { createNormalizerApp } from '../../services/normalizer/src/app';
-import { createNotifierApp } from '../../services/notifier/src/app';
-import { createAggregatorApp } from '../../services/session-aggregator/src/app';
-import { DEFAULT_REDUCER_SETTINGS } from '../../services/session-aggregator/src/session-reducer';
+import { ADMIN_TOKEN, startNotifier } from '../../services/notifier/test/harness';
+import { createInProcessPipeline } from './pipeline';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const AMT = 'e2e-demo-management-token';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const ADMIN_TOKEN = 'e2e-demo-admin-token-0123456789';
 
-/** The four services in this process on their own topics, consumer groups and Redis namespaces. */
+/** The four services in this process on their own topics (`<prefix>.`), consumer groups and Redis namespaces. */
 async function startPlatform() {
-  const kafka = testKafka();
-  const prefix = `${uniqueName('demo')}.`;
-  const { schemaRegistryUrl, redisUrl } = testEndpoints();
-  const metrics = (service: string) => createMetricsRegistry(service, { defaultMetrics: false });
-  const fatal = (error: unknown) => logger.error({ err: error }, 'a service reported itself stuck');
-  const normalizer = createNormalizerApp({
-    settings: {
-      httpPort: 0,
-      schemaRegistryUrl,
-      shutdownDrainMs: 2_000,
-      consumerGroupId: `${prefix}normalizer`,
-      canonicalTopicPartitions: 3,
-      rawTopics: [prefix + rawTopic('smartcar'), prefix + rawTopic('telematica')],
-      canonicalTopicName: (topic) => prefix + topic,
-      sessionTimeoutMs: 6_000,
-    },
-    kafka,
+  const prefix = uniqueName('demo');
+  const pipeline = createInProcessPipeline({
+    prefix,
+    managementToken: AMT,
+    telematicaSecret: SECRET,
     logger,
-    registry: metrics('normalizer'),
-    onFatal: fatal,
   });
-  const aggregator = createAggregatorApp({
-    settings: {
-      ...DEFAULT_REDUCER_SETTINGS,
-      httpPort: 0,
-      schemaRegistryUrl,
-      shutdownDrainMs: 2_000,
-      consumerGroupId: `${prefix}aggregator`,
-      sessionsTopicPartitions: 3,
-      sweepIntervalMs: 3_600_000,
-      stateTtlSeconds: 600,
-      redisNamespace: `${prefix}sessions`,
-      telemetryTopic: prefix + Topics.vehicleTelemetry,
-      sessionsTopic: prefix + Topics.chargingSessions,
-      sessionTimeoutMs: 6_000,
-    },
-    kafka,
-    redis: new Redis(redisUrl, { lazyConnect: true }),
-    logger,
-    registry: metrics('aggregator'),
-    onFatal: fatal,
-  });
-  const notifier = createNotifierApp({
-    settings: {
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      schemaRegistryUrl,
-      adminToken: ADMIN_TOKEN,
-      shutdownDrainMs: 2_000,
-      groupId: `${prefix}notifier`,
-      topicPrefix: prefix,
-      redisNamespace: `${prefix}notifier`,
-      retryTopicPartitions: 2,
-      retryScheduleMs: [0, 200, 400, 800],
-      retryAfterMaxMs: 5_000,
-      jitterRatio: 0,
-      // As `npm start` configures it: the demo's sink is an http:// endpoint on loopback.
-      allowedNetworks: ['127.0.0.0/8'],
-      allowHttp: true,
-      requestTimeoutMs: 2_000,
-      endpointConcurrency: 10,
-      maxQueuePerEndpoint: 1_000,
-      secretRotationOverlapMs: 60_000,
-      disableAfterFailingMs: 3_600_000,
-      circuitFailures: 1_000,
-      circuitCooldownMs: 1_000,
-      attemptRetentionMs: 3_600_000,
-      sessionTimeoutMs: 6_000,
-    },
-    kafka,
-    redis: new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 }),
-    logger,
-    registry: metrics('notifier'),
-    onFatal: fatal,
-  });
-  const ingress = createIngressApp({
-    settings: {
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      smartcarManagementToken: AMT,
-      telematicaWebhookSecrets: [SECRET],
-      maxBodyBytes: 262_144,
-      kafkaPublishTimeoutMs: 5_000,
-      rawTopicPartitions: 3,
-      shutdownDrainMs: 2_000,
-      topics: { smartcar: prefix + rawTopic('smartcar'), telematica: prefix + rawTopic('telematica') },
-    },
-    kafka,
-    seenStore: createRedisSeenStore({ url: redisUrl, ttlSeconds: 600, namespace: `${prefix}seen` }),
-    logger,
-    registry: metrics('ingress'),
-    onFatal: fatal,
-  });
-  await normalizer.start();
-  await aggregator.start();
-  await notifier.start();
-  await ingress.start();
-  const url = (app: { port(): number }) => `http://127.0.0.1:${app.port()}`;
+  // As `npm start` configures it (harness defaults): the demo's sink is an http:// endpoint on loopback.
+  const notifier = await startNotifier({}, { prefix: `${prefix}.` });
+  await pipeline.start();
+  const urls = pipeline.urls();
   const config: DemoConfig = {
     KAFKA_BROKERS: testEndpoints().kafkaBrokers,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SCHEMA_REGISTRY_URL: schemaRegistryUrl,
-    DEMO_INGRESS_URL: url(ingress),
-    DEMO_NORMALIZER_URL: url(normalizer),
-    DEMO_AGGREGATOR_URL: url(aggregator),
-    DEMO_NOTIFIER_URL: url(notifier),
+    KAFKA_TOPIC_PREFIX: `${prefix}.`,
+    SCHEMA_REGISTRY_URL: testEndpoints().schemaRegistryUrl,
+    DEMO_INGRESS_URL: urls.ingress,
+    DEMO_NORMALIZER_URL: urls.normalizer,
+    DEMO_AGGREGATOR_URL: urls.aggregator,
+    DEMO_NOTIFIER_URL: `http://127.0.0.1:${notifier.app.port()}`,
     DEMO_TIMEOUT_MS: 60_000,
     LOG_LEVEL: 'silent',
     SMARTCAR_MANAGEMENT_TOKEN: AMT,
@@ -136,10 +41,8 @@ async function startPlatform() {
   return {
     config,
     async stop() {
-      await ingress.stop();
+      await pipeline.stop();
       await notifier.stop();
-      await aggregator.stop();
-      await normalizer.stop();
     },
   };
 }

@@ -23,6 +23,8 @@ export interface InProcessPipeline {
   topicName(topic: CanonicalTopic): string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Base URLs of the services' HTTP servers (after `start`). */
+  urls(): { ingress: string; normalizer: string; aggregator: string };
   /** Signs and posts a provider webhook to the ingress; resolves to the HTTP status. */
   post(provider: 'smartcar' | 'telematica', body: Buffer): Promise<number>;
 }
@@ -108,6 +110,10 @@ export function createInProcessPipeline(options: {
       await ingress.stop();
       await aggregator.stop();
       await normalizer.stop();
+    },
+    urls() {
+      const url = (app: { port(): number }) => `http://127.0.0.1:${app.port()}`;
+      return { ingress: url(ingress), normalizer: url(normalizer), aggregator: url(aggregator) };
     },
     async post(provider, body) {
       const headers =
