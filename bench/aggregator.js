@@ -10,7 +10,6 @@
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { Partitioners } = require('kafkajs');
-const Redis = require('ioredis');
 const { SchemaRegistry, SchemaType } = require('@kafkajs/confluent-schema-registry');
 const { Topics, canonicalSchema } = require('@ampflow/contracts');
 const { measureConsumerRun, POLL_INTERVAL_MS } = require('./lib/consumer-run');
@@ -18,6 +17,7 @@ const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { buckets, scrapeMetrics, sumOf } = require('./lib/prometheus');
 const { stopTarget, withChildren } = require('./lib/processes');
+const { deleteRedisNamespace } = require('./lib/redis');
 const report = require('./lib/report');
 const { interpolatedQuantile, round } = require('./lib/stats');
 const { assertOwn, runPrefix, runTopics } = require('./lib/topics');
@@ -214,23 +214,6 @@ function redisTimings(series, readings) {
   return out;
 }
 
-async function cleanRedis(url, namespace) {
-  const redis = new Redis(url, { lazyConnect: true });
-  await redis.connect();
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1_000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    await redis.quit();
-  }
-  return deleted;
-}
-
 function printReport(r) {
   const p = r.parameters;
   const x = r.result;
@@ -389,7 +372,7 @@ async function run(options) {
     for (const op of ['load', 'save']) {
       result.redis[op].shareOfWall = round(result.redis[op].totalSeconds / result.doneAtS, 3);
     }
-    redisKeysDeleted = await cleanRedis(infra.redisUrl, namespace);
+    redisKeysDeleted = await deleteRedisNamespace(infra.redisUrl, namespace);
     result.redisKeysDeleted = redisKeysDeleted;
 
     const r = {
@@ -427,7 +410,9 @@ async function run(options) {
     return r;
   } finally {
     if (redisKeysDeleted === undefined) {
-      await cleanRedis(infra.redisUrl, namespace).catch((err) => log(`Redis cleanup failed: ${err.message}`));
+      await deleteRedisNamespace(infra.redisUrl, namespace).catch((err) =>
+        log(`Redis cleanup failed: ${err.message}`),
+      );
     }
     await kafka.deleteRunResources(admin, topics.prefix, { registryUrl: infra.schemaRegistryUrl });
     await admin.disconnect().catch(() => {});

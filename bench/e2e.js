@@ -18,13 +18,8 @@ const { svixHeaders } = require('@ampflow/testing');
 const { startCpuSample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
-const {
-  NOTIFIER_MAIN,
-  adminToken,
-  deleteRedisNamespace,
-  notifierEnv,
-  registerEndpoint,
-} = require('./lib/notifier-service');
+const { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint } = require('./lib/notifier-service');
+const { deleteRedisNamespace } = require('./lib/redis');
 const { startTarget, stopTarget, waitForHttpOk, withChildren } = require('./lib/processes');
 const report = require('./lib/report');
 const { startSinks } = require('./lib/sinks');

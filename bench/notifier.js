@@ -17,13 +17,8 @@ const { startCpuSample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { RESULTS_DIR } = require('./lib/log');
-const {
-  NOTIFIER_MAIN,
-  adminToken,
-  deleteRedisNamespace,
-  notifierEnv,
-  registerEndpoint,
-} = require('./lib/notifier-service');
+const { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint } = require('./lib/notifier-service');
+const { deleteRedisNamespace } = require('./lib/redis');
 const { isRunning, startTarget, stopTarget, waitForHttpOk, withChildren } = require('./lib/processes');
 const { scrapeMetrics } = require('./lib/prometheus');
 const report = require('./lib/report');

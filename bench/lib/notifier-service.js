@@ -4,11 +4,10 @@
 /**
  * The real notifier (services/notifier/dist/main.js) as the notifier and e2e benches run it: its environment
  * on the run's prefix (loopback http sinks allowed, bench-only admin token, Redis keys under the run's
- * namespace with a 1 h retention), endpoint registration through its admin API, and the Redis cleanup.
+ * namespace with a 1 h retention), and endpoint registration through its admin API.
  */
 const path = require('node:path');
 const { randomBytes } = require('node:crypto');
-const Redis = require('ioredis');
 const { ROOT } = require('./log');
 
 const NOTIFIER_MAIN = path.join(ROOT, 'services', 'notifier', 'dist', 'main.js');
@@ -52,24 +51,4 @@ async function registerEndpoint(baseUrl, token, body) {
   return { id: created.id, secret: created.secret };
 }
 
-/** SCAN + DEL of `<namespace>:*`; returns how many keys went. */
-async function deleteRedisNamespace(url, namespace) {
-  if (!/^bench:/.test(namespace))
-    throw new Error(`refusing to delete Redis keys outside bench:*: ${namespace}`);
-  const redis = new Redis(url, { lazyConnect: true });
-  await redis.connect();
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1_000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    await redis.quit();
-  }
-  return deleted;
-}
-
-module.exports = { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint, deleteRedisNamespace };
+module.exports = { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint };
