@@ -43,11 +43,6 @@ export interface SourceTopics {
   errors: string;
 }
 
-/** A vehicle's plug state plus the plug event its last reading fired, so a re-read fires it again. */
-interface StoredPlug extends PlugState {
-  fired: PlugEventType | null;
-}
-
 export interface StoredMessage {
   id: string;
   type: string;
@@ -162,7 +157,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     }
     const [vehicles, plugs, firedBefore] = await Promise.all([
       loadJson<KnownVehicle>([...vehicleIds].map(vehicleKey)),
-      loadJson<StoredPlug>([...plugVehicles].map(plugKey)),
+      loadJson<PlugState>([...plugVehicles].map(plugKey)),
       loadJson<PlugEventType>(plugReadings),
     ]);
     const newlyFired = new Map<string, PlugEventType>();
@@ -172,7 +167,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       if (k) known.set(id, k);
     }
     const changedVehicles = new Set<string>();
-    const changedPlugs = new Map<string, StoredPlug>();
+    const changedPlugs = new Map<string, PlugState>();
 
     const perRecord: CustomerEvent[][] = decoded.map((d) => {
       if ('error' in d) return [];
@@ -200,14 +195,9 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
           }
           const key = plugKey(c.record.vehicleId);
           const previous = changedPlugs.get(key) ?? plugs.get(key) ?? null;
-          if (previous && previous.eventId === c.record.eventId) {
-            // A re-read (after a restart) of the reading that last set the state: fire what it fired.
-            if (previous.fired) events.push(fromPlugChange(c.record, previous.fired));
-            break;
-          }
           const decision = applyPlugReading(previous, c.record);
           if (decision.state !== previous && decision.state !== null) {
-            changedPlugs.set(key, { ...decision.state, fired: decision.event });
+            changedPlugs.set(key, decision.state);
           }
           if (decision.event) {
             newlyFired.set(firedKey(c.record.eventId), decision.event);
