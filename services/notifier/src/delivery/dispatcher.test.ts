@@ -7,7 +7,6 @@ import { createDispatcher, type DispatcherSettings } from './dispatcher';
 import type { DeadLetterInfo, DurableWriter } from './durable-writer';
 import type { HttpSender, SendResult } from './http-sender';
 import { retrySchedule } from './retry-schedule';
-import { tierFor } from './retry-tiers';
 import type { WorkItem } from './work-item';
 
 /** A dispatcher over fakes: a sender whose answers the test controls, a writer that records, a manual clock. */
@@ -38,7 +37,6 @@ function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<Dispa
   const scheduled: WorkItem[] = [];
   const deadLetters: Array<{ item: WorkItem; info: DeadLetterInfo }> = [];
   const writer: DurableWriter = {
-    tierOf: (d) => tierFor(d),
     schedule: async (item) => {
       scheduled.push(item);
       return true;

@@ -187,11 +187,12 @@ export function createDispatcher(deps: {
     metrics.queued.set(queuedTotal);
   };
 
-  const refreshCircuitGauge = () => {
+  const openCircuits = () => {
     let open = 0;
     for (const lane of lanes.values()) if (lane.circuit.status !== 'closed') open += 1;
-    metrics.openCircuits.set(open);
+    return open;
   };
+  const refreshCircuitGauge = () => metrics.openCircuits.set(openCircuits());
 
   async function deadLetter(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean> {
     const written = await writer.deadLetter(item, info, signal);
@@ -412,7 +413,7 @@ export function createDispatcher(deps: {
 
   return {
     queued: () => queuedTotal,
-    openCircuits: () => [...lanes.values()].filter((l) => l.circuit.status !== 'closed').length,
+    openCircuits,
     submit(item, signal) {
       return new Promise<boolean>((resolve) => {
         const job: Job = { item, signal, resolve };

@@ -3,7 +3,7 @@ import { DeadLetterHeaders } from '@ampflow/contracts';
 import type { ReliableProducer } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { createRetryPolicy, retry } from '@ampflow/runtime';
-import { retryTopic, tierFor, type RetryTier } from './retry-tiers';
+import { retryTopic, tierFor } from './retry-tiers';
 import { encodeWorkItem, workItemKey, type WorkItem } from './work-item';
 
 /** Headers of a record on `ev.webhook-deliveries.dlq`, besides the dead-letter ones (`error-code` = reason). */
@@ -39,8 +39,6 @@ export interface DeadLetterInfo {
 export interface DurableWriter {
   schedule(item: WorkItem, signal?: AbortSignal): Promise<boolean>;
   deadLetter(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean>;
-  /** The tier a delay goes to (for metrics). */
-  tierOf(delayMs: number): RetryTier;
 }
 
 export function createDurableWriter(options: {
@@ -82,7 +80,6 @@ export function createDurableWriter(options: {
   }
 
   return {
-    tierOf: (delayMs) => tierFor(delayMs),
     schedule(item, signal) {
       const topic = retryTopic(options.topicPrefix, tierFor(item.dueAt - now()));
       return send(topic, { key: workItemKey(item), value: encodeWorkItem(item) }, signal);
