@@ -1,4 +1,5 @@
 export * from './topics';
+export * from './topic-configs';
 export * from './headers';
 export * from './canonical';
 export * from './providers/smartcar-schemas';

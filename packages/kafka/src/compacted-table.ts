@@ -3,7 +3,7 @@ import { ConfigResourceTypes, type Consumer, type IHeaders, type Kafka } from 'k
 import type { Logger } from '@ampflow/observability';
 import { AppError, DependencyError, ValidationError, withTimeout } from '@ampflow/runtime';
 import type { ReliableProducer } from './producer';
-import { ensureTopics, subscribeWhenReady } from './topics-admin';
+import { ensureTopics, subscribeWhenReady, type TopicConfigEntry } from './topics-admin';
 
 /** Header that carries a write's id, so the writer knows when its own reader has applied that write. */
 export const TABLE_WRITE_ID_HEADER = 'table-write-id';
@@ -83,7 +83,7 @@ export function readTargets(
 
 export interface CompactedTableOptions<V> {
   kafka: Kafka;
-  /** The compacted topic that holds the table; created with `cleanup.policy=compact` when missing. */
+  /** The compacted topic that holds the table; created, or corrected, with `topicConfig`. */
   topic: string;
   logger: Logger;
   /** Turns a record value into `V`; a throw makes the record skipped (logged and counted), not fatal. */
@@ -98,6 +98,11 @@ export interface CompactedTableOptions<V> {
   partitions?: number;
   /** Replication factor when the topic is created (default: the broker's `default.replication.factor`). */
   replicationFactor?: number;
+  /**
+   * Topic-level configs the topic is created with and an existing one is corrected to (`ensureTopics`); default
+   * only `cleanup.policy=compact`. Services pass their class of the catalogue (`topicConfigEntries`).
+   */
+  topicConfig?: TopicConfigEntry[];
   /**
    * How long `put` and `delete` wait for the broker's acknowledgement plus this instance's reader applying the
    * record, before rejecting with a retriable {@link DependencyError} `table_write_timeout` (default 10 s).
@@ -114,7 +119,7 @@ export interface CompactedTableOptions<V> {
 
 export interface CompactedTable<V> {
   /**
-   * Creates the topic if missing (compacted), checks an existing one is compacted, notes the high watermarks
+   * Creates the topic if missing and corrects its configs (`topicConfig`), checks it is compacted, notes the high watermarks
    * and starts reading from the beginning. Resolves once reading started, not once caught up: see `caughtUp`.
    * A table starts once; build a new one to read again.
    */
@@ -306,14 +311,18 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
   }
 
   async function startReading(): Promise<void> {
-    await ensureTopics(kafka, [
-      {
-        topic,
-        numPartitions: options.partitions ?? 1,
-        replicationFactor: options.replicationFactor,
-        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-      },
-    ]);
+    await ensureTopics(
+      kafka,
+      [
+        {
+          topic,
+          numPartitions: options.partitions ?? 1,
+          replicationFactor: options.replicationFactor,
+          configEntries: options.topicConfig ?? [{ name: 'cleanup.policy', value: 'compact' }],
+        },
+      ],
+      { logger: log },
+    );
     targets = await fetchTargets();
     log.info({ targets: Object.fromEntries(targets) }, 'reading the table from the beginning');
     checkCaughtUp();

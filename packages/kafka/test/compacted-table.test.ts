@@ -109,16 +109,39 @@ describe('compacted table', () => {
     }
   });
 
-  it('refuses a topic that exists without compaction', async () => {
+  it('makes a topic that exists without compaction compacted before reading it', async () => {
     const kafka = testKafka();
     const topic = uniqueName('table-not-compacted');
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
-    await admin.disconnect();
+    try {
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+      const table = createCompactedTable<Endpoint>({
+        kafka,
+        topic,
+        logger,
+        ...codec,
+        producer: await aProducer(kafka),
+        onFatal: (error) => fatal.push(error),
+      });
+      cleanups.push(() => table.stop());
+      await table.start();
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
+      });
+      expect(resources[0]?.configEntries[0]?.configValue).toBe('compact');
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('refuses a topic its configs leave without compaction', async () => {
+    const kafka = testKafka();
     const table = createCompactedTable<Endpoint>({
       kafka,
-      topic,
+      topic: uniqueName('table-delete-policy'),
+      topicConfig: [{ name: 'cleanup.policy', value: 'delete' }],
       logger,
       ...codec,
       producer: await aProducer(kafka),
