@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { rawTopic, type Provider } from '@ampflow/contracts';
+import { rawTopic, topicConfigEntries, type Provider } from '@ampflow/contracts';
 import { createBrokerProbe, createReliableProducer, createWorkHealth, ensureTopics } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import { startHttpServer, type RunningHttpServer, type Service } from '@ampflow/runtime';
@@ -8,7 +8,6 @@ import { effectiveBodyLimitBytes } from './body-limit';
 import { createByteBudget } from './inflight-bytes';
 import { createIngressMetrics } from './metrics';
 import { createRawPublisher } from './raw-publisher';
-import { ensureRawRetention } from './raw-retention';
 import type { SeenStore } from './seen-store';
 import { createTelematicaVerifier } from './webhook-intake';
 import { createWebhookRoutes } from './webhook-routes';
@@ -28,8 +27,8 @@ export interface IngressSettings {
   kafkaPublishTimeoutMs: number;
   rawTopicPartitions: number;
   /**
-   * `retention.ms` of the raw topics: set when they are created, and changed at start on existing ones whose
-   * retention differs. -1 keeps records forever. Unset: existing topics keep theirs (tests).
+   * `retention.ms` of the raw topics in place of the catalogue's (`TOPIC_CLASSES.raw`, 90 days): set when they
+   * are created, and changed at start on existing ones whose retention differs. -1 keeps records forever.
    */
   rawRetentionMs?: number;
   shutdownDrainMs: number;
@@ -122,15 +121,19 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     async start() {
       const rawTopics = (['smartcar', 'telematica'] as const).map(topicOf);
       const retention = settings.rawRetentionMs;
+      // The catalogue's configs, corrected on existing topics too (logged).
       await ensureTopics(
         deps.kafka,
         rawTopics.map((topic) => ({
           topic,
           numPartitions: settings.rawTopicPartitions,
-          configEntries: retention === undefined ? [] : [{ name: 'retention.ms', value: String(retention) }],
+          configEntries: topicConfigEntries(
+            'raw',
+            retention === undefined ? {} : { 'retention.ms': retention },
+          ),
         })),
+        { logger },
       );
-      if (retention !== undefined) await ensureRawRetention(deps.kafka, rawTopics, retention, logger);
       await producer.connect();
       for (const provider of ['smartcar', 'telematica'] as const) {
         const topic = topicOf(provider);

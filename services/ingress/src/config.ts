@@ -9,6 +9,7 @@ import {
   workHealthEnv,
   z,
 } from '@ampflow/config';
+import { TOPIC_CLASSES } from '@ampflow/contracts';
 
 const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<base64>');
 
@@ -40,7 +41,7 @@ export const ingressEnv = z.object({
     .number()
     .int()
     .refine((v) => v === -1 || v > 0, 'expected a positive number of ms, or -1 for forever')
-    .default(90 * 24 * 3600 * 1000),
+    .default(TOPIC_CLASSES.raw.config['retention.ms']),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });
 

@@ -1,7 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import type { Kafka } from 'kafkajs';
 import pino from 'pino';
-import { ensureTopics } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
@@ -39,19 +38,8 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((app) => app.stop()));
 });
 
-async function startIngress(
-  overrides: Partial<IngressSettings> = {},
-  kafka?: Kafka,
-  /** Topic configs to create the raw topics with, before the ingress starts (which then finds them). */
-  topicConfig?: { name: string; value: string }[],
-): Promise<Harness> {
+async function startIngress(overrides: Partial<IngressSettings> = {}, kafka?: Kafka): Promise<Harness> {
   const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
-  if (topicConfig) {
-    await ensureTopics(
-      kafka ?? testKafka(),
-      Object.values(topics).map((topic) => ({ topic, numPartitions: 1, configEntries: topicConfig })),
-    );
-  }
   const registry = createMetricsRegistry('ingress', { defaultMetrics: false });
   const app = createIngressApp({
     settings: {
@@ -454,16 +442,14 @@ describe('ingress against the real Kafka and Redis', () => {
   });
 
   it("answers 413 for a body the raw topic's max.message.bytes could not store, and publishes nothing", async () => {
-    // MAX_BODY_BYTES allows 256 KiB, but the topics take records of at most 64 KiB.
-    const h = await startIngress({ maxBodyBytes: 256 * 1024 }, undefined, [
-      { name: 'max.message.bytes', value: String(64 * 1024) },
-    ]);
-    const fits = paddedSmartcar('fits-topic', 56 * 1024);
-    const over = paddedSmartcar('over-topic', 100 * 1024);
+    // MAX_BODY_BYTES allows 2 MiB, but the raw topics take records of at most the catalogue's 1,048,588 bytes.
+    const h = await startIngress({ maxBodyBytes: 2 * 1024 * 1024 });
+    const fits = paddedSmartcar('fits-topic', 1_030_000);
+    const over = paddedSmartcar('over-topic', 1_100_000);
     const overTelematica = Buffer.from(
       JSON.stringify({
         ...fixtureJson<object>('telematica/vehicle-soc.json'),
-        padding: 'p'.repeat(70 * 1024),
+        padding: 'p'.repeat(1_100_000),
       }),
     );
     expect(await postSmartcar(h, over)).toMatchObject({
@@ -471,9 +457,9 @@ describe('ingress against the real Kafka and Redis', () => {
       json: { error: { code: 'payload_too_large' } },
     });
     expect(await postTelematica(h, overTelematica)).toMatchObject({ status: 413 });
-    // Under the lowered body limit (64 KiB - 512 - 4 KiB = 60,928 bytes), but an event id of 6 KB, copied into
-    // a record header, makes the record too large: the producer refuses it, also a 413 with nothing stored.
-    const tooLargeRecord = paddedSmartcar('x'.repeat(6_000), 60_000);
+    // Under the lowered body limit (1,048,588 - 512 - 4 KiB = 1,043,980 bytes), but an event id of 6 KB, copied
+    // into a record header, makes the record too large: the producer refuses it, also a 413 with nothing stored.
+    const tooLargeRecord = paddedSmartcar('x'.repeat(6_000), 1_043_000);
     expect(await postSmartcar(h, tooLargeRecord)).toMatchObject({
       status: 413,
       json: { error: { code: 'record_too_large' } },

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { ConfigResourceTypes, type Kafka } from 'kafkajs';
+import { MAX_MESSAGE_BYTES } from '@ampflow/contracts';
 import { ensureTopics } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import { testEndpoints, testKafka, uniqueName } from '@ampflow/testing';
@@ -69,7 +70,7 @@ describe('raw topic retention', () => {
     }
   });
 
-  it('changes the retention of existing raw topics, keeping their other settings', async () => {
+  it("changes existing raw topics to RAW_RETENTION_MS and the catalogue's other configs, keeping the rest", async () => {
     const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
     await ensureTopics(
       kafka,
@@ -79,14 +80,17 @@ describe('raw topic retention', () => {
         configEntries: [
           { name: 'retention.ms', value: '2592000000' },
           { name: 'max.message.bytes', value: '2097152' },
+          { name: 'segment.ms', value: '3600000' },
         ],
       })),
     );
     await startAndStop(topics, -1);
     for (const topic of Object.values(topics)) {
       expect(await topicConfig(topic)).toMatchObject({
+        'cleanup.policy': 'delete',
         'retention.ms': '-1',
-        'max.message.bytes': '2097152',
+        'max.message.bytes': String(MAX_MESSAGE_BYTES),
+        'segment.ms': '3600000',
       });
     }
   });

@@ -1,5 +1,11 @@
 import type { Kafka } from 'kafkajs';
-import { CANONICAL_SCHEMA_FILES, Topics, dlqTopic, type CanonicalTopic } from '@ampflow/contracts';
+import {
+  CANONICAL_SCHEMA_FILES,
+  Topics,
+  dlqTopic,
+  topicConfigEntries,
+  type CanonicalTopic,
+} from '@ampflow/contracts';
 import {
   createAvroCodec,
   createConsumerRunner,
@@ -118,15 +124,30 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     logger,
     readiness: () => ({ schemas: schemasRegistered(), ...work.detail() }),
     start: async () => {
-      await ensureTopics(deps.kafka, [
-        ...CANONICAL_TOPICS.map((t) => ({
-          topic: topicName(t),
-          numPartitions: settings.canonicalTopicPartitions,
-        })),
-        // The ingress creates the raw topics too; whoever starts first does it.
-        ...rawTopics.map((t) => ({ topic: t, numPartitions: settings.canonicalTopicPartitions })),
-        ...rawTopics.map((t) => ({ topic: dlqTopic(t), numPartitions: 1 })),
-      ]);
+      await ensureTopics(
+        deps.kafka,
+        [
+          ...CANONICAL_TOPICS.map((t) => ({
+            topic: topicName(t),
+            numPartitions: settings.canonicalTopicPartitions,
+            configEntries: topicConfigEntries('canonical'),
+          })),
+          // The ingress creates the raw topics too; whoever starts first does it. Their configs are the
+          // ingress's (RAW_RETENTION_MS), so an existing one is left as it is.
+          ...rawTopics.map((t) => ({
+            topic: t,
+            numPartitions: settings.canonicalTopicPartitions,
+            configEntries: topicConfigEntries('raw'),
+            correctExisting: false,
+          })),
+          ...rawTopics.map((t) => ({
+            topic: dlqTopic(t),
+            numPartitions: 1,
+            configEntries: topicConfigEntries('deadLetter'),
+          })),
+        ],
+        { logger },
+      );
       await registerSchemas();
       await producer.connect();
       await runner.start();

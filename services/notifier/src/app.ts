@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { DeadLetterHeaders, Topics } from '@ampflow/contracts';
+import { DeadLetterHeaders, Topics, topicConfigEntries } from '@ampflow/contracts';
 import {
   createAvroCodec,
   createRegistryClient,
@@ -337,11 +337,23 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     isReady,
     async start() {
       await redis.connect();
-      await ensureTopics(deps.kafka, [
-        ...tierTopics.map(({ topic }) => ({ topic, numPartitions: settings.retryTopicPartitions })),
-        { topic: dlqTopic, numPartitions: 1 },
-        ...Object.values(topics).map((topic) => ({ topic, numPartitions: 6 })),
-      ]);
+      await ensureTopics(
+        deps.kafka,
+        [
+          ...tierTopics.map(({ topic }) => ({
+            topic,
+            numPartitions: settings.retryTopicPartitions,
+            configEntries: topicConfigEntries('notifierRetry'),
+          })),
+          { topic: dlqTopic, numPartitions: 1, configEntries: topicConfigEntries('webhookDeliveriesDlq') },
+          ...Object.values(topics).map((topic) => ({
+            topic,
+            numPartitions: 6,
+            configEntries: topicConfigEntries('canonical'),
+          })),
+        ],
+        { logger },
+      );
       await producer.connect();
       await endpoints.start();
       // Deliveries start once every endpoint is known: a record read before would miss its subscribers.

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { Topics, dlqTopic } from '@ampflow/contracts';
+import { Topics, dlqTopic, topicConfigEntries } from '@ampflow/contracts';
 import {
   createAvroCodec,
   createConsumerRunner,
@@ -218,11 +218,27 @@ export function createAggregatorApp(
     }),
     start: async () => {
       await redis.connect();
-      await ensureTopics(deps.kafka, [
-        { topic: telemetryTopic, numPartitions: settings.sessionsTopicPartitions },
-        { topic: sessionsTopic, numPartitions: settings.sessionsTopicPartitions },
-        { topic: dlqTopic(telemetryTopic), numPartitions: 1 },
-      ]);
+      await ensureTopics(
+        deps.kafka,
+        [
+          {
+            topic: telemetryTopic,
+            numPartitions: settings.sessionsTopicPartitions,
+            configEntries: topicConfigEntries('canonical'),
+          },
+          {
+            topic: sessionsTopic,
+            numPartitions: settings.sessionsTopicPartitions,
+            configEntries: topicConfigEntries('canonical'),
+          },
+          {
+            topic: dlqTopic(telemetryTopic),
+            numPartitions: 1,
+            configEntries: topicConfigEntries('deadLetter'),
+          },
+        ],
+        { logger },
+      );
       await ensureChangelogTopic(deps.kafka, { telemetryTopic, changelogTopic }, logger);
       await codec.register(sessionsTopic, Topics.chargingSessions);
       await producer.connect();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
+import { topicConfigEntries } from '@ampflow/contracts';
 import { ensureTopics } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError } from '@ampflow/runtime';
@@ -12,8 +13,8 @@ import {
 } from './state-changelog';
 
 /**
- * Creates the changelog topic if it is missing: compacted, with as many partitions as the telemetry topic
- * (the same key, so vehicle `v`'s readings and its state sit on partitions of the same number).
+ * Creates the changelog topic if it is missing, with as many partitions as the telemetry topic (the same key, so
+ * vehicle `v`'s readings and its state sit on partitions of the same number), and gives it the catalogue's configs.
  */
 export async function ensureChangelogTopic(
   kafka: Kafka,
@@ -30,18 +31,18 @@ export async function ensureChangelogTopic(
     const partitions = await partitionsOf(topics.telemetryTopic);
     if (partitions === 0)
       throw new DependencyError('kafka_unavailable', `no metadata for ${topics.telemetryTopic}`);
-    await ensureTopics(kafka, [
-      {
-        topic: topics.changelogTopic,
-        numPartitions: partitions,
-        configEntries: [
-          { name: 'cleanup.policy', value: 'compact' },
-          // The active segment is never compacted: roll hourly so a restore reads about one record per
-          // vehicle plus at most an hour of writes, not a week's (the default segment.ms).
-          { name: 'segment.ms', value: String(3_600_000) },
-        ],
-      },
-    ]);
+    // Compacted, segments rolled hourly (the catalogue's reasons are in docs/topics.md).
+    await ensureTopics(
+      kafka,
+      [
+        {
+          topic: topics.changelogTopic,
+          numPartitions: partitions,
+          configEntries: topicConfigEntries('stateChangelog'),
+        },
+      ],
+      { logger },
+    );
     // An existing topic is left as it is. A different count still restores correctly (every partition is
     // read), but the topics are no longer co-partitioned, which an operator should know.
     const changelogPartitions = await partitionsOf(topics.changelogTopic);

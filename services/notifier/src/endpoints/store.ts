@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { topicConfigEntries } from '@ampflow/contracts';
 import {
   createCompactedTable,
   type CompactedTable,
@@ -96,6 +97,7 @@ export function createEndpointStore(options: EndpointStoreOptions): EndpointStor
   const table = createCompactedTable<Endpoint>({
     kafka: options.kafka,
     topic: options.topic,
+    topicConfig: topicConfigEntries('notifierEndpoints'),
     logger: options.logger,
     producer: options.producer,
     encode: encodeEndpoint,
