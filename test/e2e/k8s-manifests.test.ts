@@ -9,7 +9,14 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, type z } from '@ampflow/config';
-import { PROVIDERS, Topics, dlqTopic, rawTopic } from '@ampflow/contracts';
+import {
+  PROVIDERS,
+  TOPIC_CLASSES,
+  Topics,
+  dlqTopic,
+  rawTopic,
+  type TopicClassName,
+} from '@ampflow/contracts';
 import { createMetricsRegistry } from '@ampflow/observability';
 import { createOpsListener } from '@ampflow/runtime';
 import { ingressEnv } from '../../services/ingress/src/config';
@@ -519,17 +526,47 @@ describe('deploy/k8s against the code', () => {
     for (const t of Object.values(Topics)) expect(actual[t]).toBeDefined();
   });
 
-  it('only the changelog and the endpoints table are compacted; raw topics keep at least 30 days', () => {
+  it('every KafkaTopic carries its class’s configs from the catalogue (packages/contracts/src/topic-configs.ts)', () => {
+    const classOf: Record<string, TopicClassName> = {};
+    const raw = PROVIDERS.map(rawTopic);
+    for (const t of raw) classOf[t] = 'raw';
+    for (const t of [
+      Topics.vehicleTelemetry,
+      Topics.commandResults,
+      Topics.deviceLinks,
+      Topics.vehicleErrors,
+      Topics.chargingSessions,
+    ])
+      classOf[t] = 'canonical';
+    for (const t of [...raw, Topics.vehicleTelemetry]) classOf[dlqTopic(t)] = 'deadLetter';
+    classOf[Topics.webhookDeliveriesDlq] = 'webhookDeliveriesDlq';
+    classOf[changelog] = 'stateChangelog';
+    classOf[notifierEndpointsTopic] = 'notifierEndpoints';
+    for (const tier of RETRY_TIERS) classOf[retryTopic('', tier)] = 'notifierRetry';
+    expect(topics.map((t) => t.topicName).sort()).toEqual(Object.keys(classOf).sort());
+
+    const asStrings = (config: object) =>
+      Object.fromEntries(Object.entries(config).map(([key, value]) => [key, String(value)]));
     for (const t of topics) {
-      const policy = t.config?.['cleanup.policy'];
-      const compacted = t.topicName === changelog || t.topicName === notifierEndpointsTopic;
-      expect([t.topicName, policy]).toEqual([t.topicName, compacted ? 'compact' : 'delete']);
+      // min.insync.replicas goes with the cluster's shape (3 replicas here), not with the class of topic.
+      const { 'min.insync.replicas': _minIsr, ...config } = t.config ?? {};
+      const wanted = TOPIC_CLASSES[classOf[t.topicName!]!].config;
+      expect({ topic: t.topicName, config: asStrings(config) }).toEqual({
+        topic: t.topicName,
+        config: asStrings(wanted),
+      });
     }
-    for (const p of PROVIDERS) {
-      expect(Number(topic(rawTopic(p))?.config?.['retention.ms'])).toBeGreaterThanOrEqual(
-        30 * 24 * 3_600_000,
-      );
+  });
+
+  it('the notifier keeps deliveries for a retry or a recover longer than its disable window, plus a week', () => {
+    const disableAfterMs = defaultOf(notifierEnv, 'NOTIFIER_DISABLE_AFTER_FAILING_MS') as number;
+    const weekMs = 7 * 24 * 3_600_000;
+    for (const t of [retryTopic('', RETRY_TIERS[0]!), Topics.webhookDeliveriesDlq]) {
+      expect(Number(topic(t)?.config?.['retention.ms'])).toBeGreaterThan(disableAfterMs + weekMs);
     }
+    expect(Number(topic(rawTopic('smartcar'))?.config?.['retention.ms'])).toBe(
+      defaultOf(ingressEnv, 'RAW_RETENTION_MS'),
+    );
   });
 
   it('the overlay retags every base image and patches only known variables', () => {
