@@ -84,6 +84,21 @@ describe('endpoint codec', () => {
     expect(() => own.decode(Buffer.from(JSON.stringify(moved)))).toThrow(SecretBoxError);
   });
 
+  it('counts endpoints whose latest record it refused, until a later one of theirs reads', () => {
+    const endpoint = anEndpoint();
+    const other = anEndpoint('ep_bbbbbbbbbbbbbbbbbbbbbbbbbb');
+    const codec = createEndpointCodec(createSecretBox({ current: k2 }));
+    const foreign = createEndpointCodec(createSecretBox({ current: k1 }));
+    expect(() => codec.decode(foreign.encode(endpoint))).toThrow(SecretBoxError);
+    expect(() => codec.decode(foreign.encode(endpoint))).toThrow(SecretBoxError);
+    expect(() => codec.decode(foreign.encode(other))).toThrow(SecretBoxError);
+    expect(codec.undecodableRecords()).toBe(2);
+    codec.decode(codec.encode(endpoint));
+    expect(codec.undecodableRecords()).toBe(1);
+    expect(() => codec.decode(Buffer.from('not json'))).toThrow();
+    expect(codec.undecodableRecords()).toBe(2);
+  });
+
   it('refuses a record that is not a whole endpoint', () => {
     const codec = createEndpointCodec(createSecretBox({ current: k1 }));
     expect(() => codec.decode(Buffer.from('{"id":"ep_x"}'))).toThrow();

@@ -22,6 +22,12 @@ export interface EndpointCodec {
    * store rewrites them at start. A live view: each record decoded updates it.
    */
   staleIds(): ReadonlySet<string>;
+  /**
+   * Endpoints whose latest record `decode` refused, plus records refused whose id could not be told. The table
+   * then keeps the key's older value, which must not be written back over the newer record: while this is not
+   * 0 the store rewrites nothing.
+   */
+  undecodableRecords(): number;
 }
 
 const sealedBoxSchema = z.object({
@@ -37,8 +43,47 @@ const recordSchema = z.looseObject({
   secrets: z.unknown().optional(),
 });
 
+/** The `id` of a record that may not be a whole endpoint, if it has one. */
+function idOf(value: Buffer): string | undefined {
+  try {
+    const id: unknown = (JSON.parse(value.toString('utf8')) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createEndpointCodec(box: SecretBox): EndpointCodec {
   const stale = new Set<string>();
+  /** Ids whose latest record was refused; a later record that decodes clears its id. */
+  const unreadable = new Set<string>();
+  let unreadableWithoutId = 0;
+
+  function decode(value: Buffer): Endpoint {
+    const {
+      sealedSecrets,
+      secrets: plainSecrets,
+      ...fields
+    } = recordSchema.parse(JSON.parse(value.toString('utf8')));
+    let secrets: unknown;
+    let current: boolean;
+    if (sealedSecrets) {
+      const opened = box.open(sealedSecrets, fields.id);
+      secrets = JSON.parse(opened.plaintext);
+      // A record holding both (nothing writes one) is rewritten too, without the plain text.
+      current = opened.current && plainSecrets === undefined;
+    } else {
+      // Written before encryption at rest: read as it is, sealed when the store rewrites it at start.
+      secrets = plainSecrets;
+      current = false;
+    }
+    const endpoint = parseStoredEndpoint({ ...fields, secrets });
+    unreadable.delete(endpoint.id);
+    if (current) stale.delete(endpoint.id);
+    else stale.add(endpoint.id);
+    return endpoint;
+  }
+
   return {
     encode(endpoint) {
       const { secrets, ...fields } = endpoint;
@@ -47,29 +92,17 @@ export function createEndpointCodec(box: SecretBox): EndpointCodec {
     },
 
     decode(value) {
-      const {
-        sealedSecrets,
-        secrets: plainSecrets,
-        ...fields
-      } = recordSchema.parse(JSON.parse(value.toString('utf8')));
-      let secrets: unknown;
-      let current: boolean;
-      if (sealedSecrets) {
-        const opened = box.open(sealedSecrets, fields.id);
-        secrets = JSON.parse(opened.plaintext);
-        // A record holding both (nothing writes one) is rewritten too, without the plain text.
-        current = opened.current && plainSecrets === undefined;
-      } else {
-        // Written before encryption at rest: read as it is, sealed when the store rewrites it at start.
-        secrets = plainSecrets;
-        current = false;
+      try {
+        return decode(value);
+      } catch (error) {
+        const id = idOf(value);
+        if (id === undefined) unreadableWithoutId += 1;
+        else unreadable.add(id);
+        throw error;
       }
-      const endpoint = parseStoredEndpoint({ ...fields, secrets });
-      if (current) stale.delete(endpoint.id);
-      else stale.add(endpoint.id);
-      return endpoint;
     },
 
     staleIds: () => stale,
+    undecodableRecords: () => unreadable.size + unreadableWithoutId,
   };
 }

@@ -179,10 +179,20 @@ describe('endpoint store (over an in-memory table)', () => {
 
 /**
  * A table that keeps records encoded, as the topic does, and reads them through `codec`: what a store on
- * Kafka sees, without Kafka. `records` is the "topic" (latest record per key).
+ * Kafka sees, without Kafka. `records` is the "topic" (latest record per key), after the older `log`; a
+ * record `decode` refuses is skipped and its key keeps its older value, as in the real table.
  */
-function aRecordTable(codec: EndpointCodec, records: Map<string, Buffer>) {
-  const base = createMemoryEndpointTable([...records.values()].map((record) => codec.decode(record)));
+function aRecordTable(codec: EndpointCodec, records: Map<string, Buffer>, log: Buffer[] = []) {
+  const read = new Map<string, Endpoint>();
+  for (const record of [...log, ...records.values()]) {
+    try {
+      const endpoint = codec.decode(record);
+      read.set(endpoint.id, endpoint);
+    } catch {
+      // skipped
+    }
+  }
+  const base = createMemoryEndpointTable([...read.values()]);
   let failWrites = false;
   let writes = 0;
   const table: EndpointTable = {
@@ -237,7 +247,7 @@ describe('endpoint store: secrets sealed at rest', () => {
     expect(endpoints.map((e) => sealedKid(records.get(e.id)))).toEqual([undefined, 'k1', 'k2']);
     const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
     const { table, writes } = aRecordTable(codec, records);
-    const store = createEndpointStoreOn(table, { logger, staleSecrets: codec.staleIds });
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
     await store.start();
     expect(store.ready()).toBe(false);
     await untilReady(store);
@@ -258,11 +268,32 @@ describe('endpoint store: secrets sealed at rest', () => {
     const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
     const { table, failWrites } = aRecordTable(codec, records);
     failWrites();
-    const store = createEndpointStoreOn(table, { logger, staleSecrets: codec.staleIds });
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
     await store.start();
     await untilReady(store);
     expect(endpoints.map((e) => store.get(e.id))).toEqual(endpoints);
     expect(endpoints.map((e) => sealedKid(records.get(e.id)))).toEqual([undefined, 'k1', 'k2']);
+  });
+
+  it('rewrites nothing while the latest record of an endpoint could not be read (its older one would win)', async () => {
+    const { records, endpoints } = await aTopicFromBefore();
+    const plain = endpoints[0]!;
+    // The latest record of the first endpoint was sealed with a key this store does not have.
+    const newer = { ...plain, description: 'newer' };
+    const unknown = createEndpointCodec(createSecretBox({ current: generateSecretsKey('k0') }));
+    const log = [records.get(plain.id)!];
+    records.set(plain.id, unknown.encode(newer));
+    const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
+    const { table, writes } = aRecordTable(codec, records, log);
+    expect(codec.undecodableRecords()).toBe(1);
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
+    await store.start();
+    await untilReady(store);
+    expect(writes()).toBe(0);
+    expect(sealedKid(records.get(plain.id))).toBe('k0');
+    // Once a later record of that endpoint reads, it no longer holds the others back.
+    codec.decode(codec.encode(plain));
+    expect(codec.undecodableRecords()).toBe(0);
   });
 
   it('every write seals with the current key', async () => {
@@ -270,7 +301,7 @@ describe('endpoint store: secrets sealed at rest', () => {
     const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
     const store = createEndpointStoreOn(aRecordTable(codec, records).table, {
       logger,
-      staleSecrets: codec.staleIds,
+      secretsAtRest: codec,
     });
     await store.start();
     const created = await store.create({ url: 'https://a.example.com' }, T0);

@@ -21,7 +21,7 @@ import {
   type Endpoint,
   type UpdateEndpointInput,
 } from './model';
-import { createEndpointCodec } from './endpoint-codec';
+import { createEndpointCodec, type EndpointCodec } from './endpoint-codec';
 import type { SecretBox } from './secret-box';
 
 /** One change to the set of endpoints: `before` absent for a creation, `after` absent for a deletion. */
@@ -82,12 +82,13 @@ export interface EndpointStoreBehaviour {
    */
   checkUrl?: (url: string) => void;
   /**
-   * Ids whose stored record is not sealed with the current NOTIFIER_SECRETS_KEY (plain text from before
-   * encryption at rest, or the previous key). Once caught up at start, the store rewrites each of them (the
-   * write seals with the current key) before it reports ready. A failed rewrite is logged and ends the pass;
-   * the record stays readable and the next start tries again. Absent: nothing is rewritten.
+   * Which stored records are not sealed with the current NOTIFIER_SECRETS_KEY (plain text from before
+   * encryption at rest, or the previous key): once caught up at start, the store rewrites each of them (the
+   * write seals with the current key) before it reports ready. Nothing is rewritten while any record was
+   * undecodable (its key would be rewritten with an older value). A failed rewrite is logged and ends the
+   * pass; the record stays readable and the next start tries again. Absent: nothing is rewritten.
    */
-  staleSecrets?: () => ReadonlySet<string>;
+  secretsAtRest?: Pick<EndpointCodec, 'staleIds' | 'undecodableRecords'>;
   logger: Logger;
 }
 
@@ -117,7 +118,7 @@ export function createEndpointStore(options: EndpointStoreOptions): EndpointStor
     onFatal: options.onFatal,
     writeTimeoutMs: options.writeTimeoutMs,
   });
-  return createEndpointStoreOn(table, { ...options, staleSecrets: codec.staleIds });
+  return createEndpointStoreOn(table, { ...options, secretsAtRest: codec });
 }
 
 /** The store's logic over any {@link EndpointTable}. */
@@ -147,7 +148,8 @@ export function createEndpointStoreOn(
   }
 
   const checkUrl = (url: string) => behaviour.checkUrl?.(url);
-  const staleSecrets = behaviour.staleSecrets ?? (() => new Set<string>());
+  const staleSecrets = () => behaviour.secretsAtRest?.staleIds() ?? new Set<string>();
+  const undecodableRecords = () => behaviour.secretsAtRest?.undecodableRecords() ?? 0;
   let stopped = false;
   /** The start-up rewrite of records not sealed with the current key has finished (or had nothing to do). */
   let resealed = false;
@@ -165,6 +167,13 @@ export function createEndpointStoreOn(
     try {
       for (const id of [...staleSecrets()]) {
         if (stopped) return;
+        if (undecodableRecords() > 0) {
+          log.warn(
+            { undecodableRecords: undecodableRecords(), left: staleSecrets().size },
+            'not re-encrypting endpoint secrets: some records could not be read (see "skipping a table record"), and a rewrite could put an older version back',
+          );
+          return;
+        }
         const done = await serialized(id, async () => {
           const endpoint = table.get(id);
           // Deleted, or rewritten by a write that came in meanwhile.
