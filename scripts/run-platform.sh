@@ -24,9 +24,13 @@ if [[ ! -f "$secrets" ]]; then
   {
     echo "SMARTCAR_MANAGEMENT_TOKEN=dev-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
     echo "TELEMATICA_WEBHOOK_SECRET=whsec_$(head -c 24 /dev/urandom | base64)"
-    echo "NOTIFIER_ADMIN_TOKEN=dev-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    echo "NOTIFIER_ADMIN_TOKEN=dev-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   } >"$secrets"
   echo "[run] generated development secrets in $secrets" >&2
+fi
+# Added to a file from before it existed (never replaced: it decrypts the endpoint secrets stored with it).
+if ! grep -q '^NOTIFIER_SECRETS_KEY=' "$secrets"; then
+  (umask 077 && echo "NOTIFIER_SECRETS_KEY=dev:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$secrets")
 fi
 while IFS='=' read -r name value; do
   [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"

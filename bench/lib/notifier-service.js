@@ -17,7 +17,10 @@ function adminToken() {
   return `bench-${randomBytes(24).toString('hex')}`;
 }
 
-/** Environment of a notifier child on the run's prefix. */
+/** A fresh key for the endpoint secrets of a run: a run's topics die with it, so nothing needs it later. */
+const secretsKey = `bench:${randomBytes(32).toString('base64')}`;
+
+/** Environment of a notifier child on the run's prefix (children of one run share the secrets key). */
 function notifierEnv({ infra, prefix, groupId, namespace, token }) {
   return {
     LOG_LEVEL: 'warn',
@@ -30,6 +33,7 @@ function notifierEnv({ infra, prefix, groupId, namespace, token }) {
     NOTIFIER_GROUP_ID: groupId,
     NOTIFIER_REDIS_NAMESPACE: namespace,
     NOTIFIER_ADMIN_TOKEN: token,
+    NOTIFIER_SECRETS_KEY: secretsKey,
     NOTIFIER_ALLOW_HTTP: 'true',
     NOTIFIER_ALLOWED_NETWORKS: '127.0.0.0/8',
     NOTIFIER_ATTEMPT_RETENTION_MS: String(3_600_000),

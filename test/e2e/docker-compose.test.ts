@@ -31,7 +31,11 @@ const SERVICES: Record<string, z.ZodObject> = {
 const FIXED = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'REDIS_URL', 'HTTP_PORT', 'HTTP_HOST']);
 
 /** Well-formed stand-ins for the secrets that compose takes from `.env`. */
-const SECRETS: Record<string, string> = { TELEMATICA_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci10ZXN0cw==' };
+const SECRETS: Record<string, string> = {
+  TELEMATICA_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci10ZXN0cw==',
+  NOTIFIER_ADMIN_TOKEN: 'a-stand-in-admin-token-of-32-characters',
+  NOTIFIER_SECRETS_KEY: `k1:${'0f'.repeat(32)}`,
+};
 
 interface ComposeService {
   build?: { args?: Record<string, string> };

@@ -50,6 +50,9 @@ const SERVICES: Record<string, z.ZodObject> = {
 /** Well-formed stand-ins for the Secret's values (the repository holds none). */
 const SECRET_STANDINS: Record<string, string> = {
   TELEMATICA_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci10ZXN0cw==',
+  NOTIFIER_ADMIN_TOKEN: 'a-stand-in-admin-token-of-32-characters',
+  NOTIFIER_SECRETS_KEY: `k2:${'0f'.repeat(32)}`,
+  NOTIFIER_SECRETS_KEY_PREVIOUS: `k1:${'f0'.repeat(32)}`,
 };
 
 /** packages/runtime/src/lifecycle.ts: a stop that outlasts this exits 1. */

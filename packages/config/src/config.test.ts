@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, secret, sharedEnv, port, flag, z } from './index';
+import { ConfigError, issuedSecret, loadConfig, secret, sharedEnv, port, flag, z } from './index';
 
 const schema = z.object({ ...sharedEnv, TOKEN: secret(), HTTP_PORT: port(8080), VERBOSE: flag(false) });
 
@@ -33,5 +33,23 @@ describe('loadConfig', () => {
 
   it('treats an empty secret as missing', () => {
     expect(() => loadConfig(schema, { TOKEN: '' })).toThrow(/TOKEN is required/);
+  });
+
+  it('refuses an issued secret shorter than 32 characters, naming it without its value', () => {
+    const issued = z.object({ ADMIN_TOKEN: issuedSecret() });
+    const short = 'x'.repeat(31);
+    let error: unknown;
+    try {
+      loadConfig(issued, { ADMIN_TOKEN: short });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      'ADMIN_TOKEN: must be at least 32 characters; generate one with `openssl rand -hex 32`',
+    ]);
+    expect((error as Error).message).not.toContain(short);
+    expect(loadConfig(issued, { ADMIN_TOKEN: 'x'.repeat(32) }).ADMIN_TOKEN).toHaveLength(32);
+    expect(() => loadConfig(issued, {})).toThrow(/ADMIN_TOKEN is required but not set/);
   });
 });

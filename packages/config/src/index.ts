@@ -31,8 +31,23 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env): z.infer<
   throw new ConfigError(problems);
 }
 
-/** A required secret: no default, ever. */
+/** A required secret: no default, ever. For secrets a provider issues, whose form is the provider's. */
 export const secret = () => z.string().min(1);
+
+/** Fewest characters of a secret ampflow issues itself: 32 hex digits are 128 random bits. */
+export const ISSUED_SECRET_MIN_CHARS = 32;
+
+/**
+ * A required secret that ampflow issues (a token its own API accepts): no default, at least
+ * {@link ISSUED_SECRET_MIN_CHARS} characters, so a guessable one is refused at start rather than in production.
+ */
+export const issuedSecret = () =>
+  z
+    .string()
+    .min(
+      ISSUED_SECRET_MIN_CHARS,
+      `must be at least ${ISSUED_SECRET_MIN_CHARS} characters; generate one with \`openssl rand -hex 32\``,
+    );
 
 /** A TCP port number given as a string. */
 export const port = (defaultPort: number) => z.coerce.number().int().min(0).max(65535).default(defaultPort);

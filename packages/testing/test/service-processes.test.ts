@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot, testEndpoints, uniqueName } from '../src';
@@ -60,7 +61,10 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
       AGGREGATOR_GROUP_ID: uniqueName('process-aggregator'),
       AGGREGATOR_REDIS_NAMESPACE: uniqueName('process-sessions'),
     },
-    notifier: { NOTIFIER_ADMIN_TOKEN: 'process-test-admin' },
+    notifier: {
+      NOTIFIER_ADMIN_TOKEN: `process-test-admin-${randomBytes(16).toString('hex')}`,
+      NOTIFIER_SECRETS_KEY: `process-test:${randomBytes(32).toString('base64')}`,
+    },
   };
 
   it.each(Object.keys(secrets))('%s', async (name) => {
@@ -89,7 +93,7 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
 
   it.each([
     ['ingress', ['SMARTCAR_MANAGEMENT_TOKEN', 'TELEMATICA_WEBHOOK_SECRET']],
-    ['notifier', ['NOTIFIER_ADMIN_TOKEN']],
+    ['notifier', ['NOTIFIER_ADMIN_TOKEN', 'NOTIFIER_SECRETS_KEY']],
   ])('%s refuses to start without its secrets, naming each', async (name, variables) => {
     const service = runService(name, infra());
     expect(await service.exited).toBe(1);

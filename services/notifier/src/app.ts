@@ -32,6 +32,7 @@ import { RETRY_TIERS, retryTopic } from './delivery/retry-tiers';
 import { createRetryReader } from './delivery/retry-reader';
 import { retrySchedule } from './delivery/retry-schedule';
 import { createAddressPolicy, type Resolver } from './delivery/ssrf-guard';
+import { createSecretBox, type SecretsKey } from './endpoints/secret-box';
 import { createEndpointStore } from './endpoints/store';
 import { createUrlCheck } from './endpoints/url-check';
 import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
@@ -43,6 +44,8 @@ export interface NotifierSettings {
   httpHost?: string;
   schemaRegistryUrl: string;
   adminToken: string;
+  /** NOTIFIER_SECRETS_KEY and, during a rotation, NOTIFIER_SECRETS_KEY_PREVIOUS: endpoint secrets at rest. */
+  secretsKeys: { current: SecretsKey; previous?: SecretsKey };
   shutdownDrainMs: number;
   groupId: string;
   /** Put before every topic name (KAFKA_TOPIC_PREFIX). */
@@ -144,6 +147,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     kafka: deps.kafka,
     producer,
     topic: endpointsTopic,
+    secretBox: createSecretBox(settings.secretsKeys),
     logger,
     onFatal: deps.onFatal,
     checkUrl,

@@ -1,10 +1,24 @@
 import { ConfigError } from '@ampflow/config';
 import { readConfig } from './config';
 
+const KEY_HEX = '0f'.repeat(32);
+const KEY_BASE64 = Buffer.alloc(32, 9).toString('base64');
+
 const required = {
-  NOTIFIER_ADMIN_TOKEN: 'token',
+  NOTIFIER_ADMIN_TOKEN: 'test-admin-token-0123456789abcdef',
+  NOTIFIER_SECRETS_KEY: `k2:${KEY_HEX}`,
   SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081/apis/ccompat/v7',
 };
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    readConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
 
 describe('notifier config', () => {
   it('defaults: Svix schedule, https only, no private networks, 15 s timeout, 10 per endpoint, 5 days', () => {
@@ -63,5 +77,47 @@ describe('notifier config', () => {
     expect(() => readConfig({ SCHEMA_REGISTRY_URL: required.SCHEMA_REGISTRY_URL })).toThrow(
       /NOTIFIER_ADMIN_TOKEN is required/,
     );
+  });
+
+  it('refuses an admin token shorter than 32 characters, without repeating it', () => {
+    const short = 'short-admin-token-31-characters';
+    expect(problems({ ...required, NOTIFIER_ADMIN_TOKEN: short })).toEqual([
+      'NOTIFIER_ADMIN_TOKEN: must be at least 32 characters; generate one with `openssl rand -hex 32`',
+    ]);
+    expect(readConfig({ ...required, NOTIFIER_ADMIN_TOKEN: `${short}x` }).NOTIFIER_ADMIN_TOKEN).toHaveLength(
+      32,
+    );
+  });
+
+  it('requires the secrets key: no default', () => {
+    const { NOTIFIER_SECRETS_KEY: _key, ...withoutKey } = required;
+    expect(problems(withoutKey)).toEqual(['NOTIFIER_SECRETS_KEY is required but not set']);
+  });
+
+  it('reads the secrets keys as key id and 32 bytes, hex or base64', () => {
+    const config = readConfig({ ...required, NOTIFIER_SECRETS_KEY_PREVIOUS: `k1:${KEY_BASE64}` });
+    expect(config.NOTIFIER_SECRETS_KEY.kid).toBe('k2');
+    expect(config.NOTIFIER_SECRETS_KEY.key.export().toString('hex')).toBe(KEY_HEX);
+    expect(config.NOTIFIER_SECRETS_KEY_PREVIOUS?.kid).toBe('k1');
+    expect(config.NOTIFIER_SECRETS_KEY_PREVIOUS?.key.export()).toEqual(Buffer.alloc(32, 9));
+    expect(readConfig(required).NOTIFIER_SECRETS_KEY_PREVIOUS).toBeUndefined();
+  });
+
+  it.each([
+    ['no key id', KEY_HEX],
+    ['16 bytes', `k2:${'0f'.repeat(16)}`],
+    ['33 bytes of base64', `k2:${Buffer.alloc(33, 1).toString('base64')}`],
+    ['a passphrase', 'k2:correct horse battery staple'],
+  ])('refuses a secrets key with %s, without repeating it', (_what, value) => {
+    const [problem, ...others] = problems({ ...required, NOTIFIER_SECRETS_KEY: value });
+    expect(others).toEqual([]);
+    expect(problem).toMatch(/^NOTIFIER_SECRETS_KEY: .*32 bytes/);
+    expect(problem).not.toContain(value.slice(3));
+  });
+
+  it('refuses a previous key with the id of the current one', () => {
+    expect(problems({ ...required, NOTIFIER_SECRETS_KEY_PREVIOUS: `k2:${KEY_BASE64}` })).toEqual([
+      'NOTIFIER_SECRETS_KEY_PREVIOUS: has the same key id as NOTIFIER_SECRETS_KEY; give the new key a new id',
+    ]);
   });
 });

@@ -1,17 +1,18 @@
 import {
   flag,
+  issuedSecret,
   loadConfig,
   port,
   positiveInt,
   redisEnv,
   registryEnv,
-  secret,
   sharedEnv,
   workHealthEnv,
   z,
 } from '@ampflow/config';
 import { DEFAULT_RETRY_AFTER_MAX_MS, parseDurationList } from './delivery/retry-schedule';
 import { parseCidr } from './delivery/ssrf-guard';
+import { parseSecretsKey, type SecretsKey } from './endpoints/secret-box';
 
 /** A duration list such as `0,5s,5m,30m,2h,5h,10h,10h`, parsed to ms. */
 const durationList = (defaultValue: string) =>
@@ -52,6 +53,17 @@ const cidrList = () =>
       return entries;
     });
 
+/** `<key id>:<32 bytes as hex or base64>`, parsed to a key; the message never repeats the value. */
+const secretsKey = () =>
+  z.string().transform((text, ctx): SecretsKey => {
+    try {
+      return parseSecretsKey(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+
 /** Every variable the notifier reads; see `.env.example` for their meaning. */
 export const notifierEnv = z.object({
   ...sharedEnv,
@@ -69,7 +81,12 @@ export const notifierEnv = z.object({
   NOTIFIER_MAX_QUEUE_PER_ENDPOINT: positiveInt(1_000),
   /** How long attempts, dead-letter entries and message bodies stay in the Redis attempt log, ms (7 days). */
   NOTIFIER_ATTEMPT_RETENTION_MS: positiveInt(7 * 24 * 3_600_000),
-  NOTIFIER_ADMIN_TOKEN: secret(),
+  /** Bearer token of the admin API; at least 32 characters. */
+  NOTIFIER_ADMIN_TOKEN: issuedSecret(),
+  /** Encrypts endpoint signing secrets in the endpoints topic (AES-256-GCM): `<key id>:<32 bytes>`. */
+  NOTIFIER_SECRETS_KEY: secretsKey(),
+  /** During a key rotation, the key being replaced: still decrypts, never encrypts. */
+  NOTIFIER_SECRETS_KEY_PREVIOUS: secretsKey().optional(),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
   /** Delay before each delivery attempt (Svix's schedule by default); jitter ±20 % is applied on top. */
   NOTIFIER_RETRY_SCHEDULE: durationList('0,5s,5m,30m,2h,5h,10h,10h'),
@@ -97,8 +114,19 @@ export const notifierEnv = z.object({
   NOTIFIER_CIRCUIT_COOLDOWN_MS: positiveInt(60_000),
 });
 
+/** Two keys under one id could not be told apart when opening a record. */
+const checkedEnv = notifierEnv.superRefine((config, ctx) => {
+  if (config.NOTIFIER_SECRETS_KEY_PREVIOUS?.kid === config.NOTIFIER_SECRETS_KEY.kid) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['NOTIFIER_SECRETS_KEY_PREVIOUS'],
+      message: 'has the same key id as NOTIFIER_SECRETS_KEY; give the new key a new id',
+    });
+  }
+});
+
 export type NotifierConfig = z.infer<typeof notifierEnv>;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return loadConfig(notifierEnv, env);
+  return loadConfig(checkedEnv, env);
 }

@@ -22,6 +22,10 @@ bootstrap(
           httpPort: config.HTTP_PORT,
           schemaRegistryUrl: config.SCHEMA_REGISTRY_URL,
           adminToken: config.NOTIFIER_ADMIN_TOKEN,
+          secretsKeys: {
+            current: config.NOTIFIER_SECRETS_KEY,
+            ...(config.NOTIFIER_SECRETS_KEY_PREVIOUS && { previous: config.NOTIFIER_SECRETS_KEY_PREVIOUS }),
+          },
           shutdownDrainMs: config.SHUTDOWN_DRAIN_MS,
           groupId: config.NOTIFIER_GROUP_ID,
           topicPrefix: config.KAFKA_TOPIC_PREFIX,

@@ -2,6 +2,7 @@ import pino from 'pino';
 import type { Kafka } from 'kafkajs';
 import { createReliableProducer, type ReliableProducer } from '@ampflow/kafka';
 import { eventually, testKafka, uniqueName } from '@ampflow/testing';
+import { createSecretBox, generateSecretsKey } from '../src/endpoints/secret-box';
 import { createEndpointStore, type EndpointChange, type EndpointStore } from '../src/endpoints/store';
 
 /**
@@ -13,6 +14,7 @@ jest.setTimeout(120_000);
 const logger = pino({ level: process.env.AMPFLOW_TEST_LOG ?? 'silent' });
 const T0 = Date.parse('2025-03-01T10:00:00Z');
 const T1 = T0 + 3_600_000;
+const secretBox = createSecretBox({ current: generateSecretsKey('test') });
 
 let cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -43,6 +45,7 @@ async function aStore(
     kafka,
     producer: await aProducer(kafka),
     topic,
+    secretBox,
     logger,
     onFatal: (error) => fatal.push(error),
   });

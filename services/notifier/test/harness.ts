@@ -14,12 +14,18 @@ import {
 import { createMetricsRegistry } from '@ampflow/observability';
 import { testEndpoints, testKafka, uniqueName } from '@ampflow/testing';
 import { createNotifierApp, sourceTopics, type NotifierApp, type NotifierSettings } from '../src/app';
+import { formatSecretsKey, generateSecretsKey } from '../src/endpoints/secret-box';
 
 /** JSON as the tests read it: loosely typed on purpose, each test asserts the fields it cares about. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+/** The key endpoint secrets are sealed with, new per test file: notifiers restarted within a file share it. */
+export const SECRETS_KEY = generateSecretsKey('test');
+/** {@link SECRETS_KEY} as NOTIFIER_SECRETS_KEY holds it, for notifier processes. */
+export const SECRETS_KEY_TEXT = formatSecretsKey(SECRETS_KEY);
 
 /** A notifier on its own topics (a unique prefix), consumer group and Redis namespace. */
 export interface NotifierUnderTest {
@@ -41,6 +47,7 @@ export function fastSettings(prefix: string, overrides: Partial<NotifierSettings
     httpHost: '127.0.0.1',
     schemaRegistryUrl: testEndpoints().schemaRegistryUrl,
     adminToken: ADMIN_TOKEN,
+    secretsKeys: { current: SECRETS_KEY },
     shutdownDrainMs: 2_000,
     groupId: `${prefix}notifier`,
     topicPrefix: prefix,

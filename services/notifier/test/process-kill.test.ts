@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { Topics } from '@ampflow/contracts';
 import { eventually, repoRoot, testEndpoints, uniqueName } from '@ampflow/testing';
 import { telemetry } from './fixtures';
-import { ADMIN_TOKEN, createSourceProducer, deliveredIds, startSink, type Json } from './harness';
+import {
+  ADMIN_TOKEN,
+  SECRETS_KEY_TEXT,
+  createSourceProducer,
+  deliveredIds,
+  startSink,
+  type Json,
+} from './harness';
 
 /**
  * Issue 10, Tests: SIGKILL of the notifier in the middle of retries loses nothing. The BUILT notifier runs as a
@@ -48,6 +55,7 @@ async function startChild(prefix: string, groupId: string, namespace: string): P
       REDIS_URL: redisUrl,
       KAFKA_TOPIC_PREFIX: prefix,
       NOTIFIER_ADMIN_TOKEN: ADMIN_TOKEN,
+      NOTIFIER_SECRETS_KEY: SECRETS_KEY_TEXT,
       NOTIFIER_ALLOW_HTTP: 'true',
       NOTIFIER_ALLOWED_NETWORKS: '127.0.0.0/8',
       NOTIFIER_RETRY_SCHEDULE: '0,1s,2s,2s',

@@ -326,7 +326,7 @@ export function publicView(endpoint: Endpoint): EndpointView {
 
 const isoString = z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'must be an ISO-8601 time');
 
-/** A stored record, checked when read back from the topic (a record that fails is skipped by the table). */
+/** An endpoint as read back from the topic with its secrets in plain text (after `endpoint-codec` opened them). */
 const storedEndpointSchema = z.object({
   id: z.string().regex(ENDPOINT_ID_PATTERN),
   url: z.string(),
@@ -350,11 +350,7 @@ const storedEndpointSchema = z.object({
   updatedAt: isoString,
 });
 
-export function encodeEndpoint(endpoint: Endpoint): Buffer {
-  return Buffer.from(JSON.stringify(endpoint), 'utf8');
-}
-
-/** Parses a stored record; throws on anything that is not a whole endpoint. */
-export function decodeEndpoint(value: Buffer): Endpoint {
-  return storedEndpointSchema.parse(JSON.parse(value.toString('utf8'))) as Endpoint;
+/** Checks a stored endpoint (secrets in plain text); throws on anything that is not a whole endpoint. */
+export function parseStoredEndpoint(value: unknown): Endpoint {
+  return storedEndpointSchema.parse(value) as Endpoint;
 }

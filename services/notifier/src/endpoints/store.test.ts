@@ -1,6 +1,8 @@
 import pino from 'pino';
 import { AppError, ValidationError } from '@ampflow/runtime';
-import { isValidSecret } from './model';
+import { createEndpointCodec, type EndpointCodec } from './endpoint-codec';
+import { isValidSecret, type Endpoint } from './model';
+import { createSecretBox, generateSecretsKey } from './secret-box';
 import {
   createEndpointStoreOn,
   createMemoryEndpointTable,
@@ -172,5 +174,141 @@ describe('endpoint store (over an in-memory table)', () => {
       { id: first.id, before: first, after: updated },
       { id: first.id, before: updated },
     ]);
+  });
+});
+
+/**
+ * A table that keeps records encoded, as the topic does, and reads them through `codec`: what a store on
+ * Kafka sees, without Kafka. `records` is the "topic" (latest record per key), after the older `log`; a
+ * record `decode` refuses is skipped and its key keeps its older value, as in the real table.
+ */
+function aRecordTable(codec: EndpointCodec, records: Map<string, Buffer>, log: Buffer[] = []) {
+  const read = new Map<string, Endpoint>();
+  for (const record of [...log, ...records.values()]) {
+    try {
+      const endpoint = codec.decode(record);
+      read.set(endpoint.id, endpoint);
+    } catch {
+      // skipped
+    }
+  }
+  const base = createMemoryEndpointTable([...read.values()]);
+  let failWrites = false;
+  let writes = 0;
+  const table: EndpointTable = {
+    ...base,
+    put: async (key, value) => {
+      if (failWrites) throw new Error('broker down');
+      writes += 1;
+      const record = codec.encode(value);
+      records.set(key, record);
+      await base.put(key, codec.decode(record));
+    },
+  };
+  return {
+    table,
+    writes: () => writes,
+    failWrites: () => {
+      failWrites = true;
+    },
+  };
+}
+
+async function untilReady(store: EndpointStore): Promise<void> {
+  for (let turn = 0; turn < 1_000 && !store.ready(); turn++) await new Promise((r) => setImmediate(r));
+  expect(store.ready()).toBe(true);
+}
+
+describe('endpoint store: secrets sealed at rest', () => {
+  const k1 = generateSecretsKey('k1');
+  const k2 = generateSecretsKey('k2');
+
+  /** Three endpoints as an earlier store wrote them: plain text (before sealing), key k1, key k2. */
+  async function aTopicFromBefore(): Promise<{ records: Map<string, Buffer>; endpoints: Endpoint[] }> {
+    const records = new Map<string, Buffer>();
+    const plain = await (await aStore()).create({ url: 'https://plain.example.com' }, T0);
+    records.set(plain.id, Buffer.from(JSON.stringify(plain)));
+    const endpoints = [plain];
+    for (const key of [k1, k2]) {
+      const written = new Map<string, Buffer>();
+      const { table } = aRecordTable(createEndpointCodec(createSecretBox({ current: key })), written);
+      const store = createEndpointStoreOn(table, { logger });
+      await store.start();
+      endpoints.push(await store.create({ url: `https://${key.kid}.example.com` }, T0));
+      for (const [id, record] of written) records.set(id, record);
+    }
+    return { records, endpoints };
+  }
+
+  const sealedKid = (record: Buffer | undefined) => JSON.parse(record!.toString('utf8')).sealedSecrets?.kid;
+
+  it('at start, rewrites plain-text and previous-key records sealed with the current key, then is ready', async () => {
+    const { records, endpoints } = await aTopicFromBefore();
+    expect(endpoints.map((e) => sealedKid(records.get(e.id)))).toEqual([undefined, 'k1', 'k2']);
+    const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
+    const { table, writes } = aRecordTable(codec, records);
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
+    await store.start();
+    expect(store.ready()).toBe(false);
+    await untilReady(store);
+
+    expect(writes()).toBe(2);
+    expect(endpoints.map((e) => sealedKid(records.get(e.id)))).toEqual(['k2', 'k2', 'k2']);
+    for (const endpoint of endpoints) {
+      expect(store.get(endpoint.id)).toEqual(endpoint);
+      expect(records.get(endpoint.id)!.toString('utf8')).not.toContain('whsec_');
+    }
+    // The previous key can go now: a store with only the current one reads every endpoint.
+    const after = createEndpointCodec(createSecretBox({ current: k2 }));
+    expect([...records.values()].map((record) => after.decode(record))).toEqual(endpoints);
+  });
+
+  it('a failed rewrite leaves the record readable as it was and the store ready', async () => {
+    const { records, endpoints } = await aTopicFromBefore();
+    const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
+    const { table, failWrites } = aRecordTable(codec, records);
+    failWrites();
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
+    await store.start();
+    await untilReady(store);
+    expect(endpoints.map((e) => store.get(e.id))).toEqual(endpoints);
+    expect(endpoints.map((e) => sealedKid(records.get(e.id)))).toEqual([undefined, 'k1', 'k2']);
+  });
+
+  it('rewrites nothing while the latest record of an endpoint could not be read (its older one would win)', async () => {
+    const { records, endpoints } = await aTopicFromBefore();
+    const plain = endpoints[0]!;
+    // The latest record of the first endpoint was sealed with a key this store does not have.
+    const newer = { ...plain, description: 'newer' };
+    const unknown = createEndpointCodec(createSecretBox({ current: generateSecretsKey('k0') }));
+    const log = [records.get(plain.id)!];
+    records.set(plain.id, unknown.encode(newer));
+    const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
+    const { table, writes } = aRecordTable(codec, records, log);
+    expect(codec.undecodableRecords()).toBe(1);
+    const store = createEndpointStoreOn(table, { logger, secretsAtRest: codec });
+    await store.start();
+    await untilReady(store);
+    expect(writes()).toBe(0);
+    expect(sealedKid(records.get(plain.id))).toBe('k0');
+    // Once a later record of that endpoint reads, it no longer holds the others back.
+    codec.decode(codec.encode(plain));
+    expect(codec.undecodableRecords()).toBe(0);
+  });
+
+  it('every write seals with the current key', async () => {
+    const records = new Map<string, Buffer>();
+    const codec = createEndpointCodec(createSecretBox({ current: k2, previous: k1 }));
+    const store = createEndpointStoreOn(aRecordTable(codec, records).table, {
+      logger,
+      secretsAtRest: codec,
+    });
+    await store.start();
+    const created = await store.create({ url: 'https://a.example.com' }, T0);
+    const rotated = await store.rotateSecret(created.id, T1);
+    const text = records.get(created.id)!.toString('utf8');
+    expect(sealedKid(records.get(created.id))).toBe('k2');
+    expect(text).not.toContain(rotated.secrets.current.slice('whsec_'.length));
+    expect(text).not.toContain(created.secrets.current.slice('whsec_'.length));
   });
 });

@@ -11,8 +11,6 @@ import {
   EndpointNotFoundError,
   applyPatch,
   createEndpointSchema,
-  decodeEndpoint,
-  encodeEndpoint,
   generateEndpointId,
   generateSecret,
   newEndpoint,
@@ -24,6 +22,8 @@ import {
   type Endpoint,
   type UpdateEndpointInput,
 } from './model';
+import { createEndpointCodec, type EndpointCodec } from './endpoint-codec';
+import type { SecretBox } from './secret-box';
 
 /** One change to the set of endpoints: `before` absent for a creation, `after` absent for a deletion. */
 export interface EndpointChange {
@@ -40,7 +40,11 @@ export interface EndpointChange {
 export interface EndpointStore {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** True once the topic has been read up to where it was at start; before that `list` may miss endpoints. */
+  /**
+   * True once the topic has been read up to where it was at start and the records found there not sealed with
+   * the current key were rewritten (see {@link EndpointStoreBehaviour.staleSecrets}); before that `list` may
+   * miss endpoints.
+   */
   ready(): boolean;
   get(id: string): Endpoint | undefined;
   /** Sorted by `createdAt`, then `id`. */
@@ -78,6 +82,14 @@ export interface EndpointStoreBehaviour {
    * connect time, by the sender's guarded lookup.
    */
   checkUrl?: (url: string) => void;
+  /**
+   * Which stored records are not sealed with the current NOTIFIER_SECRETS_KEY (plain text from before
+   * encryption at rest, or the previous key): once caught up at start, the store rewrites each of them (the
+   * write seals with the current key) before it reports ready. Nothing is rewritten while any record was
+   * undecodable (its key would be rewritten with an older value). A failed rewrite is logged and ends the
+   * pass; the record stays readable and the next start tries again. Absent: nothing is rewritten.
+   */
+  secretsAtRest?: Pick<EndpointCodec, 'staleIds' | 'undecodableRecords'>;
   logger: Logger;
 }
 
@@ -87,6 +99,8 @@ export interface EndpointStoreOptions extends EndpointStoreBehaviour {
   producer: ReliableProducer;
   /** `${KAFKA_TOPIC_PREFIX}ampflow.notifier.endpoints`; created compacted when missing. */
   topic: string;
+  /** Seals endpoint secrets in every record written, opens them in every record read (`endpoint-codec`). */
+  secretBox: SecretBox;
   /** Called when the topic reader dies for good; the service exits and is restarted. */
   onFatal: (error: unknown) => void;
   /** How long a write waits for the broker and the read-back before a retriable 503 (default 10 s). */
@@ -94,18 +108,19 @@ export interface EndpointStoreOptions extends EndpointStoreBehaviour {
 }
 
 export function createEndpointStore(options: EndpointStoreOptions): EndpointStore {
+  const codec = createEndpointCodec(options.secretBox);
   const table = createCompactedTable<Endpoint>({
     kafka: options.kafka,
     topic: options.topic,
     topicConfig: topicConfigEntries('notifierEndpoints'),
     logger: options.logger,
     producer: options.producer,
-    encode: encodeEndpoint,
-    decode: decodeEndpoint,
+    encode: codec.encode,
+    decode: codec.decode,
     onFatal: options.onFatal,
     writeTimeoutMs: options.writeTimeoutMs,
   });
-  return createEndpointStoreOn(table, options);
+  return createEndpointStoreOn(table, { ...options, secretsAtRest: codec });
 }
 
 /** The store's logic over any {@link EndpointTable}. */
@@ -135,11 +150,63 @@ export function createEndpointStoreOn(
   }
 
   const checkUrl = (url: string) => behaviour.checkUrl?.(url);
+  const staleSecrets = () => behaviour.secretsAtRest?.staleIds() ?? new Set<string>();
+  const undecodableRecords = () => behaviour.secretsAtRest?.undecodableRecords() ?? 0;
+  let stopped = false;
+  /** The start-up rewrite of records not sealed with the current key has finished (or had nothing to do). */
+  let resealed = false;
+
+  /**
+   * Once caught up, rewrites every endpoint whose record is not sealed with the current key. Synchronous up to
+   * its first write, so a store with nothing to rewrite is ready as soon as its table is.
+   */
+  async function resealWhenCaughtUp(): Promise<void> {
+    while (!table.caughtUp()) {
+      if (stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    let rewritten = 0;
+    try {
+      for (const id of [...staleSecrets()]) {
+        if (stopped) return;
+        if (undecodableRecords() > 0) {
+          log.warn(
+            { undecodableRecords: undecodableRecords(), left: staleSecrets().size },
+            'not re-encrypting endpoint secrets: some records could not be read (see "skipping a table record"), and a rewrite could put an older version back',
+          );
+          return;
+        }
+        const done = await serialized(id, async () => {
+          const endpoint = table.get(id);
+          // Deleted, or rewritten by a write that came in meanwhile.
+          if (!endpoint || !staleSecrets().has(id)) return false;
+          await table.put(id, endpoint);
+          return true;
+        });
+        if (done) rewritten += 1;
+      }
+      if (rewritten > 0)
+        log.info({ endpoints: rewritten }, 'endpoint secrets re-encrypted with the current key');
+    } catch (err) {
+      log.warn(
+        { err, rewritten, left: staleSecrets().size },
+        'could not re-encrypt every endpoint secret with the current key; they stay readable, the next start tries again',
+      );
+    } finally {
+      resealed = true;
+    }
+  }
 
   return {
-    start: () => table.start(),
-    stop: () => table.stop(),
-    ready: () => table.caughtUp(),
+    async start() {
+      await table.start();
+      void resealWhenCaughtUp();
+    },
+    async stop() {
+      stopped = true;
+      await table.stop();
+    },
+    ready: () => table.caughtUp() && resealed,
     get: (id) => table.get(id),
     list: () =>
       [...table.values()].sort((a, b) =>
