@@ -29,8 +29,14 @@ function aRecord(offset: number, value = `v-${offset}`): ConsumedRecord {
 
 const out = (topic: string, value: string): OutputRecord => ({ topic, message: { key: 'k', value } });
 
-/** A producer that records every send, in order, and can be told to fail. */
-function aFakeProducer(options: { fail?: Error } = {}) {
+const tooLarge = (topic: string) =>
+  new ValidationError('record_too_large', `a record exceeds what ${topic} accepts`, { httpStatus: 413 });
+
+/**
+ * A producer that records every send, in order, and can be told to fail: with `fail` every send, with
+ * `refuse` (as the real producer refuses a record over its topic's limit) every send holding a matching value.
+ */
+function aFakeProducer(options: { fail?: Error; refuse?: (value: string) => boolean } = {}) {
   const sends: Array<{ topic: string; values: string[] }> = [];
   const events: string[] = [];
   const deps: ChunkDeps = {
@@ -39,6 +45,7 @@ function aFakeProducer(options: { fail?: Error } = {}) {
     producer: {
       send: async (topic: string, messages: Message[]) => {
         if (options.fail) throw options.fail;
+        if (options.refuse && messages.some((m) => options.refuse!(String(m.value)))) throw tooLarge(topic);
         sends.push({ topic, values: messages.map((m) => String(m.value)) });
         events.push(`send ${topic}`);
       },
@@ -143,6 +150,25 @@ describe('processChunk with a per-record handler', () => {
     }
   });
 
+  it('dead-letters a record whose output the producer refuses for good (too large), and sends the others', async () => {
+    const fake = aFakeProducer({ refuse: (value) => value === 'huge' });
+    const handler: ConsumerHandler = {
+      perRecord: async (r) => ({
+        outputs: [out('canon', r.message.offset === '1' ? 'huge' : `c-${r.message.offset}`)],
+      }),
+    };
+    const outcomes = await processChunk([aRecord(0), aRecord(1), aRecord(2)], handler, fake.deps);
+
+    expect(outcomes).toEqual([
+      { outputs: [out('canon', 'c-0')] },
+      { deadLetter: expect.objectContaining({ code: 'record_too_large' }) },
+      { outputs: [out('canon', 'c-2')] },
+    ]);
+    const canon = fake.sends.filter((s) => s.topic === 'canon').flatMap((s) => s.values);
+    expect(new Set(canon)).toEqual(new Set(['c-0', 'c-2']));
+    expect(fake.dlq()).toEqual({ topic: 'raw.dlq', values: ['v-1'] });
+  });
+
   it('throws when the outputs are not acknowledged', async () => {
     const failure = new DependencyError('kafka_unavailable', 'no ack');
     const fake = aFakeProducer({ fail: failure });
@@ -224,6 +250,58 @@ describe('processChunk with a per-chunk handler', () => {
         fake.deps,
       ),
     ).rejects.toBe(conflict);
+  });
+
+  it('finds the record whose outputs the producer refuses for good by handling the chunk again in halves', async () => {
+    const fake = aFakeProducer({ refuse: (value) => value.startsWith('huge') });
+    const handled: string[][] = [];
+    const applied: string[] = [];
+    const handler: ConsumerHandler = {
+      perChunk: async (records) => {
+        const offsets = records.map((r) => r.message.offset);
+        handled.push(offsets);
+        return {
+          outputs: offsets.map((o) => out('sessions', o === '2' ? `huge-${o}` : `s-${o}`)),
+          afterSend: async () => void applied.push(...offsets),
+        };
+      },
+    };
+    const outcomes = await processChunk(
+      [0, 1, 2, 3, 4].map((o) => aRecord(o)),
+      handler,
+      fake.deps,
+    );
+
+    expect(outcomes).toEqual([
+      { outputs: [] },
+      { outputs: [] },
+      { deadLetter: expect.objectContaining({ code: 'record_too_large' }) },
+      { outputs: [] },
+      { outputs: [] },
+    ]);
+    // Only the halves holding the culprit are handled again; a record whose outputs were refused is not applied.
+    expect(handled).toEqual([['0', '1', '2', '3', '4'], ['0', '1', '2'], ['0', '1'], ['2'], ['3', '4']]);
+    expect(applied).toEqual(['0', '1', '3', '4']);
+    expect(fake.dlq()).toEqual({ topic: 'raw.dlq', values: ['v-2'] });
+  });
+
+  it('dead-letters a lone record whose afterSend is refused for good (e.g. its state is too large)', async () => {
+    const fake = aFakeProducer();
+    const refusal = tooLarge('changelog');
+    const outcomes = await processChunk(
+      [aRecord(0)],
+      {
+        perChunk: async () => ({
+          outputs: [],
+          afterSend: async () => {
+            throw refusal;
+          },
+        }),
+      },
+      fake.deps,
+    );
+    expect(outcomes).toEqual([{ deadLetter: refusal }]);
+    expect(fake.dlq()?.values).toEqual(['v-0']);
   });
 
   it('refuses a dead-letter index outside the chunk', async () => {

@@ -4,7 +4,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
-import { createReliableProducer } from '@ampflow/kafka';
+import { createReliableProducer, ensureTopics } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
@@ -39,8 +39,10 @@ afterEach(() => {
   expect(fatalErrors.splice(0)).toEqual([]);
 });
 
-async function startNormalizer(overrides: { schemaRegistryUrl?: string; kafka?: Kafka } = {}) {
-  const prefix = uniqueName('n');
+async function startNormalizer(
+  overrides: { schemaRegistryUrl?: string; kafka?: Kafka; prefix?: string } = {},
+) {
+  const prefix = overrides.prefix ?? uniqueName('n');
   const rawTopics = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
   const topicName = (t: CanonicalTopic) => `${prefix}.${t}`;
   const registry = createMetricsRegistry('normalizer', { defaultMetrics: false });
@@ -207,6 +209,56 @@ describe('normalizer against the real Kafka and schema registry', () => {
       expect(d.headers['error-message']).toBeTruthy();
     }
     expect(metricValue(await n.metrics(), 'normalizer_dead_letters_total', { reason: 'bad_json' })).toBe(1);
+  });
+
+  it('dead-letters a raw record whose canonical record is too large for its topic; the records around it flow', async () => {
+    // The telemetry topic takes 4 KiB records; an event id of 3,000 characters (in the record and its header)
+    // makes the canonical record of one raw record larger than that.
+    const prefix = uniqueName('n');
+    await ensureTopics(kafka, [
+      {
+        topic: `${prefix}.${Topics.vehicleTelemetry}`,
+        numPartitions: 1,
+        configEntries: [{ name: 'max.message.bytes', value: String(4 * 1024) }],
+      },
+    ]);
+    const n = await startNormalizer({ prefix });
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    const raw = (eventId: string) => ({
+      key: 'v1',
+      value: fixtureBytes('telematica/vehicle-soc.json'),
+      headers: {
+        provider: 'telematica',
+        'event-id': eventId,
+        'event-type': 'vehicle.soc',
+        'received-at': new Date().toISOString(),
+      },
+    });
+    const huge = `msg_${'x'.repeat(3_000)}`;
+    await producer.send(n.rawTopics.telematica, [raw('msg_before'), raw(huge), raw('msg_after')]);
+
+    const dlq = await collect([`${n.rawTopics.telematica}.dlq`]);
+    const out = await collect([n.topicName(Topics.vehicleTelemetry)]);
+    const [dead] = await dlq.waitFor(1);
+    const good = await out.waitFor(2);
+    expect(dead?.headers).toMatchObject({
+      'event-id': huge,
+      'error-code': 'record_too_large',
+      'source-topic': n.rawTopics.telematica,
+      'source-offset': '1',
+    });
+    expect(dead?.headers['error-message']).toContain(n.topicName(Topics.vehicleTelemetry));
+    expect(dead?.value).toEqual(fixtureBytes('telematica/vehicle-soc.json'));
+    const decoder = registry();
+    const ids = await Promise.all(good.map(async (r) => (await decoder.decode(r.value!)).eventId));
+    expect(new Set(ids)).toEqual(new Set(['telematica:msg_before', 'telematica:msg_after']));
+    await eventually(
+      async () =>
+        metricValue(await n.metrics(), 'normalizer_dead_letters_total', { reason: 'record_too_large' }) === 1,
+      'the dead letter counted with its reason',
+    );
   });
 
   it('registers each canonical subject with BACKWARD compatibility, and the registry refuses a breaking change', async () => {
