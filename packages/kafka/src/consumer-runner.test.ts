@@ -1,4 +1,5 @@
-import type { Message } from 'kafkajs';
+import { EventEmitter } from 'node:events';
+import type { Consumer, Message } from 'kafkajs';
 import pino from 'pino';
 import { DependencyError, ValidationError } from '@ampflow/runtime';
 import {
@@ -7,6 +8,7 @@ import {
   type ConsumedRecord,
   type ConsumerHandler,
   type OutputRecord,
+  watchMembership,
 } from './consumer-runner';
 
 const logger = pino({ level: 'silent' });
@@ -314,5 +316,55 @@ describe('processChunk with a per-chunk handler', () => {
       ),
     ).rejects.toThrow('index 3 of 1');
     expect(fake.sends).toEqual([]);
+  });
+});
+
+describe('watchMembership', () => {
+  /** The part of a kafkajs consumer it listens to: GROUP_JOIN, STOP and CRASH instrumentation events. */
+  function aFakeConsumer() {
+    const emitter = new EventEmitter();
+    const events = { GROUP_JOIN: 'consumer.group_join', STOP: 'consumer.stop', CRASH: 'consumer.crash' };
+    const consumer = {
+      events,
+      on: (event: string, listener: (e: unknown) => void) => emitter.on(event, listener),
+    } as unknown as Consumer;
+    const emit = (event: keyof typeof events, payload: unknown) => emitter.emit(events[event], { payload });
+    return { consumer, emit };
+  }
+
+  function watch(options: { stopping?: boolean } = {}) {
+    const fake = aFakeConsumer();
+    const fatal: unknown[] = [];
+    const membership = watchMembership(fake.consumer, {
+      logger,
+      onFatal: (error) => fatal.push(error),
+      isStopping: () => options.stopping ?? false,
+    });
+    fake.emit('GROUP_JOIN', { memberAssignment: { raw: [0, 1] } });
+    return { ...fake, fatal, membership };
+  }
+
+  it('turns a crash kafkajs will not restart from into onFatal, and no longer counts as running', () => {
+    const { emit, fatal, membership } = watch();
+    expect(membership.running()).toBe(true);
+    const error = new Error('The coordinator is not aware of this member');
+    emit('CRASH', { error, restart: false });
+    expect(fatal).toEqual([error]);
+    expect(membership.running()).toBe(false);
+  });
+
+  it('leaves a crash kafkajs restarts from to kafkajs, and is running again once it rejoins', () => {
+    const { emit, fatal, membership } = watch();
+    emit('CRASH', { error: new Error('Connection timeout'), restart: true });
+    expect(membership.running()).toBe(false);
+    emit('GROUP_JOIN', { memberAssignment: { raw: [0] } });
+    expect(membership.running()).toBe(true);
+    expect(fatal).toEqual([]);
+  });
+
+  it('does not report a crash while the service is stopping', () => {
+    const { emit, fatal } = watch({ stopping: true });
+    emit('CRASH', { error: new Error('disconnected'), restart: false });
+    expect(fatal).toEqual([]);
   });
 });
