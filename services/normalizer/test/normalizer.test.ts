@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import type { Kafka } from 'kafkajs';
+import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
-import { createReliableProducer, ensureTopics } from '@ampflow/kafka';
+import { createReliableProducer } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
@@ -80,6 +80,45 @@ async function collect(topics: string[]) {
 }
 
 const registry = () => new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
+
+/**
+ * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
+ * them all), and waits until the broker reports it. Done after the service started: a service gives the topics it
+ * creates their configured limits, and may correct an existing topic's at start.
+ */
+async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const read = async () =>
+      (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        })
+      ).resources[0]?.configEntries ?? [];
+    const kept = (await read())
+      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
+        },
+      ],
+    });
+    await eventually(
+      async () =>
+        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
+      `max.message.bytes of ${topic} to read ${bytes}`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 describe('normalizer against the real Kafka and schema registry', () => {
   it('turns every raw provider record into its canonical Avro record, decodable through the registry', async () => {
@@ -214,15 +253,8 @@ describe('normalizer against the real Kafka and schema registry', () => {
   it('dead-letters a raw record whose canonical record is too large for its topic; the records around it flow', async () => {
     // The telemetry topic takes 4 KiB records; an event id of 3,000 characters (in the record and its header)
     // makes the canonical record of one raw record larger than that.
-    const prefix = uniqueName('n');
-    await ensureTopics(kafka, [
-      {
-        topic: `${prefix}.${Topics.vehicleTelemetry}`,
-        numPartitions: 1,
-        configEntries: [{ name: 'max.message.bytes', value: String(4 * 1024) }],
-      },
-    ]);
-    const n = await startNormalizer({ prefix });
+    const n = await startNormalizer();
+    await lowerMaxMessageBytes(kafka, n.topicName(Topics.vehicleTelemetry), 4 * 1024);
     const producer = createReliableProducer(kafka);
     await producer.connect();
     stops.push(() => producer.disconnect());

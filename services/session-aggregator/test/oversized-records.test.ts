@@ -1,5 +1,6 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import Redis from 'ioredis';
+import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import pino from 'pino';
 import {
   Topics,
@@ -8,7 +9,7 @@ import {
   type ChargingSession,
   type VehicleTelemetry,
 } from '@ampflow/contracts';
-import { createReliableProducer, ensureTopics } from '@ampflow/kafka';
+import { createReliableProducer } from '@ampflow/kafka';
 import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
@@ -24,8 +25,9 @@ import { DEFAULT_REDUCER_SETTINGS } from '../src/session-reducer';
 
 /**
  * Readings whose outputs Kafka would refuse for good: a session change over the sessions topic's
- * `max.message.bytes`, and a vehicle state over the changelog's. Both topics are created by the test with small
- * limits; neither reading may stop the partition (retried until the service gives up and is restarted onto it).
+ * `max.message.bytes`, and a vehicle state over the changelog's. The test lowers both topics' limits once the
+ * service started; neither reading may stop the partition (retried until the service gives up and is restarted
+ * onto it).
  */
 const logger = pino({ level: 'silent' });
 const kafka = testKafka();
@@ -58,6 +60,45 @@ function charging(vehicleId: string, eventId: string, hour: number): VehicleTele
   };
 }
 
+/**
+ * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
+ * them all), and waits until the broker reports it. Done after the service started: a service gives the topics it
+ * creates their configured limits, and may correct an existing topic's at start.
+ */
+async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const read = async () =>
+      (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        })
+      ).resources[0]?.configEntries ?? [];
+    const kept = (await read())
+      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
+        },
+      ],
+    });
+    await eventually(
+      async () =>
+        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
+      `max.message.bytes of ${topic} to read ${bytes}`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function collect(topic: string): Promise<RecordCollector> {
   const c = await collectRecords(kafka, [topic]);
   cleanups.push(() => c.stop());
@@ -69,22 +110,6 @@ describe('session aggregator and outputs too large for their topics', () => {
     const telemetryTopic = uniqueName('agg.large.telemetry');
     const sessionsTopic = uniqueName('agg.large.sessions');
     const changelogTopic = uniqueName('agg.large.changelog');
-    await ensureTopics(kafka, [
-      { topic: telemetryTopic, numPartitions: 1 },
-      {
-        topic: sessionsTopic,
-        numPartitions: 1,
-        configEntries: [{ name: 'max.message.bytes', value: String(4 * 1024) }],
-      },
-      {
-        topic: changelogTopic,
-        numPartitions: 1,
-        configEntries: [
-          { name: 'cleanup.policy', value: 'compact' },
-          { name: 'max.message.bytes', value: String(16 * 1024) },
-        ],
-      },
-    ]);
     const reg = registry();
     const { id: schemaId } = await reg.register(
       { type: SchemaType.AVRO, schema: canonicalSchema(Topics.vehicleTelemetry) },
@@ -105,16 +130,6 @@ describe('session aggregator and outputs too large for their topics', () => {
       charging(bloated, `smartcar:${tag}-bloated-2`, 9),
       { ...charging(ok, `smartcar:${tag}-ok-2`, 10), isCharging: false },
     ];
-    const producer = createReliableProducer(kafka);
-    await producer.connect();
-    cleanups.push(() => producer.disconnect());
-    await producer.send(
-      telemetryTopic,
-      await Promise.all(
-        readings.map(async (r) => ({ key: r.vehicleId, value: await reg.encode(schemaId, r) })),
-      ),
-    );
-
     const metrics = createMetricsRegistry('session-aggregator', { defaultMetrics: false });
     const app = createAggregatorApp({
       settings: {
@@ -144,6 +159,18 @@ describe('session aggregator and outputs too large for their topics', () => {
     });
     await app.start();
     cleanups.push(() => app.stop());
+    // After the start, which creates (or corrects) the topics with their configured limits.
+    await lowerMaxMessageBytes(kafka, sessionsTopic, 4 * 1024);
+    await lowerMaxMessageBytes(kafka, changelogTopic, 16 * 1024);
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    await producer.send(
+      telemetryTopic,
+      await Promise.all(
+        readings.map(async (r) => ({ key: r.vehicleId, value: await reg.encode(schemaId, r) })),
+      ),
+    );
 
     const dlq = await collect(`${telemetryTopic}.dlq`);
     const sessions = await collect(sessionsTopic);
