@@ -1,4 +1,5 @@
-import type { Message } from 'kafkajs';
+import { EventEmitter } from 'node:events';
+import type { Consumer, Message } from 'kafkajs';
 import pino from 'pino';
 import { DependencyError, ValidationError } from '@ampflow/runtime';
 import {
@@ -7,6 +8,7 @@ import {
   type ConsumedRecord,
   type ConsumerHandler,
   type OutputRecord,
+  watchMembership,
 } from './consumer-runner';
 
 const logger = pino({ level: 'silent' });
@@ -29,8 +31,14 @@ function aRecord(offset: number, value = `v-${offset}`): ConsumedRecord {
 
 const out = (topic: string, value: string): OutputRecord => ({ topic, message: { key: 'k', value } });
 
-/** A producer that records every send, in order, and can be told to fail. */
-function aFakeProducer(options: { fail?: Error } = {}) {
+const tooLarge = (topic: string) =>
+  new ValidationError('record_too_large', `a record exceeds what ${topic} accepts`, { httpStatus: 413 });
+
+/**
+ * A producer that records every send, in order, and can be told to fail: with `fail` every send, with
+ * `refuse` (as the real producer refuses a record over its topic's limit) every send holding a matching value.
+ */
+function aFakeProducer(options: { fail?: Error; refuse?: (value: string) => boolean } = {}) {
   const sends: Array<{ topic: string; values: string[] }> = [];
   const events: string[] = [];
   const deps: ChunkDeps = {
@@ -39,6 +47,7 @@ function aFakeProducer(options: { fail?: Error } = {}) {
     producer: {
       send: async (topic: string, messages: Message[]) => {
         if (options.fail) throw options.fail;
+        if (options.refuse && messages.some((m) => options.refuse!(String(m.value)))) throw tooLarge(topic);
         sends.push({ topic, values: messages.map((m) => String(m.value)) });
         events.push(`send ${topic}`);
       },
@@ -143,6 +152,25 @@ describe('processChunk with a per-record handler', () => {
     }
   });
 
+  it('dead-letters a record whose output the producer refuses for good (too large), and sends the others', async () => {
+    const fake = aFakeProducer({ refuse: (value) => value === 'huge' });
+    const handler: ConsumerHandler = {
+      perRecord: async (r) => ({
+        outputs: [out('canon', r.message.offset === '1' ? 'huge' : `c-${r.message.offset}`)],
+      }),
+    };
+    const outcomes = await processChunk([aRecord(0), aRecord(1), aRecord(2)], handler, fake.deps);
+
+    expect(outcomes).toEqual([
+      { outputs: [out('canon', 'c-0')] },
+      { deadLetter: expect.objectContaining({ code: 'record_too_large' }) },
+      { outputs: [out('canon', 'c-2')] },
+    ]);
+    const canon = fake.sends.filter((s) => s.topic === 'canon').flatMap((s) => s.values);
+    expect(new Set(canon)).toEqual(new Set(['c-0', 'c-2']));
+    expect(fake.dlq()).toEqual({ topic: 'raw.dlq', values: ['v-1'] });
+  });
+
   it('throws when the outputs are not acknowledged', async () => {
     const failure = new DependencyError('kafka_unavailable', 'no ack');
     const fake = aFakeProducer({ fail: failure });
@@ -226,6 +254,58 @@ describe('processChunk with a per-chunk handler', () => {
     ).rejects.toBe(conflict);
   });
 
+  it('finds the record whose outputs the producer refuses for good by handling the chunk again in halves', async () => {
+    const fake = aFakeProducer({ refuse: (value) => value.startsWith('huge') });
+    const handled: string[][] = [];
+    const applied: string[] = [];
+    const handler: ConsumerHandler = {
+      perChunk: async (records) => {
+        const offsets = records.map((r) => r.message.offset);
+        handled.push(offsets);
+        return {
+          outputs: offsets.map((o) => out('sessions', o === '2' ? `huge-${o}` : `s-${o}`)),
+          afterSend: async () => void applied.push(...offsets),
+        };
+      },
+    };
+    const outcomes = await processChunk(
+      [0, 1, 2, 3, 4].map((o) => aRecord(o)),
+      handler,
+      fake.deps,
+    );
+
+    expect(outcomes).toEqual([
+      { outputs: [] },
+      { outputs: [] },
+      { deadLetter: expect.objectContaining({ code: 'record_too_large' }) },
+      { outputs: [] },
+      { outputs: [] },
+    ]);
+    // Only the halves holding the culprit are handled again; a record whose outputs were refused is not applied.
+    expect(handled).toEqual([['0', '1', '2', '3', '4'], ['0', '1', '2'], ['0', '1'], ['2'], ['3', '4']]);
+    expect(applied).toEqual(['0', '1', '3', '4']);
+    expect(fake.dlq()).toEqual({ topic: 'raw.dlq', values: ['v-2'] });
+  });
+
+  it('dead-letters a lone record whose afterSend is refused for good (e.g. its state is too large)', async () => {
+    const fake = aFakeProducer();
+    const refusal = tooLarge('changelog');
+    const outcomes = await processChunk(
+      [aRecord(0)],
+      {
+        perChunk: async () => ({
+          outputs: [],
+          afterSend: async () => {
+            throw refusal;
+          },
+        }),
+      },
+      fake.deps,
+    );
+    expect(outcomes).toEqual([{ deadLetter: refusal }]);
+    expect(fake.dlq()?.values).toEqual(['v-0']);
+  });
+
   it('refuses a dead-letter index outside the chunk', async () => {
     const fake = aFakeProducer();
     await expect(
@@ -236,5 +316,55 @@ describe('processChunk with a per-chunk handler', () => {
       ),
     ).rejects.toThrow('index 3 of 1');
     expect(fake.sends).toEqual([]);
+  });
+});
+
+describe('watchMembership', () => {
+  /** The part of a kafkajs consumer it listens to: GROUP_JOIN, STOP and CRASH instrumentation events. */
+  function aFakeConsumer() {
+    const emitter = new EventEmitter();
+    const events = { GROUP_JOIN: 'consumer.group_join', STOP: 'consumer.stop', CRASH: 'consumer.crash' };
+    const consumer = {
+      events,
+      on: (event: string, listener: (e: unknown) => void) => emitter.on(event, listener),
+    } as unknown as Consumer;
+    const emit = (event: keyof typeof events, payload: unknown) => emitter.emit(events[event], { payload });
+    return { consumer, emit };
+  }
+
+  function watch(options: { stopping?: boolean } = {}) {
+    const fake = aFakeConsumer();
+    const fatal: unknown[] = [];
+    const membership = watchMembership(fake.consumer, {
+      logger,
+      onFatal: (error) => fatal.push(error),
+      isStopping: () => options.stopping ?? false,
+    });
+    fake.emit('GROUP_JOIN', { memberAssignment: { raw: [0, 1] } });
+    return { ...fake, fatal, membership };
+  }
+
+  it('turns a crash kafkajs will not restart from into onFatal, and no longer counts as running', () => {
+    const { emit, fatal, membership } = watch();
+    expect(membership.running()).toBe(true);
+    const error = new Error('The coordinator is not aware of this member');
+    emit('CRASH', { error, restart: false });
+    expect(fatal).toEqual([error]);
+    expect(membership.running()).toBe(false);
+  });
+
+  it('leaves a crash kafkajs restarts from to kafkajs, and is running again once it rejoins', () => {
+    const { emit, fatal, membership } = watch();
+    emit('CRASH', { error: new Error('Connection timeout'), restart: true });
+    expect(membership.running()).toBe(false);
+    emit('GROUP_JOIN', { memberAssignment: { raw: [0] } });
+    expect(membership.running()).toBe(true);
+    expect(fatal).toEqual([]);
+  });
+
+  it('does not report a crash while the service is stopping', () => {
+    const { emit, fatal } = watch({ stopping: true });
+    emit('CRASH', { error: new Error('disconnected'), restart: false });
+    expect(fatal).toEqual([]);
   });
 });

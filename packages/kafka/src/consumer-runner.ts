@@ -39,8 +39,12 @@ export interface ChunkOutcome {
  * throws an {@link AppError} with `retriable: false` has its record dead-lettered, never retried.
  * - `perRecord`: one record at a time, in partition order.
  * - `perChunk`: a whole chunk of one partition's records (for handlers that batch their own I/O). It names the
- *   records that can never succeed by index; anything it throws, permanent or not, retries the whole chunk
- *   (until `maxFailingMs`), since the runner cannot tell which record was at fault.
+ *   records that can never succeed by index. A retriable error it throws retries the whole chunk (until
+ *   `maxFailingMs`); a permanent one, or a permanent refusal of its outputs or in its `afterSend`, has the chunk
+ *   handled again in halves down to the record at fault, which is dead-lettered (see {@link processChunk}).
+ *
+ * Either way a record whose outputs the producer refuses for good (`record_too_large`: over the output topic's
+ * `max.message.bytes`) is dead-lettered with that error, and the partition goes on.
  */
 export type ConsumerHandler =
   | { perRecord: (record: ConsumedRecord) => Promise<RecordOutcome> }
@@ -139,46 +143,107 @@ export interface ChunkDeps {
  * Handles one chunk and sends everything it produced (outputs and dead letters, one send per topic, all at
  * once), then runs the chunk handler's `afterSend`. Resolves to each record's outcome once acknowledged;
  * throws, to have the whole chunk retried, on any retriable failure.
+ *
+ * A permanent failure of a chunk of several records (the producer refusing an output for good, e.g.
+ * `record_too_large`; a chunk handler or its `afterSend` throwing a non-retriable error) cannot be pinned on a
+ * record, so the chunk is handled again in halves, down to the record at fault, which is dead-lettered with that
+ * error: the halves that succeed are done (their outputs sent, their `afterSend` run), a lone record that fails
+ * for good is not applied. Outputs acknowledged before the refusal may be sent again (at-least-once). A
+ * per-record handler runs once per record; only the sends are repeated.
  */
 export async function processChunk(
   records: ConsumedRecord[],
   handler: ConsumerHandler,
   deps: ChunkDeps,
 ): Promise<RecordOutcome[]> {
-  const outputs: OutputRecord[] = [];
-  const outcomes: RecordOutcome[] = [];
-  let afterSend: (() => Promise<void>) | undefined;
-  if ('perChunk' in handler) {
-    const result = await handler.perChunk(records);
-    outputs.push(...result.outputs);
-    outcomes.push(...records.map(() => ({ outputs: [] })));
-    for (const { index, error } of result.deadLetters ?? []) {
-      if (!records[index])
-        throw new Error(`the chunk handler dead-lettered index ${index} of ${records.length}`);
-      outcomes[index] = { deadLetter: error };
-    }
-    afterSend = result.afterSend;
-  } else {
+  const handle: HandleChunk = 'perChunk' in handler ? handler.perChunk : handleEachRecord(handler.perRecord);
+  return handleAndSend(records, { handle, deps, deadLettered: new Set() });
+}
+
+/** A chunk handler; a per-record handler becomes one that remembers each record's outcome. */
+type HandleChunk = (records: ConsumedRecord[]) => Promise<ChunkOutcome & { outcomes?: RecordOutcome[] }>;
+
+interface ChunkRun {
+  handle: HandleChunk;
+  deps: ChunkDeps;
+  /** Records whose dead letter is acknowledged: not sent again when their half is handled again. */
+  deadLettered: Set<ConsumedRecord>;
+}
+
+function handleEachRecord(perRecord: (record: ConsumedRecord) => Promise<RecordOutcome>): HandleChunk {
+  const memo = new Map<ConsumedRecord, RecordOutcome>();
+  return async (records) => {
+    const outcomes: RecordOutcome[] = [];
     for (const record of records) {
-      let outcome: RecordOutcome;
-      try {
-        outcome = await handler.perRecord(record);
-      } catch (error) {
-        // A permanent failure retried would stall the partition for good.
-        if (!isPermanent(error)) throw error;
-        outcome = { deadLetter: error };
+      let outcome = memo.get(record);
+      if (!outcome) {
+        try {
+          outcome = await perRecord(record);
+        } catch (error) {
+          // A permanent failure retried would stall the partition for good.
+          if (!isPermanent(error)) throw error;
+          outcome = { deadLetter: error };
+        }
+        memo.set(record, outcome);
       }
-      if (!isDeadLetter(outcome)) outputs.push(...outcome.outputs);
       outcomes.push(outcome);
     }
+    return { outputs: outcomes.flatMap((o) => (isDeadLetter(o) ? [] : o.outputs)), outcomes };
+  };
+}
+
+async function handleAndSend(records: ConsumedRecord[], run: ChunkRun): Promise<RecordOutcome[]> {
+  try {
+    return await handleAndSendOnce(records, run);
+  } catch (error) {
+    if (!isPermanent(error)) throw error;
+    const { deps } = run;
+    if (records.length === 1) {
+      const record = records[0]!;
+      if (!run.deadLettered.has(record)) {
+        const now = deps.now?.() ?? new Date();
+        await sendGrouped(deps.producer, [deadLetterOutput(record, error, now, deps.logger)]);
+      }
+      return [{ deadLetter: error }];
+    }
+    deps.logger.warn(
+      { err: error, topic: records[0]!.topic, partition: records[0]!.partition, records: records.length },
+      'a chunk failed for good; handling it again in halves to find the record at fault',
+    );
+    const half = Math.ceil(records.length / 2);
+    const first = await handleAndSend(records.slice(0, half), run);
+    return [...first, ...(await handleAndSend(records.slice(half), run))];
+  }
+}
+
+async function handleAndSendOnce(records: ConsumedRecord[], run: ChunkRun): Promise<RecordOutcome[]> {
+  const { deps } = run;
+  const result = await run.handle(records);
+  const outcomes: RecordOutcome[] = result.outcomes ?? records.map(() => ({ outputs: [] }));
+  for (const { index, error } of result.deadLetters ?? []) {
+    if (!records[index])
+      throw new Error(`the chunk handler dead-lettered index ${index} of ${records.length}`);
+    outcomes[index] = { deadLetter: error };
   }
   const now = deps.now?.() ?? new Date();
+  const deadLetters: OutputRecord[] = [];
+  const deadRecords: ConsumedRecord[] = [];
   outcomes.forEach((outcome, index) => {
-    if (isDeadLetter(outcome))
-      outputs.push(deadLetterOutput(records[index]!, outcome.deadLetter, now, deps.logger));
+    const record = records[index]!;
+    if (!isDeadLetter(outcome) || run.deadLettered.has(record)) return;
+    deadLetters.push(deadLetterOutput(record, outcome.deadLetter, now, deps.logger));
+    deadRecords.push(record);
   });
-  await sendGrouped(deps.producer, outputs);
-  await afterSend?.();
+  // Together, but settled apart: dead letters acknowledged while an output is refused are not sent again.
+  const [outputsSent, deadLettersSent] = await Promise.allSettled([
+    sendGrouped(deps.producer, result.outputs),
+    sendGrouped(deps.producer, deadLetters),
+  ]);
+  if (deadLettersSent.status === 'fulfilled') for (const record of deadRecords) run.deadLettered.add(record);
+  const failures = [outputsSent, deadLettersSent].flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
+  // A retriable failure retries the whole chunk; only when every failure is permanent is the culprit looked for.
+  if (failures.length > 0) throw failures.find((f) => !isPermanent(f)) ?? failures[0];
+  await result.afterSend?.();
   return outcomes;
 }
 

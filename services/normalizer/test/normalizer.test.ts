@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import type { Kafka } from 'kafkajs';
+import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
 import { createReliableProducer } from '@ampflow/kafka';
@@ -39,8 +39,10 @@ afterEach(() => {
   expect(fatalErrors.splice(0)).toEqual([]);
 });
 
-async function startNormalizer(overrides: { schemaRegistryUrl?: string; kafka?: Kafka } = {}) {
-  const prefix = uniqueName('n');
+async function startNormalizer(
+  overrides: { schemaRegistryUrl?: string; kafka?: Kafka; prefix?: string } = {},
+) {
+  const prefix = overrides.prefix ?? uniqueName('n');
   const rawTopics = { smartcar: `${prefix}.raw.smartcar`, telematica: `${prefix}.raw.telematica` };
   const topicName = (t: CanonicalTopic) => `${prefix}.${t}`;
   const registry = createMetricsRegistry('normalizer', { defaultMetrics: false });
@@ -78,6 +80,45 @@ async function collect(topics: string[]) {
 }
 
 const registry = () => new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
+
+/**
+ * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
+ * them all), and waits until the broker reports it. Done after the service started: a service gives the topics it
+ * creates their configured limits, and may correct an existing topic's at start.
+ */
+async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const read = async () =>
+      (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        })
+      ).resources[0]?.configEntries ?? [];
+    const kept = (await read())
+      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
+        },
+      ],
+    });
+    await eventually(
+      async () =>
+        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
+      `max.message.bytes of ${topic} to read ${bytes}`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 describe('normalizer against the real Kafka and schema registry', () => {
   it('turns every raw provider record into its canonical Avro record, decodable through the registry', async () => {
@@ -207,6 +248,49 @@ describe('normalizer against the real Kafka and schema registry', () => {
       expect(d.headers['error-message']).toBeTruthy();
     }
     expect(metricValue(await n.metrics(), 'normalizer_dead_letters_total', { reason: 'bad_json' })).toBe(1);
+  });
+
+  it('dead-letters a raw record whose canonical record is too large for its topic; the records around it flow', async () => {
+    // The telemetry topic takes 4 KiB records; an event id of 3,000 characters (in the record and its header)
+    // makes the canonical record of one raw record larger than that.
+    const n = await startNormalizer();
+    await lowerMaxMessageBytes(kafka, n.topicName(Topics.vehicleTelemetry), 4 * 1024);
+    const producer = createReliableProducer(kafka);
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    const raw = (eventId: string) => ({
+      key: 'v1',
+      value: fixtureBytes('telematica/vehicle-soc.json'),
+      headers: {
+        provider: 'telematica',
+        'event-id': eventId,
+        'event-type': 'vehicle.soc',
+        'received-at': new Date().toISOString(),
+      },
+    });
+    const huge = `msg_${'x'.repeat(3_000)}`;
+    await producer.send(n.rawTopics.telematica, [raw('msg_before'), raw(huge), raw('msg_after')]);
+
+    const dlq = await collect([`${n.rawTopics.telematica}.dlq`]);
+    const out = await collect([n.topicName(Topics.vehicleTelemetry)]);
+    const [dead] = await dlq.waitFor(1);
+    const good = await out.waitFor(2);
+    expect(dead?.headers).toMatchObject({
+      'event-id': huge,
+      'error-code': 'record_too_large',
+      'source-topic': n.rawTopics.telematica,
+      'source-offset': '1',
+    });
+    expect(dead?.headers['error-message']).toContain(n.topicName(Topics.vehicleTelemetry));
+    expect(dead?.value).toEqual(fixtureBytes('telematica/vehicle-soc.json'));
+    const decoder = registry();
+    const ids = await Promise.all(good.map(async (r) => (await decoder.decode(r.value!)).eventId));
+    expect(new Set(ids)).toEqual(new Set(['telematica:msg_before', 'telematica:msg_after']));
+    await eventually(
+      async () =>
+        metricValue(await n.metrics(), 'normalizer_dead_letters_total', { reason: 'record_too_large' }) === 1,
+      'the dead letter counted with its reason',
+    );
   });
 
   it('registers each canonical subject with BACKWARD compatibility, and the registry refuses a breaking change', async () => {

@@ -19,7 +19,7 @@ function aRecord(offset: number, value: Buffer): ConsumedRecord {
   };
 }
 
-function setup(options: { epoch?: string | null } = {}) {
+function setup(options: { epoch?: string | null; changelogLimitBytes?: number } = {}) {
   const codec = aFakeCodec();
   const store = aFakeStore(options);
   const registry = new Registry();
@@ -30,6 +30,10 @@ function setup(options: { epoch?: string | null } = {}) {
     send: async (topic: string, messages: Message[]) => {
       expect(topic).toBe('changelog');
       changelogSends.push({ keys: messages.map((m) => m.key), statesAtSend: store.states.size });
+    },
+    messageSizeLimit: async (topic: string) => {
+      expect(topic).toBe('changelog');
+      return options.changelogLimitBytes ?? 1_000_000;
     },
   };
   const handle = createSessionChunkHandler({
@@ -130,6 +134,22 @@ describe('the session chunk handler', () => {
     await outcome.afterSend!();
     const session = store.states.get('smartcar:a')?.state.session;
     expect(session?.startedAt).toBe(poison.occurredAt - 0.5 + 3600_000);
+  });
+
+  it('dead-letters a reading after which the state would be too large for the changelog, without applying it', async () => {
+    const { chunk, store, changelogSends } = setup({ changelogLimitBytes: 4_000 });
+    const huge = aReading('smartcar:a', 8, { isCharging: true, eventId: `smartcar:${'x'.repeat(5_000)}` });
+    const outcome = await chunk([huge, aReading('smartcar:a', 9, { isCharging: true })]);
+
+    expect(outcome.deadLetters).toEqual([
+      { index: 0, error: expect.objectContaining({ code: 'record_too_large' }) },
+    ]);
+    expect(changesIn(outcome.outputs)).toEqual([['smartcar:a', 'STARTED', null]]);
+    await outcome.afterSend!();
+    expect(changelogSends).toEqual([{ keys: ['smartcar:a'], statesAtSend: 0 }]);
+    const state = store.states.get('smartcar:a')?.state;
+    expect(state?.recentEventIds).not.toContain(huge.eventId);
+    expect(state?.session?.startedAt).toBe(huge.occurredAt + 3600_000);
   });
 
   it('writes nothing for a vehicle whose readings were all duplicates', async () => {

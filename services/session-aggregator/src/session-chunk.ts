@@ -1,6 +1,13 @@
 import type { ChargingSession, VehicleTelemetry } from '@ampflow/contracts';
-import type { AvroCodec, ChunkOutcome, ConsumedRecord, OutputRecord, ReliableProducer } from '@ampflow/kafka';
-import { DependencyError, isPermanent } from '@ampflow/runtime';
+import {
+  recordBytes,
+  type AvroCodec,
+  type ChunkOutcome,
+  type ConsumedRecord,
+  type OutputRecord,
+  type ReliableProducer,
+} from '@ampflow/kafka';
+import { DependencyError, ValidationError, isPermanent } from '@ampflow/runtime';
 import type { AggregatorMetrics } from './metrics';
 import type { SessionStore, StateWrite } from './redis-session-store';
 import { initialState, reduce, type ReducerSettings } from './session-reducer';
@@ -10,8 +17,11 @@ export interface SessionChunkDeps {
   codec: Pick<AvroCodec, 'encode' | 'decode'>;
   /** The vehicles' states; its failures are expected as retriable errors (Redis away). */
   store: Pick<SessionStore, 'load' | 'save'>;
-  /** Sends the changelog records, after the session changes are acknowledged and before Redis is written. */
-  producer: Pick<ReliableProducer, 'send'>;
+  /**
+   * Sends the changelog records, after the session changes are acknowledged and before Redis is written; its
+   * `messageSizeLimit` says how large a state the changelog takes.
+   */
+  producer: Pick<ReliableProducer, 'send' | 'messageSizeLimit'>;
   settings: ReducerSettings;
   topics: { sessions: string; changelog: string };
   /** Wall clock (epoch ms), for timeout deadlines and the changelog's `writtenAt`. */
@@ -30,9 +40,11 @@ type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLette
  * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, loads the vehicles'
  * states in one step and applies the readings in order with the pure reducer. The outputs are the session
  * changes; once they are acknowledged, `afterSend` produces each touched vehicle's new state to the changelog
- * and only then saves the states to Redis with compare-and-set. A reading that cannot be decoded, or whose session change does not
- * fit the ChargingSession schema, is dead-lettered and not applied: the vehicle's later readings go on from the
- * state before it.
+ * and only then saves the states to Redis with compare-and-set. A reading that cannot be decoded, whose session
+ * change does not fit the ChargingSession schema, or after which the vehicle's state would be too large for the
+ * changelog topic (`record_too_large`), is dead-lettered and not applied: the vehicle's later readings go on from
+ * the state before it. (A session change too large for the sessions topic is refused by the producer; the
+ * runner then finds its reading by handling the chunk again in halves and dead-letters it, not applied.)
  */
 export function createSessionChunkHandler(
   deps: SessionChunkDeps,
@@ -63,6 +75,9 @@ export function createSessionChunkHandler(
     const { epoch, states: stored } = await deps.store.load([...byVehicle.keys()]);
     // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
     if (epoch === null) throw deps.stateReset('load');
+    // Checked before anything is sent: a state the changelog refuses would leave its changes out but unsaved.
+    const changelogLimit = byVehicle.size > 0 ? await deps.producer.messageSizeLimit(topics.changelog) : 0;
+    const startedAt = deps.now();
     const changes: ChargingSession[] = [];
     const changeOutputs: OutputRecord[] = [];
     const writes: StateWrite[] = [];
@@ -75,9 +90,19 @@ export function createSessionChunkHandler(
         let encoded: OutputRecord[];
         try {
           encoded = result.changes.map((change) => sessionChangeOutput(codec, topics.sessions, change));
+          if (result.outcome !== 'duplicate') {
+            const write: StateWrite = {
+              vehicleId,
+              expectedRev: before?.rev ?? 0,
+              state: result.state,
+              deadline: deadlineOf(result.state, startedAt, settings.inactivityTimeoutMs),
+            };
+            checkStateSize(changelogOutput(topics.changelog, write, startedAt), changelogLimit);
+          }
         } catch (error) {
           if (!isPermanent(error)) throw error;
-          // Applying it would store a session that no consumer can read; the next readings go on without it.
+          // Applying it would store a session that no consumer can read, or a state the changelog cannot keep;
+          // the next readings go on without it.
           outcome.deadLetters.push({ index, error });
           continue;
         }
@@ -114,4 +139,15 @@ export function createSessionChunkHandler(
     };
     return outcome;
   };
+}
+
+/** Throws `record_too_large` when the vehicle's state would exceed what the changelog topic takes. */
+function checkStateSize(output: OutputRecord, limitBytes: number): void {
+  const bytes = recordBytes(output.message);
+  if (bytes <= limitBytes) return;
+  throw new ValidationError(
+    'record_too_large',
+    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${output.topic} accepts (${limitBytes} bytes)`,
+    { httpStatus: 413 },
+  );
 }

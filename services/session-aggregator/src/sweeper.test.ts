@@ -2,7 +2,7 @@ import type { Message } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { ChargingSession } from '@ampflow/contracts';
-import { AppError } from '@ampflow/runtime';
+import { AppError, ValidationError } from '@ampflow/runtime';
 import { aFakeCodec, aFakeStore, aReading } from '../test/in-memory-fakes';
 import { createAggregatorMetrics } from './metrics';
 import { DEFAULT_REDUCER_SETTINGS, initialState, reduce } from './session-reducer';
@@ -144,6 +144,23 @@ describe('the timeout sweeper', () => {
     expect(error).toBeInstanceOf(AppError);
     expect(error).toMatchObject({ code: 'kafka_timeout', retriable: true });
     expect(store.states.get('smartcar:a')?.rev).toBe(1);
+    expect(store.claims.size).toBe(0);
+  });
+
+  it('leaves a session Kafka refuses for good (too large) due, and ends the other vehicles', async () => {
+    const { sweeper, store, producer, openSession } = setup();
+    openSession('smartcar:huge', NOW - 2);
+    openSession('smartcar:b', NOW - 1);
+    const send = producer.send;
+    producer.send = (topic, messages) =>
+      messages.some((m) => m.key === 'smartcar:huge')
+        ? Promise.reject(new ValidationError('record_too_large', `over what ${topic} accepts`))
+        : send(topic, messages);
+
+    expect(await sweeper.sweep()).toBe(1);
+    expect(store.states.get('smartcar:b')?.state.session).toBeNull();
+    expect(store.states.get('smartcar:huge')).toMatchObject({ rev: 1, state: { session: { version: 1 } } });
+    expect(store.deadlines.get('smartcar:huge')).toBe(NOW - 2);
     expect(store.claims.size).toBe(0);
   });
 

@@ -92,17 +92,24 @@ export function createSweeper(deps: SweeperDeps): Sweeper {
           }
           // The ENDED first, then the state that implies it, then Redis (as the chunk handler does). Bounded, so
           // that a stop while Kafka is away is not held up by the sweep.
-          await withTimeout(
-            (async () => {
-              if (ending.length > 0) await deps.producer.send(topics.sessions, ending);
-              await deps.producer.send(topics.changelog, [
-                changelogOutput(topics.changelog, write, deps.now()).message,
-              ]);
-            })(),
-            deps.sendTimeoutMs,
-            'kafka_timeout',
-            'Kafka did not acknowledge the timed-out session',
-          );
+          try {
+            await withTimeout(
+              (async () => {
+                if (ending.length > 0) await deps.producer.send(topics.sessions, ending);
+                await deps.producer.send(topics.changelog, [
+                  changelogOutput(topics.changelog, write, deps.now()).message,
+                ]);
+              })(),
+              deps.sendTimeoutMs,
+              'kafka_timeout',
+              'Kafka did not acknowledge the timed-out session',
+            );
+          } catch (error) {
+            if (!isPermanent(error)) throw error;
+            // Refused for good (a record over its topic's max.message.bytes): as above, the other vehicles go on.
+            deps.logger.error({ err: error, vehicleId }, 'Kafka refuses the timed-out session');
+            continue;
+          }
           const { lost, reset } = await store.save(epoch, [write]);
           if (reset) {
             deps.stateReset('save');
