@@ -86,7 +86,9 @@ function setup(): Run {
       CALLS: calls,
       npm_config_registry: 'http://127.0.0.1:1/',
       npm_config_cache: join(dir, 'npm-cache'),
+      // No user or global npmrc: nothing may point npm at a proxy or another registry.
       npm_config_userconfig: join(dir, 'no-npmrc'),
+      npm_config_globalconfig: join(dir, 'no-global-npmrc'),
       npm_config_fetch_retries: '0',
       npm_config_update_notifier: 'false',
     },
