@@ -106,11 +106,8 @@ describe('deploy/prometheus', () => {
           .filter((check) => (check.exp_alerts ?? []).length > 0)
           .map((check) => check.alertname),
       );
-    const namingJob = (
-      parse(readFileSync(join(dir, 'alerts.yml'), 'utf8')) as { groups: { rules: AlertRule[] }[] }
-    ).groups
-      .flatMap((group) => group.rules)
-      .filter((rule) => rule.alert !== undefined && /\bjob\s*=~?\s*"/.test(rule.expr ?? ''))
+    const namingJob = alertRules()
+      .filter((rule) => /\bjob\s*=~?\s*"/.test(rule.expr ?? ''))
       .map((rule) => rule.alert!);
     expect(namingJob.length).toBeGreaterThan(0);
     const compose = firingWith(false);
