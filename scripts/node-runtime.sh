@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced, not run, by the quick-start scripts (setup.sh, test.sh, run-platform.sh) and .ci/run:
+# Sourced, not run, by the quick-start scripts (setup.sh, test.sh, run-platform.sh), by with-node.sh (which the
+# package.json tool scripts demo, ops, bench and docs:topics go through) and by .ci/run:
 #
 #   source scripts/node-runtime.sh
 #

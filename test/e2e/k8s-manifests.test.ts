@@ -230,7 +230,13 @@ const CORE: Record<string, new (data: never) => { validate(): void }> = {
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
 };
-const CRDS = new Set(['keda.sh/v1alpha1/ScaledObject', 'kafka.strimzi.io/v1beta2/KafkaTopic']);
+const CRDS = new Set([
+  'keda.sh/v1alpha1/ScaledObject',
+  'kafka.strimzi.io/v1beta2/KafkaTopic',
+  // Checked by test/e2e/k8s-monitoring.test.ts.
+  'monitoring.coreos.com/v1/PodMonitor',
+  'monitoring.coreos.com/v1/PrometheusRule',
+]);
 const KUSTOMIZATION = 'kustomize.config.k8s.io/v1beta1/Kustomization';
 const typeOf = (m: Manifest) => `${m.apiVersion}/${m.kind}`;
 

@@ -15,6 +15,7 @@ const dir = join(root, 'deploy/prometheus');
 interface AlertRule {
   alert?: string;
   record?: string;
+  expr?: string;
   annotations?: Record<string, string>;
 }
 
@@ -87,6 +88,31 @@ describe('deploy/prometheus', () => {
         inRunbook: true,
       });
     }
+  });
+
+  it('tests each rule that names a job firing with both label sets, compose and Kubernetes (PodMonitor)', () => {
+    const tests = parse(readFileSync(join(dir, 'alerts.test.yml'), 'utf8')) as {
+      tests: {
+        input_series: { series: string }[];
+        alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[];
+      }[];
+    };
+    // The PodMonitor's targets carry `pod` (and namespace, container, endpoint); compose's do not.
+    const firingWith = (kubernetes: boolean) =>
+      new Set(
+        tests.tests
+          .filter((test) => test.input_series.some((s) => /[{,]\s*pod="/.test(s.series)) === kubernetes)
+          .flatMap((test) => test.alert_rule_test ?? [])
+          .filter((check) => (check.exp_alerts ?? []).length > 0)
+          .map((check) => check.alertname),
+      );
+    const namingJob = alertRules()
+      .filter((rule) => /\bjob\s*=~?\s*"/.test(rule.expr ?? ''))
+      .map((rule) => rule.alert!);
+    expect(namingJob.length).toBeGreaterThan(0);
+    const compose = firingWith(false);
+    const kubernetes = firingWith(true);
+    expect(namingJob.filter((alert) => !compose.has(alert) || !kubernetes.has(alert))).toEqual([]);
   });
 
   it('has a unit test that expects each alert to fire', () => {

@@ -133,6 +133,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   const endpointsTopic = prefix + NOTIFIER_ENDPOINTS_TOPIC;
   const tierTopics = RETRY_TIERS.map((tier) => ({ tier, topic: retryTopic(prefix, tier) }));
   const metrics = createNotifierMetrics(registry);
+  // Counted, not logged: ioredis reconnects by itself, and /readyz reports the connection.
+  redis.on('error', () => metrics.redisErrors.inc({ operation: 'connection' }));
   const producer = createReliableProducer(deps.kafka, { logger });
   let stopping = false;
   const codec = createAvroCodec({

@@ -70,6 +70,12 @@ export function createNotifierMetrics(registry: Registry) {
       help: 'Deliveries in the in-memory per-endpoint queues, waiting for a concurrency slot or the throttle',
       registers: [registry],
     }),
+    redisErrors: new Counter({
+      name: 'notifier_redis_errors_total',
+      help: 'Redis failures, by operation: connection (the client lost or could not open its connection; it reconnects by itself)',
+      labelNames: ['operation'] as const,
+      registers: [registry],
+    }),
   };
 }
 

@@ -93,6 +93,8 @@ export function createAggregatorApp(
     stateTtlSeconds: settings.stateTtlSeconds,
   });
   const metrics = createAggregatorMetrics(deps.registry, () => store.openSessions());
+  // Counted, not logged: ioredis reconnects by itself, and /readyz reports the connection.
+  redis.on('error', () => metrics.redisErrors.inc({ operation: 'connection' }));
   const restorer = createStateRestorer({
     kafka: deps.kafka,
     store,
@@ -138,6 +140,7 @@ export function createAggregatorApp(
     try {
       return await fn();
     } catch (err) {
+      metrics.redisErrors.inc({ operation });
       throw new DependencyError('redis_unavailable', `Redis ${operation} failed`, { cause: err });
     } finally {
       end();
@@ -190,6 +193,8 @@ export function createAggregatorApp(
       const error = outcome.deadLetter;
       metrics.deadLetters.inc({ reason: error instanceof AppError ? error.code : 'unexpected_error' });
     },
+    onBatchDone: ({ topic, partition, lag }) =>
+      metrics.consumerLag.set({ topic, partition: String(partition) }, lag),
   });
 
   const work = createWorkHealth({

@@ -1,7 +1,30 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS_SECONDS } from '@ampflow/observability';
 
+/** How long a scrape waits for Redis to count the open sessions (the compose scrape timeout is 5 s). */
+export const OPEN_SESSIONS_TIMEOUT_MS = 1_000;
+
+/** The count, or a rejection once `timeoutMs` has passed; a late answer or failure is dropped. */
+async function within<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  work.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function createAggregatorMetrics(registry: Registry, openSessions: () => Promise<number>) {
+  const redisErrors = new Counter({
+    name: 'session_aggregator_redis_errors_total',
+    help: 'Redis failures, by operation: load or save of a chunk (the chunk is retried), open_sessions (counting them for a scrape failed or took over 1 s; the gauge keeps its last value), connection (the client lost or could not open its connection; it reconnects by itself)',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
   return {
     readings: new Counter({
       name: 'session_aggregator_readings_total',
@@ -24,8 +47,14 @@ export function createAggregatorMetrics(registry: Registry, openSessions: () => 
       name: 'session_aggregator_open_sessions',
       help: 'Charging sessions open now (across all instances)',
       registers: [registry],
+      // A failing or hanging Redis must not fail the whole scrape (Prometheus would see the aggregator down and
+      // lose the very counters that say why): the gauge keeps its last value and the failure is counted.
       async collect() {
-        this.set(await openSessions());
+        try {
+          this.set(await within(openSessions(), OPEN_SESSIONS_TIMEOUT_MS));
+        } catch {
+          redisErrors.inc({ operation: 'open_sessions' });
+        }
       },
     }),
     redisSeconds: new Histogram({
@@ -64,6 +93,13 @@ export function createAggregatorMetrics(registry: Registry, openSessions: () => 
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    consumerLag: new Gauge({
+      name: 'session_aggregator_consumer_lag',
+      help: 'Telemetry records behind the partition high watermark after the last batch',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    redisErrors,
   };
 }
 
