@@ -10,7 +10,7 @@ import { decodeWorkItem, type WorkItem } from './work-item';
  */
 export function createRetryReader(deps: {
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
-  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
+  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal: AbortSignal): Promise<boolean>;
   /** Which records were already done, so one read again after a crash is not delivered twice. */
   marks?: DoneMarks;
   logger: Logger;
@@ -60,13 +60,17 @@ export function createRetryReader(deps: {
           { err: error, topic: record.topic, offset: record.message.offset },
           'not a work item',
         );
-        return deps.deadLetterSource(record, {
-          reason: 'undecodable',
-          attempts: 0,
-          lastStatus: null,
-          lastError: error instanceof Error ? error.message : String(error),
-          failedAt: now(),
-        });
+        return deps.deadLetterSource(
+          record,
+          {
+            reason: 'undecodable',
+            attempts: 0,
+            lastStatus: null,
+            lastError: error instanceof Error ? error.message : String(error),
+            failedAt: now(),
+          },
+          signal,
+        );
       }
       // Timers may fire a millisecond early: hold until the due time has really come.
       while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
