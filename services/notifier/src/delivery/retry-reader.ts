@@ -76,9 +76,10 @@ export function createRetryReader(deps: {
       while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
       if (signal.aborted) return false;
       const key = deps.marks?.keyOf(item, 'tier');
-      if (key && (await deps.marks!.done([key]))[0]) return true;
+      const check = key ? await deps.marks!.done([key], 'tier') : undefined;
+      if (check?.done[0]) return true;
       const durable = await deps.submit(item, signal);
-      if (durable && key) deps.marks!.mark(key);
+      if (durable && key) deps.marks!.mark(key, check!.generation);
       return durable;
     });
 }

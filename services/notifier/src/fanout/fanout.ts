@@ -278,7 +278,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       return items;
     });
     const keys = itemsPerRecord.map((items) => items.map((item) => deps.marks?.keyOf(item, 'source') ?? ''));
-    const doneFlags = deps.marks ? await deps.marks.done(keys.flat()) : [];
+    const check = deps.marks ? await deps.marks.done(keys.flat(), 'source') : { done: [], generation: 0 };
     let flag = 0;
     const completions = decoded.map((d, i) => {
       if ('error' in d) {
@@ -299,10 +299,10 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
         );
       }
       const deliveries = itemsPerRecord[i]!.map((item, j) => {
-        if (doneFlags[flag++]) return Promise.resolve(true);
+        if (check.done[flag++]) return Promise.resolve(true);
         const key = keys[i]![j]!;
         return deps.submit(item, signal).then((durable) => {
-          if (durable) deps.marks?.mark(key);
+          if (durable) deps.marks?.mark(key, check.generation);
           return durable;
         });
       });
