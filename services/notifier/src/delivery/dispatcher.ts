@@ -432,7 +432,7 @@ export function createDispatcher(deps: {
         const info = lastFailure(outcome.reason);
         const written = await deadLetter(item, info, job.signal);
         // Done only once the operational event is written too: a stop in between leaves the record uncommitted,
-        // and the next reader does it again (the dead letter again, the event with the same id).
+        // and the next reader makes the last attempt again (a failure writes both again, the event same id).
         job.resolve(
           written &&
             (outcome.reason !== 'exhausted' ||
