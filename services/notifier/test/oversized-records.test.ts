@@ -1,52 +1,62 @@
-import type { Kafka } from 'kafkajs';
+import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import { Topics } from '@ampflow/contracts';
 import { collectRecords, eventually, testKafka, uniqueName } from '@ampflow/testing';
 import { retryTopic, RETRY_TIERS } from '../src/delivery/retry-tiers';
 import { telemetry } from './fixtures';
-import { managedNotifiers, registerSink, startNotifier, type NotifierUnderTest } from './harness';
+import { managedNotifiers, registerSink, type NotifierUnderTest } from './harness';
 
 /**
  * Issue 15, item 1: a record that Kafka refuses for good (`record_too_large`, over the topic's
  * `max.message.bytes`) on a retry tier or the deliveries DLQ. Before, the durable writer retried it forever: the
  * delivery never finished and its partition's committed offset never moved again (after a restart, the same).
- * Topics created up front with a small `max.message.bytes`; the notifier keeps an existing topic's settings.
+ * The topics' `max.message.bytes` is lowered once the notifier runs.
  */
 jest.setTimeout(90_000);
 
-const { sink, cleanups } = managedNotifiers();
+const { notifier, sink, cleanups } = managedNotifiers();
 let kafka: Kafka;
 
 beforeAll(() => {
   kafka = testKafka();
 });
 
-async function createSmallTopic(topic: string, maxMessageBytes: number, numPartitions: number) {
+/**
+ * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
+ * them all), and waits until the broker reports it. Done after the notifier started: it gives the topics it
+ * creates their configured limits, and may correct an existing topic's at start.
+ */
+async function lowerMaxMessageBytes(topic: string, bytes: number): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
+    const read = async () =>
+      (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        })
+      ).resources[0]?.configEntries ?? [];
+    const kept = (await read())
+      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
         {
-          topic,
-          numPartitions,
-          replicationFactor: 1,
-          configEntries: [{ name: 'max.message.bytes', value: String(maxMessageBytes) }],
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
         },
       ],
     });
+    await eventually(
+      async () =>
+        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
+      `max.message.bytes of ${topic} to read ${bytes}`,
+    );
   } finally {
     await admin.disconnect();
   }
-}
-
-async function notifierOn(prefix: string): Promise<NotifierUnderTest> {
-  const n = await startNotifier({}, { prefix });
-  cleanups.push(async () => {
-    await n.stop();
-    expect(n.fatalErrors).toEqual([]);
-  });
-  return n;
 }
 
 /** Every source partition of the notifier's group committed up to its end. */
@@ -77,13 +87,12 @@ const large = (bytes: number) =>
 
 describe('records too large for their topic', () => {
   it('a retry too large for its tier becomes a dead letter (record_too_large) and the partition moves on', async () => {
-    const prefix = `${uniqueName('nt')}.`;
+    const n = await notifier();
     // The 1 s tier (every retry of the fast schedule) takes records up to 4 KiB; the body is 6 KB.
-    await createSmallTopic(retryTopic(prefix, RETRY_TIERS[0]!), 4_096, 2);
-    const n = await notifierOn(prefix);
+    await lowerMaxMessageBytes(retryTopic(n.prefix, RETRY_TIERS[0]!), 4_096);
     const s = await sink((_h, _q, res) => void res.writeHead(500).end());
     const endpointId = await registerSink(n, s, { eventTypes: ['vehicle.telemetry'] });
-    const dlq = await collectRecords(kafka, [prefix + Topics.webhookDeliveriesDlq]);
+    const dlq = await collectRecords(kafka, [n.prefix + Topics.webhookDeliveriesDlq]);
     cleanups.push(() => dlq.stop());
 
     await n.produce(Topics.vehicleTelemetry, [large(6_000)]);
@@ -103,15 +112,14 @@ describe('records too large for their topic', () => {
   });
 
   it('a dead letter too large for the DLQ is written without its body, with the reason; so is an unreadable source record', async () => {
-    const prefix = `${uniqueName('nt')}.`;
-    await createSmallTopic(prefix + Topics.webhookDeliveriesDlq, 2_048, 1);
-    const n = await notifierOn(prefix);
+    const n = await notifier();
+    await lowerMaxMessageBytes(n.prefix + Topics.webhookDeliveriesDlq, 2_048);
     // The receiver aborts the message: a dead letter at once (aborted_by_receiver).
     const s = await sink(
       (_h, _q, res) => void res.writeHead(400, { 'webhook-delivery': 'abort-message' }).end(),
     );
     const endpointId = await registerSink(n, s, { eventTypes: ['vehicle.telemetry'] });
-    const dlq = await collectRecords(kafka, [prefix + Topics.webhookDeliveriesDlq]);
+    const dlq = await collectRecords(kafka, [n.prefix + Topics.webhookDeliveriesDlq]);
     cleanups.push(() => dlq.stop());
 
     await n.produce(Topics.vehicleTelemetry, [large(6_000)]);
