@@ -52,11 +52,16 @@ describe('ops arguments', () => {
       since: new Date('2026-04-30T22:00:00Z'),
       group: DEFAULT_NORMALIZER_GROUP_ID,
       execute: false,
+      redeliver: false,
       json: false,
     });
     expect(parseCommand(['reprocess', '--since', '2026-05-01', '--group', 'g', '--execute'])).toMatchObject({
       group: 'g',
       execute: true,
+    });
+    expect(parseCommand(['reprocess', '--since', '2026-05-01', '--execute', '--redeliver'])).toMatchObject({
+      execute: true,
+      redeliver: true,
     });
   });
 
@@ -66,6 +71,7 @@ describe('ops arguments', () => {
     [['dlq', 'inspect', 'a', 'b']],
     [['dlq', 'inspect', 't', '--sample', '-1']],
     [['dlq', 'inspect', 't', '--execute']],
+    [['dlq', 'redrive', 't', '--redeliver']],
     [['dlq', 'redrive', 't', '--since', 'yesterday']],
     [['dlq', 'redrive', 't', '--since', '1714521600']],
     [['dlq', 'redrive', 't', '--since', '2026-05-02T00:00:00Z', '--until', '2026-05-01T00:00:00Z']],

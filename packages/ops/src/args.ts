@@ -11,13 +11,18 @@ Commands:
       redriven-at header. Only dead letters that arrived since the last redrive of this topic are read
       (consumer group ampflow-ops-redrive), unless --from-beginning. Times compare with failed-at:
       since <= failed-at < until. --dry-run counts without producing or moving the position.
-  reprocess --since ISO [--group ID] [--execute] [--json]
+  reprocess --since ISO [--group ID] [--execute] [--redeliver] [--json]
       Moves the normalizer group's committed offsets on the raw topics back to the first record at or after
       --since, so a fixed mapper normalizes them again. Refuses while the group has members: stop the
       normalizer first. Without --execute it prints the plan only. --group defaults to ampflow-normalizer.
+      Customer webhooks: by default the notifier does not send again what it delivered in the last 48 hours
+      (its done marks; older records are sent again). --redeliver (with --execute) bumps the notifier's
+      done-mark generation in Redis (REDIS_URL, NOTIFIER_REDIS_NAMESPACE), so every reprocessed record is
+      delivered again, with its original webhook-id.
 
 Environment: KAFKA_BROKERS (default localhost:9092), KAFKA_TOPIC_PREFIX (put in front of the topic names
-given and of the raw topics), LOG_LEVEL (default warn; logs go to stderr).
+given and of the raw topics), REDIS_URL (default redis://localhost:6379) and NOTIFIER_REDIS_NAMESPACE
+(default ampflow:notifier) for --redeliver, LOG_LEVEL (default warn; logs go to stderr).
 
 Exit codes: 0 done, 1 failed (Kafka, a refused reprocess), 2 usage error.
 `;
@@ -42,7 +47,7 @@ export type Command =
       dryRun: boolean;
       json: boolean;
     }
-  | { name: 'reprocess'; since: Date; group: string; execute: boolean; json: boolean };
+  | { name: 'reprocess'; since: Date; group: string; execute: boolean; redeliver: boolean; json: boolean };
 
 /** A command line that does not make sense; exit code 2 with the usage. */
 export class UsageError extends ValidationError {
@@ -73,6 +78,7 @@ const options = {
   'dry-run': { type: 'boolean' },
   group: { type: 'string' },
   execute: { type: 'boolean' },
+  redeliver: { type: 'boolean' },
 } as const;
 
 type OptionName = keyof typeof options;
@@ -80,7 +86,7 @@ type OptionName = keyof typeof options;
 const ALLOWED: Record<Exclude<Command['name'], 'help'>, readonly OptionName[]> = {
   'dlq-inspect': ['json', 'sample'],
   'dlq-redrive': ['json', 'error-code', 'since', 'until', 'from-beginning', 'dry-run'],
-  reprocess: ['json', 'since', 'group', 'execute'],
+  reprocess: ['json', 'since', 'group', 'execute', 'redeliver'],
 };
 
 /** Parses the arguments after `npm run ops --`; throws {@link UsageError}. */
@@ -149,6 +155,7 @@ export function parseCommand(argv: readonly string[]): Command {
         since,
         group: values.group ?? DEFAULT_NORMALIZER_GROUP_ID,
         execute: values.execute === true,
+        redeliver: values.redeliver === true,
         json,
       };
     }

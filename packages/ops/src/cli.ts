@@ -7,6 +7,7 @@ import { REDRIVE_GROUP_ID, USAGE, UsageError, parseCommand, type Command } from 
 import { readOpsConfig, type OpsConfig } from './config';
 import { inspectDeadLetters, redriveDeadLetters } from './dlq-commands';
 import { renderInspect, renderRedrive, renderReprocess } from './render';
+import { bumpDoneGeneration } from './redeliver';
 import { reprocessRawTopics } from './reprocess';
 
 /** Exit codes of `npm run ops`. */
@@ -51,6 +52,9 @@ async function execute(command: Exclude<Command, { name: 'help' }>, config: OpsC
         groupId: command.group,
         since: command.since,
         execute: command.execute,
+        ...(command.redeliver
+          ? { redeliver: () => bumpDoneGeneration(config.REDIS_URL, config.NOTIFIER_REDIS_NAMESPACE) }
+          : {}),
       });
       return command.json ? json(report) : renderReprocess(report);
     }

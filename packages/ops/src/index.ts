@@ -4,6 +4,7 @@ export * from './config';
 export * from './dead-letters';
 export * from './dlq-commands';
 export * from './offset-plan';
+export * from './redeliver';
 export * from './render';
 export * from './reprocess';
 export * from './table';

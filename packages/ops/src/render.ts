@@ -1,4 +1,5 @@
 import type { InspectReport, RedriveReport } from './dlq-commands';
+import { NOTIFIER_DONE_MARK_TTL_HOURS } from './redeliver';
 import type { ReprocessReport } from './reprocess';
 import { formatTable } from './table';
 
@@ -75,6 +76,22 @@ export function renderReprocess(report: ReprocessReport): string {
     report.executed
       ? `Offsets moved: the normalizer reads ${report.toReprocess} record(s) again once started.`
       : `Plan only: ${report.toReprocess} record(s) to reprocess. Run again with --execute to move the offsets.`,
+    customerWebhooksLine(report),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function customerWebhooksLine(report: ReprocessReport): string {
+  if (report.customerWebhooks === 'skip_delivered') {
+    return (
+      `Customer webhooks: the notifier does not send again what it delivered in the last ` +
+      `${NOTIFIER_DONE_MARK_TTL_HOURS} hours (its done marks); older records are sent again, with their ` +
+      'original webhook-id. Add --redeliver to send all of them again.'
+    );
+  }
+  return report.executed
+    ? `Customer webhooks: sent again for every reprocessed record, with their original webhook-id ` +
+        `(notifier done-mark generation now ${report.doneGeneration}).`
+    : 'Customer webhooks: with --execute, the notifier done-mark generation is bumped and every reprocessed ' +
+        'record is sent again, with its original webhook-id.';
 }

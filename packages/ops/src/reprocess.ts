@@ -15,6 +15,12 @@ export interface ReprocessOptions {
   since: Date;
   /** Move the offsets; otherwise only plan. */
   execute: boolean;
+  /**
+   * With `execute`: bumps the notifier's done-mark generation (see `bumpDoneGeneration`) after the checks
+   * and before the offsets move, resolving to the new generation. Without it customers are not sent again
+   * what the notifier delivered within its done marks' lifetime.
+   */
+  redeliver?: () => Promise<number>;
 }
 
 export interface ReprocessReport {
@@ -25,6 +31,13 @@ export interface ReprocessReport {
   plan: PlanRow[];
   /** Records the normalizer will read again, over all partitions. */
   toReprocess: number;
+  /**
+   * What the notifier does with the customer webhooks of the reprocessed records: `skip_delivered` (not sent
+   * again where its done marks, 48 h, say they were delivered) or `redeliver` (all sent again, same ids).
+   */
+  customerWebhooks: 'skip_delivered' | 'redeliver';
+  /** The notifier's done-mark generation after the bump (`redeliver` with `execute`), else null. */
+  doneGeneration: number | null;
 }
 
 /** Raised when the group still has members: offsets of a running group cannot (and must not) be moved. */
@@ -83,6 +96,8 @@ export async function reprocessRawTopics(kafka: Kafka, options: ReprocessOptions
       }
     }
     const plan = planReprocess(partitions);
+    let doneGeneration: number | null = null;
+    if (options.execute && options.redeliver) doneGeneration = await options.redeliver();
     if (options.execute) {
       for (const [topic, moves] of offsetsToSet(plan)) {
         await admin.setOffsets({ groupId: options.groupId, topic, partitions: moves });
@@ -95,6 +110,8 @@ export async function reprocessRawTopics(kafka: Kafka, options: ReprocessOptions
       groupState: group.state,
       plan,
       toReprocess: plan.reduce((sum, row) => sum + row.toReprocess, 0),
+      customerWebhooks: options.redeliver ? 'redeliver' : 'skip_delivered',
+      doneGeneration,
     };
   } finally {
     await admin.disconnect();

@@ -65,12 +65,17 @@ describe('reprocess', () => {
   it('plans, then moves the group back to the first record at or after --since', async () => {
     const { prefix, smartcar, telematica, groupId } = await setUp();
     const since = new Date(base + 2500);
+    const bumps: string[] = [];
     const plan = await reprocessRawTopics(kafka, {
       topics: [smartcar, telematica],
       groupId,
       since,
       execute: false,
+      redeliver: async () => (bumps.push('bump'), 1),
     });
+    // Planning bumps nothing either; the report says what --execute would do to customer webhooks.
+    expect(bumps).toEqual([]);
+    expect(plan).toMatchObject({ customerWebhooks: 'redeliver', doneGeneration: null });
     expect(plan.plan.map((r) => [r.topic, r.partition, r.current, r.next, r.action, r.toReprocess])).toEqual([
       [smartcar, 0, 5, 3, 'rewind', 2],
       [smartcar, 1, null, 0, 'unchanged', 0],
@@ -124,14 +129,18 @@ describe('reprocess', () => {
         return groups[0]?.state === 'Stable';
       }, 'the member to join');
 
+      const bumps: string[] = [];
       await expect(
         reprocessRawTopics(kafka, {
           topics: [smartcar, telematica],
           groupId,
           since: new Date(base),
           execute: true,
+          redeliver: async () => (bumps.push('bump'), 1),
         }),
       ).rejects.toThrow(GroupActiveError);
+      // Refused before the notifier's done-mark generation is touched.
+      expect(bumps).toEqual([]);
       const stderr: string[] = [];
       const code = await runCli(
         ['reprocess', '--since', new Date(base).toISOString(), '--group', groupId, '--execute'],

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { DeadLetterHeaders, Topics, topicConfigEntries } from '@ampflow/contracts';
+import { Topics, topicConfigEntries } from '@ampflow/contracts';
 import {
   createAvroCodec,
   createRegistryClient,
@@ -11,7 +11,6 @@ import {
 import type { Logger, Registry } from '@ampflow/observability';
 import {
   createRetryPolicy,
-  retry,
   every,
   startHttpServer,
   type Periodic,
@@ -25,7 +24,7 @@ import { createDeliveryControl } from './delivery/control';
 import { createDispatcher } from './delivery/dispatcher';
 import { createDoneMarks } from './delivery/done-marks';
 import { scanDeadLetters } from './delivery/dlq-scan';
-import { createDurableWriter, type DeadLetterInfo } from './delivery/durable-writer';
+import { createDurableWriter } from './delivery/durable-writer';
 import { createHttpSender } from './delivery/http-sender';
 import { createOperationalEvents } from './delivery/operational';
 import { RETRY_TIERS, retryTopic } from './delivery/retry-tiers';
@@ -37,7 +36,7 @@ import { createEndpointStore } from './endpoints/store';
 import { createUrlCheck } from './endpoints/url-check';
 import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
 import { createNotifierMetrics } from './metrics';
-import { createPipelinedConsumer, type PipelineRecord } from './pipeline/pipelined-consumer';
+import { createPipelinedConsumer } from './pipeline/pipelined-consumer';
 
 export interface NotifierSettings {
   httpPort: number;
@@ -166,7 +165,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     resolver: settings.resolver,
     connections: Math.max(settings.endpointConcurrency, 10),
   });
-  const writer = createDurableWriter({ producer, topicPrefix: prefix, dlqTopic, logger, now });
+  const writer = createDurableWriter({ producer, topicPrefix: prefix, dlqTopic, metrics, logger, now });
   const operational = createOperationalEvents({ endpoints, writer, now });
   const dispatcher = createDispatcher({
     settings: {
@@ -197,42 +196,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     }
   });
 
-  /**
-   * A record that is not what its topic should hold: kept in the deliveries DLQ with the reason. Retried until
-   * Kafka takes it (its offset waits), or until the service stops (then it is read again by the next owner).
-   */
-  const deadLetterPolicy = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 5_000 });
-  const deadLetterSource = async (record: PipelineRecord, info: DeadLetterInfo): Promise<boolean> => {
-    const message = {
-      key: record.message.key,
-      value: record.message.value,
-      headers: {
-        ...(record.message.headers ?? {}),
-        [DeadLetterHeaders.errorCode]: info.reason,
-        [DeadLetterHeaders.errorMessage]: (info.lastError ?? '').slice(0, 1_000),
-        [DeadLetterHeaders.failedAt]: new Date(info.failedAt).toISOString(),
-        [DeadLetterHeaders.sourceTopic]: record.topic,
-        [DeadLetterHeaders.sourcePartition]: String(record.partition),
-        [DeadLetterHeaders.sourceOffset]: record.message.offset,
-      },
-    };
-    try {
-      await retry(() => producer.send(dlqTopic, [message]), {
-        policy: deadLetterPolicy,
-        shouldRetry: () => true,
-        isStopped: () => stopping,
-        onRetry: ({ error, attempt }) => {
-          if (attempt === 1)
-            logger.warn({ err: error }, 'could not dead-letter an unreadable record; retrying');
-        },
-      });
-      metrics.deadLetters.inc({ reason: info.reason });
-      return true;
-    } catch (error) {
-      logger.warn({ err: error }, 'stopping before an unreadable record was dead-lettered; it is read again');
-      return false;
-    }
-  };
+  const deadLetterSource = writer.deadLetterSource;
 
   const marks = createDoneMarks(redis, {
     namespace: settings.redisNamespace,

@@ -42,6 +42,12 @@ export function createNotifierMetrics(registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    oversized: new Counter({
+      name: 'notifier_oversized_records_total',
+      help: 'Records Kafka refused as larger than their topic allows (record_too_large), by topic_kind (retry_tier, dlq) and what became of them (dead_lettered: a work item kept as a dead letter; body_omitted, minimal: a dead letter written without its body, or with ids and reason only; lost: not even that fitted)',
+      labelNames: ['topic_kind', 'outcome'] as const,
+      registers: [registry],
+    }),
     openCircuits: new Gauge({
       name: 'notifier_open_circuits',
       help: 'Endpoints whose circuit is open or half-open (paused after consecutive failures)',

@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import pino from 'pino';
 import { testEndpoints, uniqueName } from '@ampflow/testing';
-import { createDoneMarks } from '../src/delivery/done-marks';
+import { createDoneMarks, doneGenerationKey } from '../src/delivery/done-marks';
 import type { WorkItem } from '../src/delivery/work-item';
 
 const item: WorkItem = {
@@ -39,10 +39,10 @@ describe('done marks', () => {
     const marks = createDoneMarks(redis, { namespace, ttlSeconds: 60, logger: pino({ level: 'silent' }) });
     const done = marks.keyOf(item, 'tier');
     const other = marks.keyOf({ ...item, attempt: 3 }, 'tier');
-    marks.mark(done);
+    marks.mark(done, 0);
     await new Promise((resolve) => setImmediate(resolve));
     await marks.flush();
-    expect(await marks.done([done, other])).toEqual([true, false]);
+    expect(await marks.done([done, other], 'tier')).toEqual({ done: [true, false], generation: 0 });
     const ttl = await redis.ttl(done);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60);
@@ -58,7 +58,38 @@ describe('done marks', () => {
       ttlSeconds: 60,
       logger: pino({ level: 'silent' }),
     });
-    expect(await failing.done([done])).toEqual([false]);
+    expect((await failing.done([done], 'tier')).done).toEqual([false]);
     offline.disconnect();
+  });
+
+  it('counts a source mark only in its generation: a bump makes marked deliveries due again, tier marks stay', async () => {
+    const ns = uniqueName('marks');
+    const marks = createDoneMarks(redis, {
+      namespace: ns,
+      ttlSeconds: 60,
+      logger: pino({ level: 'silent' }),
+    });
+    const source = marks.keyOf(item, 'source');
+    const tier = marks.keyOf(item, 'tier');
+    const before = await marks.done([source], 'source');
+    expect(before).toEqual({ done: [false], generation: 0 });
+    marks.mark(source, before.generation);
+    marks.mark(tier, before.generation);
+    await marks.flush();
+    expect((await marks.done([source], 'source')).done).toEqual([true]);
+
+    // `reprocess --redeliver` bumps the generation (INCR of the same key).
+    await redis.incr(doneGenerationKey(ns));
+    const after = await marks.done([source], 'source');
+    expect(after).toEqual({ done: [false], generation: 1 });
+    expect((await marks.done([tier], 'tier')).done).toEqual([true]);
+    // Delivered again and marked in the new generation: done again, until the next bump.
+    marks.mark(source, after.generation);
+    await marks.flush();
+    expect((await marks.done([source], 'source')).done).toEqual([true]);
+    // A mark from before generations existed (value 1) counts as generation 0.
+    await redis.set(source, '1');
+    expect((await marks.done([source], 'source')).done).toEqual([false]);
+    await redis.del(source, tier, doneGenerationKey(ns));
   });
 });

@@ -46,8 +46,11 @@ export function createDeliveryControl(deps: {
       seen.add(key);
       const item: WorkItem = { ...record, attempt: 1, dueAt: now(), reason };
       // Bounded: an API call answers 503 while Kafka is away rather than hanging.
-      if (!(await deps.writer.schedule(item, AbortSignal.timeout(10_000))))
+      const result = await deps.writer.schedule(item, AbortSignal.timeout(10_000));
+      if (result === 'abandoned')
         throw new AppError('kafka_unavailable', 'Kafka did not take the re-send', true, 503);
+      // Too large for the retry tier: the writer dead-lettered it again (record_too_large), not queued.
+      if (result === 'dead_lettered') continue;
       deps.history.clearDeadLetter(record.messageId, record.endpointId);
       queued += 1;
     }

@@ -3,14 +3,22 @@ import pino from 'pino';
 import { createMetricsRegistry } from '@ampflow/observability';
 import type { Endpoint } from '../endpoints/model';
 import { createNotifierMetrics } from '../metrics';
-import { createDispatcher, type DispatcherSettings } from './dispatcher';
+import { createDispatcher, type DispatcherSettings, type OperationalEvents } from './dispatcher';
 import type { DeadLetterInfo, DurableWriter } from './durable-writer';
 import type { HttpSender, SendResult } from './http-sender';
+import { createOperationalEvents } from './operational';
 import { retrySchedule } from './retry-schedule';
 import type { WorkItem } from './work-item';
 
 /** A dispatcher over fakes: a sender whose answers the test controls, a writer that records, a manual clock. */
-function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<DispatcherSettings> } = {}) {
+function setup(
+  options: {
+    endpoint?: Partial<Endpoint>;
+    settings?: Partial<DispatcherSettings>;
+    /** This writer instead of the recording fake, and the real operational events over it. */
+    writer?: DurableWriter;
+  } = {},
+) {
   let clock = 1_000_000;
   const endpoint: Endpoint = {
     id: 'ep_1',
@@ -36,18 +44,24 @@ function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<Dispa
   };
   const scheduled: WorkItem[] = [];
   const deadLetters: Array<{ item: WorkItem; info: DeadLetterInfo }> = [];
-  const writer: DurableWriter = {
+  const writer: DurableWriter = options.writer ?? {
     schedule: async (item) => {
       scheduled.push(item);
-      return true;
+      return 'scheduled';
     },
     deadLetter: async (item, info) => {
       deadLetters.push({ item, info });
       return true;
     },
+    deadLetterSource: async () => true,
   };
   const disabled: string[] = [];
   const operational: string[] = [];
+  const fakeOperational: OperationalEvents = {
+    endpointDisabled: async () => (operational.push('endpoint.disabled'), true),
+    endpointRecovered: async () => (operational.push('endpoint.recovered'), true),
+    attemptsExhausted: async () => (operational.push('message.attempt.exhausted'), true),
+  };
   const dispatcher = createDispatcher({
     settings: {
       schedule: retrySchedule({ delaysMs: [0, 1_000, 2_000], jitterRatio: 0 }),
@@ -73,11 +87,9 @@ function setup(options: { endpoint?: Partial<Endpoint>; settings?: Partial<Dispa
       recordDeadLetter: () => undefined,
       clearDeadLetter: () => undefined,
     },
-    operational: {
-      endpointDisabled: async () => void operational.push('endpoint.disabled'),
-      endpointRecovered: async () => void operational.push('endpoint.recovered'),
-      attemptsExhausted: async () => void operational.push('message.attempt.exhausted'),
-    },
+    operational: options.writer
+      ? createOperationalEvents({ endpoints: { list: () => [endpoint] }, writer, now: () => clock })
+      : fakeOperational,
     metrics: createNotifierMetrics(createMetricsRegistry('notifier-test', { defaultMetrics: false })),
     logger: pino({ level: 'silent' }),
     now: () => clock,
@@ -284,5 +296,41 @@ describe('dispatcher', () => {
     }
     expect((await Promise.all(results)).every(Boolean)).toBe(true);
     expect(getEventListeners(partition.signal, 'abort').length).toBeLessThanOrEqual(1);
+  });
+
+  it('resolves an exhausted delivery only once its operational event is written too, so a stop in between re-does it', async () => {
+    // A stop that lands after the dead letter is written and before `message.attempt.exhausted` is: the partition
+    // signal aborts, the event's write is abandoned. The record must not count as done, or the event is lost.
+    const stop = new AbortController();
+    const events: WorkItem[] = [];
+    const t = setup({
+      endpoint: { eventTypes: ['message.attempt.exhausted'] },
+      settings: { circuit: { failureThreshold: 100, cooldownMs: 10_000 } },
+      writer: {
+        deadLetter: async () => {
+          stop.abort();
+          return true;
+        },
+        schedule: async (item, signal) => {
+          if (signal?.aborted) return 'abandoned';
+          events.push(item);
+          return 'scheduled';
+        },
+        deadLetterSource: async () => true,
+      },
+    });
+    const last = t.item({ attempt: 3, reason: 'retry' });
+    const stopped = t.dispatcher.submit(last, stop.signal);
+    await t.settle();
+    t.answer(503);
+    expect(await stopped).toBe(false);
+    expect(events).toHaveLength(0);
+
+    // After the restart the record is read again and done again: this time the event is written.
+    const again = t.dispatcher.submit(last, new AbortController().signal);
+    await t.settle();
+    t.answer(503);
+    expect(await again).toBe(true);
+    expect(events.map((e) => e.type)).toEqual(['message.attempt.exhausted']);
   });
 });

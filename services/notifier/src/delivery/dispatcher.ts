@@ -63,15 +63,18 @@ export interface AttemptSink {
 
 /** Operational events the dispatcher raises (the app turns them into deliveries). */
 export interface OperationalEvents {
-  /** Each resolves once the event's deliveries are written to Kafka, or when `signal` aborts (stopping). */
+  /**
+   * Each resolves `true` once the event's deliveries are written to Kafka, `false` when `signal` aborted
+   * (stopping) before every one was.
+   */
   endpointDisabled(
     endpoint: Endpoint,
     reason: 'endpoint_gone' | 'failing',
     failingSince: number | null,
     signal?: AbortSignal,
-  ): Promise<void>;
-  endpointRecovered(endpoint: Endpoint, failingSince: number | null, signal?: AbortSignal): Promise<void>;
-  attemptsExhausted(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<void>;
+  ): Promise<boolean>;
+  endpointRecovered(endpoint: Endpoint, failingSince: number | null, signal?: AbortSignal): Promise<boolean>;
+  attemptsExhausted(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean>;
 }
 
 export interface Dispatcher {
@@ -196,8 +199,11 @@ export function createDispatcher(deps: {
 
   async function deadLetter(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean> {
     const written = await writer.deadLetter(item, info, signal);
-    if (!written) return false;
-    metrics.deadLetters.inc({ reason: info.reason });
+    if (written) indexDeadLetter(item, info);
+    return written;
+  }
+
+  function indexDeadLetter(item: WorkItem, info: DeadLetterInfo): void {
     deps.attempts.recordDeadLetter({
       messageId: item.messageId,
       endpointId: item.endpointId,
@@ -208,16 +214,34 @@ export function createDispatcher(deps: {
       failedAt: new Date(info.failedAt).toISOString(),
       attempts: info.attempts,
     });
-    return true;
+  }
+
+  /** Writes a work item to its retry tier; `true` once durable (there, or as a dead letter when too large). */
+  async function schedule(item: WorkItem, signal?: AbortSignal): Promise<boolean> {
+    const result = await writer.schedule(item, signal);
+    if (result === 'dead_lettered') indexDeadLetter(item, tooLargeInfo(item));
+    return result !== 'abandoned';
   }
 
   async function defer(job: Job, atMs: number, reason: 'queue_full' | 'circuit_open'): Promise<void> {
     // Strictly later than the record it replaces: a record woken a millisecond early (timers may) and deferred
     // again must not get the same identity, or its done mark would make the new record look done.
     const dueAt = Math.max(atMs, job.item.dueAt + 1);
-    const written = await writer.schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal);
-    if (written) metrics.deferred.inc({ reason });
-    job.resolve(written);
+    const result = await writer.schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal);
+    if (result === 'scheduled') metrics.deferred.inc({ reason });
+    if (result === 'dead_lettered') indexDeadLetter(job.item, tooLargeInfo(job.item));
+    job.resolve(result !== 'abandoned');
+  }
+
+  /** For the attempt log's dead-letter index: the writer dead-lettered a work item its tier refused. */
+  function tooLargeInfo(item: WorkItem): DeadLetterInfo {
+    return {
+      reason: 'record_too_large',
+      attempts: item.attempt - 1,
+      lastStatus: null,
+      lastError: null,
+      failedAt: now(),
+    };
   }
 
   function disabledInfo(item: WorkItem, reason: DeadLetterReason, at: number): DeadLetterInfo {
@@ -283,7 +307,7 @@ export function createDispatcher(deps: {
           'delivery failed unexpectedly; trying it again later',
         );
         const dueAt = Math.max(now() + 5_000, job.item.dueAt + 1);
-        job.resolve(await writer.schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal));
+        job.resolve(await schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal));
       })
       .finally(() => {
         if (counts) lane.active -= 1;
@@ -383,15 +407,23 @@ export function createDispatcher(deps: {
         return;
       }
       case 'retry': {
-        const written = await writer.schedule(
-          { ...item, attempt: outcome.attemptNumber, dueAt: outcome.atMs, reason: 'retry' },
-          job.signal,
-        );
-        if (written) {
+        const next: WorkItem = {
+          ...item,
+          attempt: outcome.attemptNumber,
+          dueAt: outcome.atMs,
+          reason: 'retry',
+        };
+        const result = await writer.schedule(next, job.signal);
+        if (result === 'scheduled') {
           deps.attempts.record(view('retry', outcome.atMs));
           count('retry_scheduled');
+        } else if (result === 'dead_lettered') {
+          // Too large for its retry tier: the writer kept it as a dead letter instead.
+          deps.attempts.record(view('dead_letter'));
+          count('dead_lettered');
+          indexDeadLetter(item, { ...lastFailure('record_too_large'), lastError: error });
         }
-        job.resolve(written);
+        job.resolve(result !== 'abandoned');
         return;
       }
       case 'dead_letter': {
@@ -399,9 +431,13 @@ export function createDispatcher(deps: {
         count('dead_lettered');
         const info = lastFailure(outcome.reason);
         const written = await deadLetter(item, info, job.signal);
-        if (written && outcome.reason === 'exhausted')
-          await deps.operational.attemptsExhausted(item, info, job.signal);
-        job.resolve(written);
+        // Done only once the operational event is written too: a stop in between leaves the record uncommitted,
+        // and the next reader makes the last attempt again (a failure writes both again, the event same id).
+        job.resolve(
+          written &&
+            (outcome.reason !== 'exhausted' ||
+              (await deps.operational.attemptsExhausted(item, info, job.signal))),
+        );
         return;
       }
       case 'disable_endpoint':

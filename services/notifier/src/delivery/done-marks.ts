@@ -3,19 +3,47 @@ import type { Logger } from '@ampflow/observability';
 import type { WorkItem } from './work-item';
 
 /**
+ * The Redis key holding the done-mark generation, next to the marks. `npm run ops -- reprocess --redeliver`
+ * increments it (packages/ops/src/redeliver.ts names the same key: packages never import services).
+ */
+export function doneGenerationKey(namespace: string): string {
+  return `${namespace}:done-generation`;
+}
+
+/** What {@link DoneMarks.done} found: per key whether it is done, and the generation read with them. */
+export interface DoneCheck {
+  done: boolean[];
+  /** The done-mark generation at the time of the check (0 when none is stored); marks carry it. */
+  generation: number;
+}
+
+/**
  * Marks of work items whose work is done (delivered, or handed on durably), so that records read again after a
  * crash (those after the committed offset, which moves only past the longest finished prefix) are not delivered
  * a second time. A mark names one record: for a source record's delivery `<message>:<endpoint>:new`, for a
  * retry-tier record its message, endpoint, attempt, due time and reason (a manual re-send is a new record, so it
  * is never mistaken for a repeat). Marks live in Redis for `ttlSeconds`; without them (Redis flushed or down)
  * a re-read record is delivered again, with the same `webhook-id`: at least once, never lost.
+ *
+ * A source record's mark counts only in its generation: a deliberate replay (`reprocess --redeliver`) bumps the
+ * generation, so replayed records are delivered again (same `webhook-id`) although their deliveries were marked
+ * within the 2 days. The generation is read with the marks, in the same MGET, by every instance for every batch,
+ * so no instance acts on a stale one. A mark carries the generation read when its record was checked: a bump
+ * in between makes it count as older (delivered again), never as newer (skipped). Retry-tier marks ignore the
+ * generation: a replay writes new tier records, and a tier record is only ever re-read after a crash.
  */
 export interface DoneMarks {
   keyOf(item: WorkItem, from: 'source' | 'tier'): string;
-  /** Per key, whether it is marked done. A Redis failure answers "not done" for all (deliver rather than drop). */
-  done(keys: string[]): Promise<boolean[]>;
-  /** Marks a key done (written with the other marks of this event-loop turn, in one pipeline). */
-  mark(key: string): void;
+  /**
+   * Per key (all of `keyOf(..., from)`), whether it is marked done. A Redis failure answers "not done" for all
+   * (deliver rather than drop).
+   */
+  done(keys: string[], from: 'source' | 'tier'): Promise<DoneCheck>;
+  /**
+   * Marks a key done with the generation its check read (written with the other marks of this event-loop turn,
+   * in one pipeline).
+   */
+  mark(key: string, generation: number): void;
   flush(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -25,7 +53,8 @@ export function createDoneMarks(
   options: { namespace: string; ttlSeconds: number; logger: Logger },
 ): DoneMarks {
   const prefix = `${options.namespace}:done:`;
-  let buffer: string[] = [];
+  const generationKey = doneGenerationKey(options.namespace);
+  let buffer: Array<[key: string, generation: number]> = [];
   let failing = false;
   let scheduled = false;
   let flushing: Promise<void> = Promise.resolve();
@@ -35,7 +64,7 @@ export function createDoneMarks(
     const keys = buffer;
     buffer = [];
     const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.set(key, '1', 'EX', options.ttlSeconds);
+    for (const [key, generation] of keys) pipeline.set(key, `g${generation}`, 'EX', options.ttlSeconds);
     flushing = pipeline.exec().then(
       () => {
         if (failing) options.logger.info('done marks are written again');
@@ -55,18 +84,22 @@ export function createDoneMarks(
       from === 'source'
         ? `${prefix}${item.messageId}:${item.endpointId}:new`
         : `${prefix}${item.messageId}:${item.endpointId}:${item.attempt}:${item.dueAt}:${item.reason}`,
-    async done(keys) {
-      if (keys.length === 0) return [];
+    async done(keys, from) {
+      if (keys.length === 0) return { done: [], generation: 0 };
       try {
-        const values = await redis.mget(keys);
-        return values.map((v) => v !== null);
+        const [stored, ...values] = await redis.mget(generationKey, ...keys);
+        const generation = generationOf(stored ?? null);
+        return {
+          generation,
+          done: values.map((v) => v !== null && (from === 'tier' || markGeneration(v) >= generation)),
+        };
       } catch (error) {
         options.logger.warn({ err: error }, 'done marks not readable; delivering without the check');
-        return keys.map(() => false);
+        return { done: keys.map(() => false), generation: 0 };
       }
     },
-    mark(key) {
-      buffer.push(key);
+    mark(key, generation) {
+      buffer.push([key, generation]);
       // Written at the end of this turn of the event loop, together with the marks of the same turn: the window
       // in which a crash repeats a delivery is one Redis round trip, not a timer's period.
       if (!scheduled) {
@@ -82,4 +115,14 @@ export function createDoneMarks(
       await flush();
     },
   };
+}
+
+function generationOf(value: string | null): number {
+  const n = value === null ? 0 : Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/** A mark's generation: `g<n>`; marks written before generations existed (`1`) are generation 0. */
+function markGeneration(value: string): number {
+  return value.startsWith('g') ? generationOf(value.slice(1)) : 0;
 }

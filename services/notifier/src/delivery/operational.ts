@@ -22,13 +22,13 @@ export function createOperationalEvents(deps: {
     sourceId: string,
     data: Record<string, unknown>,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const at = now();
     const id = messageId(sourceId, type);
     const body = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
     const routing = { provider: 'ampflow', vehicleIds: [], userId: null, sourceId };
     const targets = deps.endpoints.list().filter((e) => endpointMatches(e, { type, routing }));
-    await Promise.all(
+    const written = await Promise.all(
       targets.map((endpoint) => {
         const item: WorkItem = {
           messageId: id,
@@ -44,6 +44,8 @@ export function createOperationalEvents(deps: {
         return deps.writer.schedule(item, signal);
       }),
     );
+    // A dead letter (an event too large for its tier) is durable too.
+    return written.every((result) => result !== 'abandoned');
   }
 
   const originOf = (url: string) => {

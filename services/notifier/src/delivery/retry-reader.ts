@@ -10,7 +10,7 @@ import { decodeWorkItem, type WorkItem } from './work-item';
  */
 export function createRetryReader(deps: {
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
-  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
+  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal: AbortSignal): Promise<boolean>;
   /** Which records were already done, so one read again after a crash is not delivered twice. */
   marks?: DoneMarks;
   logger: Logger;
@@ -60,21 +60,26 @@ export function createRetryReader(deps: {
           { err: error, topic: record.topic, offset: record.message.offset },
           'not a work item',
         );
-        return deps.deadLetterSource(record, {
-          reason: 'undecodable',
-          attempts: 0,
-          lastStatus: null,
-          lastError: error instanceof Error ? error.message : String(error),
-          failedAt: now(),
-        });
+        return deps.deadLetterSource(
+          record,
+          {
+            reason: 'undecodable',
+            attempts: 0,
+            lastStatus: null,
+            lastError: error instanceof Error ? error.message : String(error),
+            failedAt: now(),
+          },
+          signal,
+        );
       }
       // Timers may fire a millisecond early: hold until the due time has really come.
       while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
       if (signal.aborted) return false;
       const key = deps.marks?.keyOf(item, 'tier');
-      if (key && (await deps.marks!.done([key]))[0]) return true;
+      const check = key ? await deps.marks!.done([key], 'tier') : undefined;
+      if (check?.done[0]) return true;
       const durable = await deps.submit(item, signal);
-      if (durable && key) deps.marks!.mark(key);
+      if (durable && key) deps.marks!.mark(key, check!.generation);
       return durable;
     });
 }

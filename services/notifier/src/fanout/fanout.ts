@@ -61,8 +61,8 @@ export interface FanoutDeps {
   topics: SourceTopics;
   endpoints: { list(): Endpoint[] };
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
-  /** A source record that cannot be read: kept in the deliveries DLQ with the reason. */
-  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo): Promise<boolean>;
+  /** A source record that cannot be read: kept in the deliveries DLQ with the reason (`false`: stopping first). */
+  deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal: AbortSignal): Promise<boolean>;
   saveMessages(messages: StoredMessage[]): void;
   /** Which deliveries were already done, so a record read again after a crash is not delivered twice. */
   marks?: DoneMarks;
@@ -278,7 +278,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       return items;
     });
     const keys = itemsPerRecord.map((items) => items.map((item) => deps.marks?.keyOf(item, 'source') ?? ''));
-    const doneFlags = deps.marks ? await deps.marks.done(keys.flat()) : [];
+    const check = deps.marks ? await deps.marks.done(keys.flat(), 'source') : { done: [], generation: 0 };
     let flag = 0;
     const completions = decoded.map((d, i) => {
       if ('error' in d) {
@@ -286,19 +286,23 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
           { err: d.error, topic: d.record.topic, offset: d.record.message.offset },
           'a source record could not be read; kept in the deliveries dead-letter topic',
         );
-        return deps.deadLetterSource(d.record, {
-          reason: 'undecodable',
-          attempts: 0,
-          lastStatus: null,
-          lastError: d.error instanceof Error ? d.error.message : String(d.error),
-          failedAt: at,
-        });
+        return deps.deadLetterSource(
+          d.record,
+          {
+            reason: 'undecodable',
+            attempts: 0,
+            lastStatus: null,
+            lastError: d.error instanceof Error ? d.error.message : String(d.error),
+            failedAt: at,
+          },
+          signal,
+        );
       }
       const deliveries = itemsPerRecord[i]!.map((item, j) => {
-        if (doneFlags[flag++]) return Promise.resolve(true);
+        if (check.done[flag++]) return Promise.resolve(true);
         const key = keys[i]![j]!;
         return deps.submit(item, signal).then((durable) => {
-          if (durable) deps.marks?.mark(key);
+          if (durable) deps.marks?.mark(key, check.generation);
           return durable;
         });
       });
