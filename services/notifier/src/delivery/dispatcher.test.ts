@@ -74,9 +74,11 @@ function setup(
     },
     endpoints: {
       get: (id) => (id === endpoint.id ? endpoint : undefined),
-      disable: async (id) => {
+      disable: async (id, reason, nowMs) => {
         disabled.push(id);
         endpoint.enabled = false;
+        endpoint.disabledReason = reason;
+        endpoint.disabledAt = new Date(nowMs).toISOString();
         return endpoint;
       },
     },
@@ -332,5 +334,47 @@ describe('dispatcher', () => {
     t.answer(503);
     expect(await again).toBe(true);
     expect(events.map((e) => e.type)).toEqual(['message.attempt.exhausted']);
+  });
+
+  it('resolves a disabling delivery only once endpoint.disabled is written; read again after a stop, it writes the event with the same id', async () => {
+    // A stop that lands while `endpoint.disabled` is being written: the endpoint is already disabled in its
+    // topic, so the record read again after the restart finds it disabled and never makes the attempt again.
+    const stop = new AbortController();
+    const abandoned: WorkItem[] = [];
+    const events: WorkItem[] = [];
+    const t = setup({
+      endpoint: { eventTypes: ['vehicle.telemetry', 'endpoint.disabled'] },
+      writer: {
+        deadLetter: async () => true,
+        schedule: async (item, signal) => {
+          if (item.type === 'endpoint.disabled' && !signal?.aborted && abandoned.length === 0) {
+            stop.abort();
+            abandoned.push(item);
+            return 'abandoned';
+          }
+          if (signal?.aborted) return 'abandoned';
+          events.push(item);
+          return 'scheduled';
+        },
+        deadLetterSource: async () => true,
+      },
+    });
+    const gone = t.item();
+    const stopped = t.dispatcher.submit(gone, stop.signal);
+    await t.settle();
+    t.answer(410);
+    expect(await stopped).toBe(false);
+    expect(t.disabled).toEqual(['ep_1']);
+    expect(events).toHaveLength(0);
+
+    const again = t.dispatcher.submit(gone, new AbortController().signal);
+    await t.settle();
+    expect(t.pending).toHaveLength(0);
+    expect(await again).toBe(true);
+    expect(events.map((e) => [e.type, e.messageId])).toEqual([['endpoint.disabled', abandoned[0]!.messageId]]);
+
+    // Written once, it is not written again for every later message of the disabled endpoint.
+    expect(await t.dispatcher.submit(t.item(), new AbortController().signal)).toBe(true);
+    expect(events).toHaveLength(1);
   });
 });

@@ -139,6 +139,8 @@ export function createDispatcher(deps: {
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: 'dispatcher' });
   const lanes = new Map<string, Lane>();
+  /** `endpoint.disabled` events this process has written, by endpoint id and disable time. */
+  const disabledAnnounced = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let queuedTotal = 0;
 
@@ -327,7 +329,29 @@ export function createDispatcher(deps: {
       job.resolve(true);
       return;
     }
-    job.resolve(await deadLetter(item, disabledInfo(item, 'endpoint_disabled', now()), job.signal));
+    // A disabling by this service (not by an operator) whose `endpoint.disabled` may not have been written: the
+    // record that disabled it was not committed (a stop came between the two) and is read again here. The event
+    // goes out again with its deterministic id; its done mark (2 days) keeps a repeat from reaching subscribers.
+    const announced =
+      endpoint.disabledReason === 'failing' || endpoint.disabledReason === 'endpoint_gone'
+        ? await announceDisabled(endpoint, endpoint.disabledReason, null, job.signal)
+        : true;
+    const written = await deadLetter(item, disabledInfo(item, 'endpoint_disabled', now()), job.signal);
+    job.resolve(announced && written);
+  }
+
+  /** Writes `endpoint.disabled` once per disabling in this process; false when the write was abandoned. */
+  async function announceDisabled(
+    endpoint: Endpoint,
+    reason: 'endpoint_gone' | 'failing',
+    failingSince: number | null,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const key = `${endpoint.id}:${endpoint.disabledAt}`;
+    if (disabledAnnounced.has(key)) return true;
+    const written = await deps.operational.endpointDisabled(endpoint, reason, failingSince, signal);
+    if (written) disabledAnnounced.add(key);
+    return written;
   }
 
   async function attempt(lane: Lane, endpoint: Endpoint, job: Job): Promise<void> {
@@ -387,11 +411,17 @@ export function createDispatcher(deps: {
       deps.attempts.record(view('disabled'));
       count('endpoint_disabled');
       const disabled = await deps.endpoints.disable(endpoint.id, reason, at);
-      if (disabled)
-        await deps.operational.endpointDisabled(disabled, reason, lane.circuit.failingSince, job.signal);
-      job.resolve(
-        await deadLetter(item, lastFailure(gone ? 'endpoint_gone' : 'endpoint_disabled'), job.signal),
+      // Done only once `endpoint.disabled` is written too: after a stop in between, the record is read again,
+      // finds the endpoint disabled and writes the event then (settleUnavailable).
+      const announced = disabled
+        ? await announceDisabled(disabled, reason, lane.circuit.failingSince, job.signal)
+        : true;
+      const written = await deadLetter(
+        item,
+        lastFailure(gone ? 'endpoint_gone' : 'endpoint_disabled'),
+        job.signal,
       );
+      job.resolve(announced && written);
       return;
     }
 
