@@ -22,7 +22,7 @@ import { createAdminRouter } from './admin/admin-router';
 import { createAttemptLog } from './delivery/attempt-log';
 import { createDeliveryControl } from './delivery/control';
 import { createDispatcher } from './delivery/dispatcher';
-import { createDoneMarks } from './delivery/done-marks';
+import { createDoneMarks, DONE_MARK_TTL_SECONDS } from './delivery/done-marks';
 import { scanDeadLetters } from './delivery/dlq-scan';
 import { createDurableWriter } from './delivery/durable-writer';
 import { createHttpSender } from './delivery/http-sender';
@@ -200,7 +200,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
 
   const marks = createDoneMarks(redis, {
     namespace: settings.redisNamespace,
-    ttlSeconds: 2 * 24 * 3_600,
+    ttlSeconds: DONE_MARK_TTL_SECONDS,
     logger,
   });
   const fanout = createFanoutHandler({

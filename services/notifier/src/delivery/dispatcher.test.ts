@@ -371,10 +371,44 @@ describe('dispatcher', () => {
     await t.settle();
     expect(t.pending).toHaveLength(0);
     expect(await again).toBe(true);
-    expect(events.map((e) => [e.type, e.messageId])).toEqual([['endpoint.disabled', abandoned[0]!.messageId]]);
+    // The same retry-tier record as the abandoned one (id and due time), so its done mark recognises a repeat.
+    expect(events.map((e) => [e.type, e.messageId, e.dueAt])).toEqual([
+      ['endpoint.disabled', abandoned[0]!.messageId, abandoned[0]!.dueAt],
+    ]);
 
     // Written once, it is not written again for every later message of the disabled endpoint.
     expect(await t.dispatcher.submit(t.item(), new AbortController().signal)).toBe(true);
     expect(events).toHaveLength(1);
+  });
+
+  it('writes endpoint.disabled again for a disabling within the done marks\' lifetime only, and never for an operator\'s', async () => {
+    const outcomes: Array<[string, string | null]> = [];
+    for (const [reason, agoMs] of [
+      ['failing', 3_600_000],
+      ['failing', 3 * 24 * 3_600_000],
+      ['manual', 60_000],
+    ] as const) {
+      const events: WorkItem[] = [];
+      const t = setup({
+        endpoint: {
+          eventTypes: ['vehicle.telemetry', 'endpoint.disabled'],
+          enabled: false,
+          disabledReason: reason,
+          disabledAt: new Date(1_000_000 - agoMs).toISOString(),
+        },
+        writer: {
+          deadLetter: async () => true,
+          schedule: async (item) => (events.push(item), 'scheduled'),
+          deadLetterSource: async () => true,
+        },
+      });
+      expect(await t.dispatcher.submit(t.item(), new AbortController().signal)).toBe(true);
+      outcomes.push([`${reason} ${agoMs}`, events[0]?.type ?? null]);
+    }
+    expect(outcomes).toEqual([
+      ['failing 3600000', 'endpoint.disabled'],
+      ['failing 259200000', null],
+      ['manual 60000', null],
+    ]);
   });
 });

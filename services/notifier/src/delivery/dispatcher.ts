@@ -11,6 +11,7 @@ import {
   type CircuitSettings,
   type CircuitState,
 } from './circuit-breaker';
+import { DONE_MARK_TTL_SECONDS } from './done-marks';
 import type { DeadLetterInfo, DeadLetterReason, DurableWriter } from './durable-writer';
 import type { HttpSender } from './http-sender';
 import { classifyAttempt, decideOutcome, isEndpointFailure, type Classification } from './outcome';
@@ -331,10 +332,14 @@ export function createDispatcher(deps: {
     }
     // A disabling by this service (not by an operator) whose `endpoint.disabled` may not have been written: the
     // record that disabled it was not committed (a stop came between the two) and is read again here. The event
-    // goes out again with its deterministic id; its done mark (2 days) keeps a repeat from reaching subscribers.
+    // is written again, identical in id and due time, so its done mark keeps a repeat from reaching subscribers;
+    // past the marks' lifetime nothing is written again.
+    const reason = endpoint.disabledReason;
+    const disabledMs = endpoint.disabledAt === null ? NaN : Date.parse(endpoint.disabledAt);
     const announced =
-      endpoint.disabledReason === 'failing' || endpoint.disabledReason === 'endpoint_gone'
-        ? await announceDisabled(endpoint, endpoint.disabledReason, null, job.signal)
+      (reason === 'failing' || reason === 'endpoint_gone') &&
+      now() - disabledMs < DONE_MARK_TTL_SECONDS * 1_000
+        ? await announceDisabled(endpoint, reason, null, job.signal)
         : true;
     const written = await deadLetter(item, disabledInfo(item, 'endpoint_disabled', now()), job.signal);
     job.resolve(announced && written);

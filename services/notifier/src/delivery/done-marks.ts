@@ -6,6 +6,9 @@ import type { WorkItem } from './work-item';
  * The Redis key holding the done-mark generation, next to the marks. `npm run ops -- reprocess --redeliver`
  * increments it (packages/ops/src/redeliver.ts names the same key: packages never import services).
  */
+/** How long a done mark lasts (2 days): records read again within it are recognised as done. */
+export const DONE_MARK_TTL_SECONDS = 2 * 24 * 3_600;
+
 export function doneGenerationKey(namespace: string): string {
   return `${namespace}:done-generation`;
 }

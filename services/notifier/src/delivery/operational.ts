@@ -21,9 +21,11 @@ export function createOperationalEvents(deps: {
     type: OperationalEventType,
     sourceId: string,
     data: Record<string, unknown>,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    /** When it happened, if known (default now): a repeat of the event is then the same work item. */
+    atMs?: number,
   ): Promise<boolean> {
-    const at = now();
+    const at = atMs ?? now();
     const id = messageId(sourceId, type);
     const body = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
     const routing = { provider: 'ampflow', vehicleIds: [], userId: null, sourceId };
@@ -71,6 +73,9 @@ export function createOperationalEvents(deps: {
           failingSince: iso(failingSince),
         },
         signal,
+        // Due at the disabling: written again after a stop (dispatcher), it is the same retry-tier record, so
+        // its done mark recognises it.
+        endpoint.disabledAt === null ? undefined : Date.parse(endpoint.disabledAt),
       ),
     endpointRecovered: (endpoint, failingSince, signal) =>
       emit(
