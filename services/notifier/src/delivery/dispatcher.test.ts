@@ -381,7 +381,7 @@ describe('dispatcher', () => {
     expect(events).toHaveLength(1);
   });
 
-  it('writes endpoint.disabled again for a disabling within the done marks\' lifetime only, and never for an operator\'s', async () => {
+  it("writes endpoint.disabled again for a disabling within the done marks' lifetime only, and never for an operator's", async () => {
     const outcomes: Array<[string, string | null]> = [];
     for (const [reason, agoMs] of [
       ['failing', 3_600_000],
