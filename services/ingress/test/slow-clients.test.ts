@@ -89,8 +89,9 @@ function postOnce(h: IngressHarness): Promise<number> {
 it('closes slowloris connections at the headers timeout, refuses connections over the limit, and keeps serving', async () => {
   const h = await startIngress({
     httpLimits: {
-      headersTimeoutMs: 4_000,
-      requestTimeoutMs: 8_000,
+      // Long enough for the steps below to run before the first slowloris client is cut off, on a busy machine.
+      headersTimeoutMs: 6_000,
+      requestTimeoutMs: 12_000,
       maxConnections: MAX_CONNECTIONS,
       connectionsCheckingIntervalMs: 250,
     },
