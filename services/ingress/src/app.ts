@@ -2,12 +2,18 @@ import type { Kafka } from 'kafkajs';
 import { rawTopic, topicConfigEntries, type Provider } from '@ampflow/contracts';
 import { createBrokerProbe, createReliableProducer, createWorkHealth, ensureTopics } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
-import { startHttpServer, type RunningHttpServer, type Service } from '@ampflow/runtime';
+import {
+  startHttpServer,
+  type HttpServerLimits,
+  type RunningHttpServer,
+  type Service,
+} from '@ampflow/runtime';
 import { createHttpApp, rawBodyLimits } from '@ampflow/runtime/http';
 import { effectiveBodyLimitBytes } from './body-limit';
 import { createByteBudget } from './inflight-bytes';
 import { createIngressMetrics } from './metrics';
 import { createRawPublisher } from './raw-publisher';
+import { DEFAULT_REQUEST_DEADLINE_MS } from './request-deadline';
 import type { SeenStore } from './seen-store';
 import { createTelematicaVerifier } from './webhook-intake';
 import { createWebhookRoutes } from './webhook-routes';
@@ -25,6 +31,13 @@ export interface IngressSettings {
    */
   maxInflightBytes?: number;
   kafkaPublishTimeoutMs: number;
+  /**
+   * Time from a webhook's arrival to its answer (body read, verification, duplicate check, Kafka): past it,
+   * 503 `deadline_exceeded` (`INGRESS_REQUEST_DEADLINE_MS`). Default 5 s.
+   */
+  requestDeadlineMs?: number;
+  /** Header and request timeouts, keep-alive and the connection limit of the HTTP server; unset: the runtime's defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
   rawTopicPartitions: number;
   /**
    * `retention.ms` of the raw topics in place of the catalogue's (`TOPIC_CLASSES.raw`, 90 days): set when they
@@ -65,11 +78,13 @@ export interface IngressApp extends Service {
 export function createIngressApp(deps: IngressDeps): IngressApp {
   const { settings, logger, registry } = deps;
   const now = deps.now ?? (() => new Date());
+  const requestDeadlineMs = settings.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   const inflight =
     settings.maxInflightBytes === undefined ? undefined : createByteBudget(settings.maxInflightBytes);
   const metrics = createIngressMetrics(registry, {
     kafkaReady: () => isReady(),
     inflightBytes: () => inflight?.inUseBytes() ?? 0,
+    openConnections: async () => (server ? server.openConnections() : 0),
   });
   const producer = createReliableProducer(deps.kafka, { logger });
   const work = createWorkHealth({
@@ -106,6 +121,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     metrics,
     bodyLimits,
     inflight,
+    requestDeadlineMs,
   });
   const app = createHttpApp({
     logger,
@@ -154,8 +170,13 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       } catch (err) {
         logger.warn({ err }, 'Redis is not answering; duplicate checks are skipped until it is back');
       }
-      server = await startHttpServer(app, { port: settings.httpPort, host: settings.httpHost });
-      logger.info({ port: server.port }, 'ingress listening');
+      server = await startHttpServer(app, {
+        port: settings.httpPort,
+        host: settings.httpHost,
+        ...settings.httpLimits,
+        onConnectionRefused: () => metrics.connectionsRefused.inc(),
+      });
+      logger.info({ port: server.port, requestDeadlineMs, ...server.limits }, 'ingress listening');
     },
     async stop() {
       // Stop intake first, let in-flight requests finish, then flush the producer, then Redis.

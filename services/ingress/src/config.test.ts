@@ -24,4 +24,30 @@ describe('ingress config', () => {
     expect(() => readConfig({ ...required, RAW_RETENTION_MS: '0' })).toThrow(/RAW_RETENTION_MS/);
     expect(() => readConfig({ ...required, RAW_RETENTION_MS: '-2' })).toThrow(ConfigError);
   });
+
+  it('answers every webhook within 5 s and cuts slow headers off after 10 s by default', () => {
+    const config = readConfig(required);
+    expect([
+      config.INGRESS_REQUEST_DEADLINE_MS,
+      config.HTTP_HEADERS_TIMEOUT_MS,
+      config.HTTP_REQUEST_TIMEOUT_MS,
+      config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      config.HTTP_MAX_CONNECTIONS,
+    ]).toEqual([5_000, 10_000, 30_000, 65_000, 1_000]);
+  });
+
+  it('refuses a request timeout below the headers timeout, with the other problems at once', () => {
+    const read = () =>
+      readConfig({
+        ...required,
+        HTTP_HEADERS_TIMEOUT_MS: '20000',
+        HTTP_REQUEST_TIMEOUT_MS: '10000',
+        MAX_BODY_BYTES: '1048576',
+        INGRESS_MAX_INFLIGHT_BYTES: '65536',
+      });
+    expect(read).toThrow(
+      /HTTP_REQUEST_TIMEOUT_MS \(10000\) must be at least HTTP_HEADERS_TIMEOUT_MS \(20000\)/,
+    );
+    expect(read).toThrow(/INGRESS_MAX_INFLIGHT_BYTES/);
+  });
 });

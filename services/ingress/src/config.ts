@@ -10,6 +10,8 @@ import {
   z,
 } from '@ampflow/config';
 import { TOPIC_CLASSES } from '@ampflow/contracts';
+import { DEFAULT_HTTP_SERVER_LIMITS } from '@ampflow/runtime';
+import { DEFAULT_REQUEST_DEADLINE_MS } from './request-deadline';
 
 const svixSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'expected whsec_<base64>');
 
@@ -30,6 +32,16 @@ export const ingressEnv = z.object({
   INGRESS_MAX_INFLIGHT_BYTES: positiveInt(64 * 1024 * 1024),
   /** How long a request waits for Kafka's acknowledgement before it is answered 503. */
   KAFKA_PUBLISH_TIMEOUT_MS: positiveInt(5_000),
+  /** Time from a webhook's arrival to its answer, every step included; past it 503 `deadline_exceeded`. */
+  INGRESS_REQUEST_DEADLINE_MS: positiveInt(DEFAULT_REQUEST_DEADLINE_MS),
+  /** Time a client has to send its request headers (slowloris clients are cut off by it); 408 past it. */
+  HTTP_HEADERS_TIMEOUT_MS: positiveInt(DEFAULT_HTTP_SERVER_LIMITS.headersTimeoutMs),
+  /** Time a client has to send a whole request; at least HTTP_HEADERS_TIMEOUT_MS. */
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt(DEFAULT_HTTP_SERVER_LIMITS.requestTimeoutMs),
+  /** How long an idle keep-alive connection stays open; above the load balancer's idle timeout. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt(DEFAULT_HTTP_SERVER_LIMITS.keepAliveTimeoutMs),
+  /** Connections open at once; further ones are closed unanswered. */
+  HTTP_MAX_CONNECTIONS: positiveInt(DEFAULT_HTTP_SERVER_LIMITS.maxConnections),
   /** How long a delivered event id is remembered to drop duplicate deliveries (7 days). */
   DEDUP_TTL_SECONDS: positiveInt(7 * 24 * 3600),
   RAW_TOPIC_PARTITIONS: positiveInt(6),
@@ -49,11 +61,19 @@ export type IngressConfig = z.infer<typeof ingressEnv>;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
   const config = loadConfig(ingressEnv, env);
+  const problems: string[] = [];
   // A bound below one body would refuse the largest webhook forever instead of asking for a retry.
   if (config.INGRESS_MAX_INFLIGHT_BYTES < config.MAX_BODY_BYTES) {
-    throw new ConfigError([
+    problems.push(
       `INGRESS_MAX_INFLIGHT_BYTES (${config.INGRESS_MAX_INFLIGHT_BYTES}) must be at least MAX_BODY_BYTES (${config.MAX_BODY_BYTES})`,
-    ]);
+    );
   }
+  // Node refuses a request timeout shorter than the headers timeout.
+  if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
+    problems.push(
+      `HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS}) must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS})`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

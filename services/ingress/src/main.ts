@@ -21,6 +21,13 @@ bootstrap(
           maxBodyBytes: config.MAX_BODY_BYTES,
           maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
+          requestDeadlineMs: config.INGRESS_REQUEST_DEADLINE_MS,
+          httpLimits: {
+            headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+            requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+            keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+            maxConnections: config.HTTP_MAX_CONNECTIONS,
+          },
           rawTopicPartitions: config.RAW_TOPIC_PARTITIONS,
           rawRetentionMs: config.RAW_RETENTION_MS,
           topics: {

@@ -11,12 +11,18 @@ export type Outcome =
   | 'unsupported_media_type'
   | 'unavailable'
   | 'busy'
+  | 'deadline_exceeded'
   | 'error';
 
 /** Registers the ingress's metrics; the gauges read their values through `sources` at scrape time. */
 export function createIngressMetrics(
   registry: Registry,
-  sources: { kafkaReady: () => boolean; inflightBytes: () => number },
+  sources: {
+    kafkaReady: () => boolean;
+    inflightBytes: () => number;
+    /** Open HTTP connections (0 before the server listens). */
+    openConnections?: () => Promise<number>;
+  },
 ) {
   return {
     requests: new Counter({
@@ -89,6 +95,19 @@ export function createIngressMetrics(
       collect() {
         this.set(sources.inflightBytes());
       },
+    }),
+    openConnections: new Gauge({
+      name: 'ingress_http_connections',
+      help: 'HTTP connections open (bounded by HTTP_MAX_CONNECTIONS)',
+      registers: [registry],
+      async collect() {
+        this.set(sources.openConnections ? await sources.openConnections() : 0);
+      },
+    }),
+    connectionsRefused: new Counter({
+      name: 'ingress_http_connections_refused_total',
+      help: 'Connections closed unanswered at once because HTTP_MAX_CONNECTIONS were already open',
+      registers: [registry],
     }),
   };
 }

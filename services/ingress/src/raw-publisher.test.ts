@@ -6,6 +6,7 @@ import { metricValue } from '@ampflow/testing';
 import { DependencyError } from '@ampflow/runtime';
 import { createIngressMetrics } from './metrics';
 import { createRawPublisher, type EventIntake, type RawPublisherDeps } from './raw-publisher';
+import { startDeadline } from './request-deadline';
 
 /** A producer whose sends settle only when the test says so. */
 function aFakeProducer() {
@@ -190,5 +191,83 @@ describe('createRawPublisher', () => {
     const published = (result: string) =>
       metricValue(metrics, 'ingress_publish_duration_seconds_count', { provider: 'smartcar', result });
     expect([published('failed'), published('ok')]).toEqual([1, undefined]);
+  });
+
+  it("rejects with deadline_exceeded once the request's deadline passes before the ack, well before publishTimeoutMs", async () => {
+    const { publisher, producer } = aPublisher({ publishTimeoutMs: 60_000 });
+
+    const answer = publisher.publish(anIntake(), Buffer.from('{}'), 'application/json', startDeadline(20));
+    await expect(answer).rejects.toMatchObject({
+      code: 'deadline_exceeded',
+      stage: 'waiting for Kafka',
+      retriable: true,
+    });
+    // The copy handed to the producer is still in flight: a redelivery will find it.
+    expect(producer.sends).toHaveLength(1);
+    expect(publisher.inFlightCount()).toBe(1);
+  });
+
+  it('hands nothing to the producer when the deadline passes during the duplicate check', async () => {
+    let answerCheck: (seen: boolean) => void = () => undefined;
+    const slowSeenStore = {
+      isSeen: () => new Promise<boolean>((resolve) => (answerCheck = resolve)),
+      markSeen: () => Promise.resolve(),
+    };
+    const { publisher, producer, registry } = aPublisher({ seenStore: slowSeenStore });
+
+    const answer = publisher.publish(anIntake(), Buffer.from('{}'), 'application/json', startDeadline(20));
+    await expect(answer).rejects.toMatchObject({
+      code: 'deadline_exceeded',
+      stage: 'checking for duplicates',
+    });
+    answerCheck(false);
+    await settle();
+    expect(producer.sends).toHaveLength(0);
+    expect(publisher.inFlightCount()).toBe(0);
+    // A deadline is not a Redis failure.
+    expect(metricValue(await registry.metrics(), 'ingress_dedup_errors_total', { operation: 'check' })).toBe(
+      undefined,
+    );
+  });
+
+  it('bounds a redelivery waiting on the copy in flight by its own deadline', async () => {
+    const { publisher, producer } = aPublisher({ publishTimeoutMs: 60_000 });
+    void publisher.publish(anIntake(), Buffer.from('{}'), 'application/json').catch(() => undefined);
+    await settle();
+
+    const retried = publisher.publish(anIntake(), Buffer.from('{}'), 'application/json', startDeadline(20));
+    await expect(retried).rejects.toMatchObject({ code: 'deadline_exceeded', stage: 'waiting for Kafka' });
+    expect(producer.sends).toHaveLength(1);
+    producer.sends[0]!.ack();
+  });
+
+  it('stores a redelivery whose earlier copy Kafka then refused: its own copy is published and accepted', async () => {
+    const { publisher, producer, seenStore } = aPublisher({ publishTimeoutMs: 20 });
+
+    // The first delivery is answered 503 while its copy is still pending.
+    const first = publisher.publish(anIntake(), Buffer.from('{"n":1}'), 'application/json');
+    await expect(first).rejects.toMatchObject({ code: 'kafka_timeout' });
+
+    // The provider's retry waits on that copy, which the producer then gives up on.
+    const retried = publisher.publish(
+      anIntake(),
+      Buffer.from('{"n":2}'),
+      'application/json',
+      startDeadline(60_000),
+    );
+    await settle();
+    expect(producer.sends).toHaveLength(1);
+    producer.sends[0]!.fail(new DependencyError('kafka_unavailable', 'gave up'));
+    await settle();
+    await settle();
+
+    // Not refused, not 'duplicate' (nothing is stored): the retry publishes its own copy.
+    expect(producer.sends).toHaveLength(2);
+    expect(producer.sends[1]!.messages[0]!.value).toEqual(Buffer.from('{"n":2}'));
+    producer.sends[1]!.ack();
+    await expect(retried).resolves.toBe('accepted');
+    await settle();
+    expect(seenStore.seen.has('smartcar:evt-1')).toBe(true);
+    expect(publisher.inFlightCount()).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import type { ReliableProducer } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { withTimeout } from '@ampflow/runtime';
 import type { IngressMetrics } from './metrics';
+import { beforeDeadline, type RequestDeadline } from './request-deadline';
 import type { SeenStore } from './seen-store';
 import type { Intake } from './webhook-intake';
 
@@ -25,10 +26,18 @@ export interface RawPublisherDeps {
 export interface RawPublisher {
   /**
    * Publishes a delivery's raw bytes unless its event id is already stored or being stored; resolves once
-   * Kafka acknowledged (`accepted`) or the id was known (`duplicate`), rejects with a retriable
-   * `kafka_timeout` after `publishTimeoutMs`.
+   * Kafka acknowledged (`accepted`) or an earlier copy of the id is stored (`duplicate`): never before the id
+   * is on Kafka. Rejects with a retriable `kafka_timeout` after `publishTimeoutMs` of waiting for Kafka, or
+   * `deadline_exceeded` once the request's `deadline` passes, whichever comes first; past the deadline nothing
+   * new is sent. A copy already handed to the producer may still land after the rejection (see
+   * docs/ingress.md); a redelivery then finds it in flight or seen.
    */
-  publish(intake: EventIntake, rawBody: Buffer, contentType: string): Promise<'accepted' | 'duplicate'>;
+  publish(
+    intake: EventIntake,
+    rawBody: Buffer,
+    contentType: string,
+    deadline?: RequestDeadline,
+  ): Promise<'accepted' | 'duplicate'>;
   /** Deliveries on their way to Kafka (or to the seen store) right now. */
   inFlightCount(): number;
 }
@@ -41,66 +50,94 @@ export function createRawPublisher(deps: RawPublisherDeps): RawPublisher {
   const { metrics, logger } = deps;
   /** Event ids whose record is on its way to Kafka, keyed `<provider>:<eventId>`. */
   const inFlight = new Map<string, Promise<void>>();
-  const waitFor = (stored: Promise<void>) =>
-    withTimeout(stored, deps.publishTimeoutMs, 'kafka_timeout', 'Kafka did not acknowledge');
+  /** Waits for Kafka up to `publishTimeoutMs`, or less when the request's deadline is nearer. */
+  const waitFor = <T>(work: Promise<T>, deadline: RequestDeadline | undefined): Promise<T> =>
+    deadline && deadline.remainingMs() <= deps.publishTimeoutMs
+      ? beforeDeadline(deadline, work, 'waiting for Kafka')
+      : withTimeout(work, deps.publishTimeoutMs, 'kafka_timeout', 'Kafka did not acknowledge');
+
+  function send(intake: EventIntake, rawBody: Buffer, contentType: string) {
+    const { provider, eventId } = intake;
+    const flightKey = `${provider}:${eventId}`;
+    const started = process.hrtime.bigint();
+    const elapsedSeconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    const acked = deps.producer
+      .send(deps.topicOf(provider), [
+        {
+          key: intake.key,
+          value: rawBody,
+          headers: {
+            [RawHeaders.provider]: provider,
+            [RawHeaders.eventId]: eventId,
+            [RawHeaders.eventType]: intake.eventType,
+            [RawHeaders.receivedAt]: deps.now().toISOString(),
+            [RawHeaders.contentType]: contentType,
+          },
+        },
+      ])
+      .then(
+        () => metrics.publishSeconds.observe({ provider, result: 'ok' }, elapsedSeconds()),
+        (err: unknown) => {
+          metrics.publishSeconds.observe({ provider, result: 'failed' }, elapsedSeconds());
+          throw err;
+        },
+      );
+    // Remembered once Kafka acknowledged, also when that came after this request was answered 503. The
+    // answer does not wait for Redis: until the id is marked, the in-flight entry catches redeliveries.
+    const stored = acked.then(async () => {
+      try {
+        await deps.seenStore.markSeen(provider, eventId);
+      } catch (err) {
+        metrics.dedupErrors.inc({ operation: 'mark' });
+        logger.warn({ err, provider, eventId }, 'could not remember a stored event id');
+      }
+    });
+    inFlight.set(flightKey, stored);
+    stored.then(
+      () => inFlight.delete(flightKey),
+      () => inFlight.delete(flightKey),
+    );
+    return acked;
+  }
 
   return {
     inFlightCount: () => inFlight.size,
-    async publish(intake, rawBody, contentType) {
+    async publish(intake, rawBody, contentType, deadline) {
       const { provider, eventId } = intake;
       const flightKey = `${provider}:${eventId}`;
-      const pending = inFlight.get(flightKey);
-      if (pending) return waitFor(pending).then(() => 'duplicate');
-      try {
-        if (await deps.seenStore.isSeen(provider, eventId)) return 'duplicate';
-      } catch (err) {
-        // Losing an event is worse than a duplicate that downstream drops by event id: publish anyway.
-        metrics.dedupErrors.inc({ operation: 'check' });
-        logger.warn({ err, provider, eventId }, 'duplicate check failed; publishing anyway');
-      }
-      const raced = inFlight.get(flightKey);
-      if (raced) return waitFor(raced).then(() => 'duplicate');
-
-      const started = process.hrtime.bigint();
-      const elapsedSeconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-      const acked = deps.producer
-        .send(deps.topicOf(provider), [
-          {
-            key: intake.key,
-            value: rawBody,
-            headers: {
-              [RawHeaders.provider]: provider,
-              [RawHeaders.eventId]: eventId,
-              [RawHeaders.eventType]: intake.eventType,
-              [RawHeaders.receivedAt]: deps.now().toISOString(),
-              [RawHeaders.contentType]: contentType,
-            },
-          },
-        ])
-        .then(
-          () => metrics.publishSeconds.observe({ provider, result: 'ok' }, elapsedSeconds()),
-          (err: unknown) => {
-            metrics.publishSeconds.observe({ provider, result: 'failed' }, elapsedSeconds());
-            throw err;
-          },
-        );
-      // Remembered once Kafka acknowledged, also when that came after this request was answered 503. The
-      // answer does not wait for Redis: until the id is marked, the in-flight entry catches redeliveries.
-      const stored = acked.then(async () => {
-        try {
-          await deps.seenStore.markSeen(provider, eventId);
-        } catch (err) {
-          metrics.dedupErrors.inc({ operation: 'mark' });
-          logger.warn({ err, provider, eventId }, 'could not remember a stored event id');
+      // Each pass ends in an answer, or finds that a copy in flight failed; the next pass then publishes
+      // this delivery (a provider's retry of a 503 is stored, not refused because an earlier copy failed).
+      for (;;) {
+        if (deadline?.expired()) throw deadline.error('checking for duplicates');
+        const pending = inFlight.get(flightKey);
+        if (pending) {
+          const earlierStored = await waitFor(
+            pending.then(
+              () => true,
+              () => false,
+            ),
+            deadline,
+          );
+          if (earlierStored) return 'duplicate';
+          continue;
         }
-      });
-      inFlight.set(flightKey, stored);
-      stored.then(
-        () => inFlight.delete(flightKey),
-        () => inFlight.delete(flightKey),
-      );
-      await waitFor(acked);
-      return 'accepted';
+        try {
+          const checked = deps.seenStore.isSeen(provider, eventId);
+          if (await (deadline ? beforeDeadline(deadline, checked, 'checking for duplicates') : checked))
+            return 'duplicate';
+        } catch (err) {
+          if (deadline?.expired()) throw deadline.error('checking for duplicates');
+          // Losing an event is worse than a duplicate that downstream drops by event id: publish anyway.
+          metrics.dedupErrors.inc({ operation: 'check' });
+          logger.warn({ err, provider, eventId }, 'duplicate check failed; publishing anyway');
+        }
+        if (inFlight.has(flightKey)) continue;
+        // Nothing is handed to the producer past the deadline: the answer is a 503, so the copy would only
+        // be a second one once the provider retries.
+        if (deadline?.expired()) throw deadline.error('checking for duplicates');
+        await waitFor(send(intake, rawBody, contentType), deadline);
+        return 'accepted';
+      }
     },
   };
 }

@@ -5,8 +5,9 @@ import { AuthenticationError, DependencyError, ValidationError } from '@ampflow/
 import { rawBodyLimits, type HttpErrorAnswer } from '@ampflow/runtime/http';
 import { metricValue } from '@ampflow/testing';
 import { IngressBusyError } from './inflight-bytes';
+import { RequestDeadlineError, startDeadline } from './request-deadline';
 import { createIngressMetrics } from './metrics';
-import { createWebhookRoutes, eventTypeLabel, isJson, outcomeOf } from './webhook-routes';
+import { createWebhookRoutes, eventTypeLabel, isJson, outcomeOf, readBefore } from './webhook-routes';
 
 describe('isJson', () => {
   it.each([
@@ -38,6 +39,7 @@ describe('outcomeOf', () => {
     [new ValidationError('unsupported_media_type', 'no', { httpStatus: 415 }), 415, 'unsupported_media_type'],
     [new IngressBusyError(100), 503, 'busy'],
     [new DependencyError('kafka_timeout', 'late'), 503, 'unavailable'],
+    [new RequestDeadlineError(5_000, 'waiting for Kafka'), 503, 'deadline_exceeded'],
     [new ValidationError('bad_json', 'no'), 400, 'invalid'],
     [new ValidationError('odd', 'no', { httpStatus: 422 }), 422, 'invalid'],
     [new Error('bug'), 500, 'error'],
@@ -56,6 +58,7 @@ describe('the error hook', () => {
       publisher: { publish: () => Promise.reject(new Error('not used')) },
       metrics,
       bodyLimits: rawBodyLimits({ smartcar: 10, telematica: 10 }),
+      requestDeadlineMs: 5_000,
     });
     /** A response as far as the hook reads and writes it. */
     const aResponse = (locals: Record<string, unknown>) => {
@@ -131,5 +134,48 @@ describe('the error hook', () => {
         outcome: 'unavailable',
       }),
     ).toBe(1);
+  });
+});
+
+describe('readBefore', () => {
+  /** A body reader that finishes only when the test calls `finish`. */
+  function aSlowReader() {
+    let finish: (err?: unknown) => void = () => undefined;
+    return {
+      reader: (_req: Request, _res: Response, next: (err?: unknown) => void) => (finish = next),
+      finish: (err?: unknown) => finish(err),
+    };
+  }
+  const aResponse = () => {
+    const headers: Record<string, string> = {};
+    return { res: { setHeader: (n: string, v: string) => (headers[n] = v) } as unknown as Response, headers };
+  };
+
+  it('passes a deadline_exceeded error on, with Connection: close, when the body is not read in time; a late reader is ignored', async () => {
+    const { reader, finish } = aSlowReader();
+    const { res, headers } = aResponse();
+    const calls: unknown[] = [];
+    const passed = new Promise<void>((resolve) => {
+      readBefore(() => startDeadline(20), reader)({} as Request, res, (err?: unknown) => {
+        calls.push(err);
+        resolve();
+      });
+    });
+    await passed;
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ code: 'deadline_exceeded', stage: 'reading the body' });
+    expect(headers.connection).toBe('close');
+    finish();
+    expect(calls).toHaveLength(1);
+  });
+
+  it('passes the reader on as it is when the body arrives in time', () => {
+    const { reader, finish } = aSlowReader();
+    const { res, headers } = aResponse();
+    const calls: unknown[] = [];
+    readBefore(() => startDeadline(60_000), reader)({} as Request, res, (err?: unknown) => calls.push(err));
+    finish();
+    expect(calls).toEqual([undefined]);
+    expect(headers.connection).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import { requestLog, type HttpErrorAnswer, type RawBodyLimits } from '@ampflow/r
 import { admitBody, IngressBusyError, type ByteBudget } from './inflight-bytes';
 import type { IngressMetrics, Outcome } from './metrics';
 import type { RawPublisher } from './raw-publisher';
+import { RequestDeadlineError, startDeadline, type RequestDeadline } from './request-deadline';
 import { interpretSmartcar, interpretTelematica, type TelematicaVerifier } from './webhook-intake';
 
 export interface WebhookRoutesDeps {
@@ -16,6 +17,11 @@ export interface WebhookRoutesDeps {
   bodyLimits: RawBodyLimits<Provider>;
   /** Bound on request-body bytes held at once; unset: no bound. */
   inflight?: ByteBudget;
+  /**
+   * Time from a webhook's arrival (headers received) to its answer, in ms: a request not stored by then is
+   * answered 503 `deadline_exceeded` (see request-deadline.ts).
+   */
+  requestDeadlineMs: number;
 }
 
 export interface WebhookRoutes {
@@ -28,11 +34,14 @@ export interface WebhookRoutes {
 const PROVIDERS = ['smartcar', 'telematica'] as const;
 
 /**
- * The webhook routes: content type, in-flight byte budget, raw body under the provider's limit, then
- * verification and publishing; the request metrics and outcome recorded on success and on error alike.
+ * The webhook routes: the request's deadline, content type, in-flight byte budget, raw body under the
+ * provider's limit, then verification and publishing; the request metrics and outcome recorded on success and
+ * on error alike.
  */
 export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
   const { metrics, bodyLimits, inflight } = deps;
+
+  const deadlineOf = (res: Response) => res.locals.deadline as RequestDeadline;
 
   function record(res: Response, outcome: Outcome) {
     metrics.requests.inc({
@@ -75,6 +84,7 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
         intake,
         rawBody,
         req.headers['content-type'] ?? 'application/json',
+        deadlineOf(res),
       );
       if (outcome === 'duplicate') metrics.duplicates.inc({ provider });
       log.info(
@@ -93,11 +103,12 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
           `/webhooks/${provider}`,
           (_req, res, next) => {
             res.locals.provider = provider;
+            res.locals.deadline = startDeadline(deps.requestDeadlineMs);
             next();
           },
           requireJson,
           admit(provider),
-          bodyLimits.reader(provider),
+          readBefore(deadlineOf, bodyLimits.reader(provider)),
           handle(provider),
         );
       }
@@ -108,12 +119,43 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
       if (status === 400) metrics.schemaFailures.inc({ provider, reason: body.error.code });
       if (error instanceof IngressBusyError)
         log.warn({ provider }, 'webhook refused: too many bytes in flight');
+      else if (error instanceof RequestDeadlineError)
+        log.warn(
+          { provider, stage: error.stage, deadlineMs: error.budgetMs },
+          'webhook not stored within its deadline',
+        );
       else if (status >= 500) log.error({ err: error, provider }, 'webhook not stored');
       else log.info({ provider, code: body.error.code, status }, 'webhook refused');
       record(res, outcomeOf(error, status));
       // Providers retry a 503; the header paces them.
       if (status === 503) res.setHeader('retry-after', '5');
     },
+  };
+}
+
+/**
+ * Runs the body `reader`, but passes a {@link RequestDeadlineError} on when the request's deadline passes
+ * first: the 503 then goes out with `Connection: close`, so Node closes the connection after it and the rest
+ * of a slow upload is never read (the reader's own late callback is ignored).
+ */
+export function readBefore(
+  deadlineOf: (res: Response) => RequestDeadline,
+  reader: RequestHandler,
+): RequestHandler {
+  return (req, res, next) => {
+    const deadline = deadlineOf(res);
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      next(err);
+    };
+    const timer = setTimeout(() => {
+      res.setHeader('connection', 'close');
+      settle(deadline.error('reading the body'));
+    }, deadline.remainingMs());
+    reader(req, res, settle);
   };
 }
 
@@ -148,6 +190,7 @@ export function outcomeOf(error: unknown, status: number): Outcome {
   if (status === 413) return 'too_large';
   if (status === 415) return 'unsupported_media_type';
   if (error instanceof IngressBusyError) return 'busy';
+  if (error instanceof RequestDeadlineError) return 'deadline_exceeded';
   if (status === 503) return 'unavailable';
   if (status === 400) return 'invalid';
   return error instanceof AppError ? 'invalid' : 'error';

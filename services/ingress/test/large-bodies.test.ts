@@ -31,6 +31,8 @@ it('stores every one of 300 concurrent 250 KB webhooks it acknowledges, and ackn
       telematicaWebhookSecrets: [SECRET],
       maxBodyBytes: 256 * 1024,
       kafkaPublishTimeoutMs: 60_000,
+      // Reading 75 MB on a loaded test machine takes longer than the 5 s default; this test is about storage.
+      requestDeadlineMs: 60_000,
       rawTopicPartitions: 3,
       shutdownDrainMs: 10_000,
       kafkaProbeIntervalMs: 500,

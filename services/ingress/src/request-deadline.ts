@@ -1,0 +1,71 @@
+import { performance } from 'node:perf_hooks';
+import { DependencyError } from '@ampflow/runtime';
+
+/** `INGRESS_REQUEST_DEADLINE_MS` by default: below the ~10 s after which providers give up and retry. */
+export const DEFAULT_REQUEST_DEADLINE_MS = 5_000;
+
+/** What a webhook request was doing when its deadline passed; named in the 503's message. */
+export type DeadlineStage = 'reading the body' | 'checking for duplicates' | 'waiting for Kafka';
+
+/** The 503 for a webhook not stored within its deadline; providers retry it with the same event id. */
+export class RequestDeadlineError extends DependencyError {
+  constructor(
+    readonly budgetMs: number,
+    readonly stage: DeadlineStage,
+  ) {
+    super(
+      'deadline_exceeded',
+      `the webhook was not stored within the request deadline of ${budgetMs} ms (${stage}); retry later`,
+    );
+  }
+}
+
+/**
+ * The time a webhook request has left to be answered, from its arrival (headers received): the body read,
+ * verification, the duplicate check and the wait for Kafka all come out of one budget, so no answer takes
+ * longer than `budgetMs` whatever step is slow.
+ */
+export interface RequestDeadline {
+  /** The whole budget, in ms. */
+  readonly budgetMs: number;
+  /** Time left, in ms; 0 once past. */
+  remainingMs(): number;
+  expired(): boolean;
+  /** The error to answer with when the deadline passed during `stage`. */
+  error(stage: DeadlineStage): RequestDeadlineError;
+}
+
+/** Starts a deadline of `budgetMs` now; `nowMs` is a monotonic clock (tests give their own). */
+export function startDeadline(
+  budgetMs: number,
+  nowMs: () => number = () => performance.now(),
+): RequestDeadline {
+  const expiresAt = nowMs() + budgetMs;
+  const remainingMs = () => Math.max(0, expiresAt - nowMs());
+  return {
+    budgetMs,
+    remainingMs,
+    expired: () => remainingMs() === 0,
+    error: (stage) => new RequestDeadlineError(budgetMs, stage),
+  };
+}
+
+/**
+ * Settles like `work`, or rejects with the deadline's {@link RequestDeadlineError} once the deadline passes
+ * first (at once when it already has). `work` itself is not cancelled: callers that care attach to it.
+ */
+export function beforeDeadline<T>(
+  deadline: RequestDeadline,
+  work: Promise<T>,
+  stage: DeadlineStage,
+): Promise<T> {
+  if (deadline.expired()) {
+    work.catch(() => undefined); // its failure no longer has a reader
+    return Promise.reject(deadline.error(stage));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(deadline.error(stage)), deadline.remainingMs());
+  });
+  return Promise.race([work, passed]).finally(() => clearTimeout(timer));
+}
