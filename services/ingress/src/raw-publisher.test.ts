@@ -6,7 +6,7 @@ import { metricValue } from '@ampflow/testing';
 import { DependencyError } from '@ampflow/runtime';
 import { createIngressMetrics } from './metrics';
 import { createRawPublisher, type EventIntake, type RawPublisherDeps } from './raw-publisher';
-import { startDeadline } from './request-deadline';
+import { startDeadline, type RequestDeadline } from './request-deadline';
 
 /** A producer whose sends settle only when the test says so. */
 function aFakeProducer() {
@@ -225,6 +225,25 @@ describe('createRawPublisher', () => {
     expect(producer.sends).toHaveLength(0);
     expect(publisher.inFlightCount()).toBe(0);
     // A deadline is not a Redis failure.
+    expect(metricValue(await registry.metrics(), 'ingress_dedup_errors_total', { operation: 'check' })).toBe(
+      undefined,
+    );
+  });
+
+  it('hands nothing to the producer when the deadline timer fires before its clock says it has passed', async () => {
+    // Node's timer may fire a fraction of a millisecond early by the monotonic clock: the deadline's own error
+    // must end the request then, not be taken for a Redis failure ("publish anyway").
+    const early = startDeadline(5);
+    const deadline: RequestDeadline = { ...early, expired: () => false };
+    const { publisher, producer, registry } = aPublisher({
+      seenStore: { isSeen: () => new Promise<boolean>(() => undefined), markSeen: () => Promise.resolve() },
+    });
+
+    await expect(
+      publisher.publish(anIntake(), Buffer.from('{}'), 'application/json', deadline),
+    ).rejects.toMatchObject({ code: 'deadline_exceeded', stage: 'checking for duplicates' });
+    await settle();
+    expect(producer.sends).toHaveLength(0);
     expect(metricValue(await registry.metrics(), 'ingress_dedup_errors_total', { operation: 'check' })).toBe(
       undefined,
     );

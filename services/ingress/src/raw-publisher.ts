@@ -3,7 +3,7 @@ import type { ReliableProducer } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { withTimeout } from '@ampflow/runtime';
 import type { IngressMetrics } from './metrics';
-import { beforeDeadline, type RequestDeadline } from './request-deadline';
+import { beforeDeadline, RequestDeadlineError, type RequestDeadline } from './request-deadline';
 import type { SeenStore } from './seen-store';
 import type { Intake } from './webhook-intake';
 
@@ -126,6 +126,8 @@ export function createRawPublisher(deps: RawPublisherDeps): RawPublisher {
           if (await (deadline ? beforeDeadline(deadline, checked, 'checking for duplicates') : checked))
             return 'duplicate';
         } catch (err) {
+          // The deadline's own error (its timer may fire a fraction of a millisecond before `expired()` agrees).
+          if (err instanceof RequestDeadlineError) throw err;
           if (deadline?.expired()) throw deadline.error('checking for duplicates');
           // Losing an event is worse than a duplicate that downstream drops by event id: publish anyway.
           metrics.dedupErrors.inc({ operation: 'check' });
