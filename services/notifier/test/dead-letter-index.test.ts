@@ -23,7 +23,7 @@ const anItem = (messageId: string, endpointId: string): WorkItem => ({
   endpointId,
   type: 'vehicle.telemetry',
   body: JSON.stringify({ id: messageId, type: 'vehicle.telemetry' }),
-  routing: { vehicleId: 'telematica:v1', userId: null } as unknown as WorkItem['routing'],
+  routing: { provider: 'telematica', vehicleIds: ['telematica:v1'], userId: null, sourceId: 'evt-1' },
   attempt: 4,
   dueAt: 0,
   sourceTimestampMs: 1_000,
@@ -88,7 +88,7 @@ describe('dead-letter index', () => {
     expect(found[0]).toMatchObject({
       type: 'vehicle.telemetry',
       body: JSON.stringify({ id: 'msg_target', type: 'vehicle.telemetry' }),
-      routing: { vehicleId: 'telematica:v1' },
+      routing: { vehicleIds: ['telematica:v1'] },
       sourceTimestampMs: 1_000,
     });
     expect((await lookup.find('msg_target', 'ep_b')).map((r) => r.endpointId)).toEqual(['ep_b']);

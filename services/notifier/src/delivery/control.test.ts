@@ -11,7 +11,7 @@ const aDeadLetter = (fields: Partial<DeadLetterRecord> = {}): DeadLetterRecord =
   endpointId: 'ep_a',
   type: 'vehicle.telemetry',
   body: '{"type":"vehicle.telemetry"}',
-  routing: { userId: 'user_1' } as DeadLetterRecord['routing'],
+  routing: { provider: 'telematica', vehicleIds: [], userId: 'user_1', sourceId: 'evt-1' },
   sourceTimestampMs: 1_000,
   reason: 'exhausted',
   timestampMs: 2_000,
@@ -97,7 +97,7 @@ describe('delivery control: retry by message id', () => {
         id: 'msg_1',
         type: 'vehicle.telemetry',
         body: '{}',
-        routing: {} as StoredMessage['routing'],
+        routing: { provider: 'telematica', vehicleIds: [], userId: null, sourceId: 'evt-1' },
         sourceTimestampMs: 1,
       },
       attempts: [

@@ -176,7 +176,9 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
   async function startReader(): Promise<void> {
     const consumer = kafka.consumer({
       groupId: readerGroup,
-      maxWaitTimeInMs: 100,
+      // While paused, kafkajs's fetch loop sleeps this long between looks at the assignment, so it bounds how
+      // long a seek waits to be fetched; the loop costs next to nothing (no request goes out while paused).
+      maxWaitTimeInMs: 20,
       // One record is wanted; a fetch still returns at least one whole batch when that is larger.
       maxBytesPerPartition: 64 * 1024,
       sessionTimeout: 6_000,
