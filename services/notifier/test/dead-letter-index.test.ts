@@ -11,7 +11,7 @@ import { deliveredIds, managedNotifiers, registerSink, startNotifier } from './h
 
 /**
  * Issue 15, item 6: `POST /v1/messages/:id/retry` finds a dead letter that Redis no longer knows through the
- * dead-letter index (positions read from the DLQ by every instance), not by reading the DLQ from offset 0.
+ * DLQ index (positions read from the DLQ by every instance), not by reading the DLQ from offset 0.
  */
 jest.setTimeout(60_000);
 
@@ -37,7 +37,7 @@ const exhausted = (reason: DeadLetterInfo['reason'] = 'exhausted'): DeadLetterIn
   failedAt: Date.now(),
 });
 
-describe('dead-letter index', () => {
+describe('DLQ index', () => {
   it('finds a message by id among many, the latest per endpoint, and one written just before', async () => {
     const kafka = testKafka();
     const topic = `${uniqueName('dlqidx')}.${Topics.webhookDeliveriesDlq}`;

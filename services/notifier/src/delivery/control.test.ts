@@ -61,7 +61,7 @@ function controlWith(options: {
 }
 
 describe('delivery control: retry by message id', () => {
-  it('re-sends what the dead-letter index finds when Redis has no message, without scanning the DLQ', async () => {
+  it('re-sends what the DLQ index finds when Redis has no message, without scanning the DLQ', async () => {
     const t = controlWith({
       deadLetters: [aDeadLetter(), aDeadLetter({ endpointId: 'ep_b' }), aDeadLetter({ messageId: 'msg_2' })],
     });

@@ -22,7 +22,7 @@ const notFound = (code: string, message: string) => new AppError(code, message, 
  * `webhook-id`) written to the first retry tier, so they are durable the moment the API answers 202.
  * `recover` reads the deliveries DLQ (the durable record of failures) rather than the Redis index, so it works
  * after Redis lost its data; `retry` uses the stored message when Redis has it and the DLQ otherwise (found
- * through the dead-letter index, not a scan: see `dlq-lookup.ts`).
+ * through the DLQ index, not a scan: see `dlq-lookup.ts`).
  */
 export function createDeliveryControl(deps: {
   history: AttemptHistory;

@@ -2,7 +2,7 @@ import { createDeadLetterIndex } from './dlq-index';
 
 const none = new Map<number, number>();
 
-describe('dead-letter index', () => {
+describe('DLQ index', () => {
   it('finds every endpoint of a message, or one, and nothing for an unknown message', () => {
     const index = createDeadLetterIndex();
     index.add('msg_1', 'ep_a', 0, 10);

@@ -86,7 +86,7 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
     positions.set(partition, nextOffset);
     if (!caughtUp && startTargets && isCaughtUp(startTargets, positions)) {
       caughtUp = true;
-      log.info({ positions: index.size }, 'dead-letter index caught up with the DLQ');
+      log.info({ positions: index.size }, 'DLQ index caught up with the DLQ');
     }
     for (const waiter of waiters) {
       if (isCaughtUp(waiter.targets, positions)) {
@@ -248,7 +248,7 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
       reached,
       Math.max(1, deadline - Date.now()),
       'dead_letters_loading',
-      'the dead-letter index is still reading the DLQ; try again shortly',
+      'the DLQ index is still reading the DLQ; try again shortly',
     ).finally(() => waiters.delete(waiter!));
   }
 
@@ -284,7 +284,7 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
         await admin.connect();
         await Promise.all([startTail(), startReader()]);
         pruning = every(options.pruneIntervalMs ?? 10 * 60_000, prune, {
-          onError: (err) => log.warn({ err }, 'could not prune the dead-letter index'),
+          onError: (err) => log.warn({ err }, 'could not prune the DLQ index'),
         });
         if (phase === 'starting') phase = 'running';
       })();
