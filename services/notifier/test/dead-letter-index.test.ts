@@ -100,6 +100,24 @@ describe('DLQ index', () => {
     // Written after the index caught up: the next find waits for the tail to reach it.
     expect(await writer.deadLetter(anItem('msg_late', 'ep_a'), exhausted())).toBe(true);
     expect((await lookup.find('msg_late')).map((r) => r.endpointId)).toEqual(['ep_a']);
+
+    // An index bounded below the DLQ's size keeps the newest; an older message is found by reading the DLQ.
+    const bounded = createDeadLetterLookup({
+      kafka,
+      topic,
+      logger,
+      maxPositions: 100,
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+    await bounded.start();
+    cleanups.push(() => bounded.stop());
+    expect((await bounded.find('msg_late')).map((r) => r.endpointId)).toEqual(['ep_a']);
+    expect(bounded.size).toBe(100);
+    expect((await bounded.find('msg_fill_7')).map((r) => [r.messageId, r.endpointId])).toEqual([
+      ['msg_fill_7', 'ep_fill'],
+    ]);
   });
 
   it('retries a dead letter whose message Redis no longer holds, on the instance that wrote it and on a new one', async () => {

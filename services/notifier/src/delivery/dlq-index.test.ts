@@ -64,3 +64,30 @@ describe('DLQ index', () => {
     expect(index.find('msg_1', undefined, none)[0]!.offset).toBe(10);
   });
 });
+
+describe('DLQ index bound', () => {
+  it('drops the messages indexed first past maxPositions, and counts what it dropped', () => {
+    const index = createDeadLetterIndex({ maxPositions: 3 });
+    index.add('msg_1', 'ep_a', 0, 1);
+    index.add('msg_2', 'ep_a', 0, 2);
+    index.add('msg_2', 'ep_b', 0, 3);
+    expect(index.evicted).toBe(0);
+    index.add('msg_3', 'ep_a', 0, 4);
+    expect(index.find('msg_1', undefined, none)).toEqual([]);
+    expect(index.size).toBe(3);
+    expect(index.evicted).toBe(1);
+    index.add('msg_4', 'ep_a', 0, 5);
+    // msg_2 goes whole (both endpoints): a message's positions are dropped together.
+    expect(index.find('msg_2', undefined, none)).toEqual([]);
+    expect(index.size).toBe(2);
+    expect(index.evicted).toBe(3);
+    expect(index.find('msg_4', undefined, none)).toEqual([{ endpointId: 'ep_a', partition: 0, offset: 5 }]);
+  });
+
+  it('does not count positions that retention removed as evicted', () => {
+    const index = createDeadLetterIndex({ maxPositions: 10 });
+    index.add('msg_1', 'ep_a', 0, 1);
+    expect(index.prune(new Map([[0, 5]]))).toBe(1);
+    expect(index.evicted).toBe(0);
+  });
+});

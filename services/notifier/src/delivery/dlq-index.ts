@@ -32,17 +32,32 @@ export interface DeadLetterIndex {
   prune(lows: LowWatermarks): number;
   /** Positions held. */
   readonly size: number;
+  /**
+   * Positions dropped to stay within `maxPositions` (not those removed by retention). While above 0, a message
+   * the index does not know may still have a dead letter in the DLQ.
+   */
+  readonly evicted: number;
+}
+
+export interface DeadLetterIndexOptions {
+  /**
+   * Positions held at most (default 500,000, about 80 MiB). Past it the messages first indexed are dropped
+   * first, which is roughly the DLQ's order: the oldest dead letters go.
+   */
+  maxPositions?: number;
 }
 
 const stored = (position: DeadLetterPosition, lows: LowWatermarks) =>
   position.offset >= (lows.get(position.partition) ?? 0);
 
-export function createDeadLetterIndex(): DeadLetterIndex {
+export function createDeadLetterIndex(options: DeadLetterIndexOptions = {}): DeadLetterIndex {
+  const maxPositions = options.maxPositions ?? 500_000;
   /** One position (the common case: a message dead-lettered for one endpoint) or several, per message id. */
   const byMessage = new Map<string, DeadLetterPosition | DeadLetterPosition[]>();
   /** Endpoint ids are few and repeat in every entry: one string each instead of one per dead letter. */
   const endpointIds = new Map<string, string>();
   let size = 0;
+  let evicted = 0;
 
   const listOf = (value: DeadLetterPosition | DeadLetterPosition[] | undefined): DeadLetterPosition[] =>
     value === undefined ? [] : Array.isArray(value) ? value : [value];
@@ -84,6 +99,14 @@ export function createDeadLetterIndex(): DeadLetterIndex {
       else if (Array.isArray(value)) value.push(position);
       else byMessage.set(messageId, [value, position]);
       size += 1;
+      // A Map iterates in insertion order: its first keys are the messages indexed longest ago.
+      for (const [oldest, positions] of byMessage) {
+        if (size <= maxPositions) break;
+        const count = listOf(positions).length;
+        byMessage.delete(oldest);
+        size -= count;
+        evicted += count;
+      }
     },
 
     find(messageId, endpointId, lows) {
@@ -103,6 +126,10 @@ export function createDeadLetterIndex(): DeadLetterIndex {
 
     get size() {
       return size;
+    },
+
+    get evicted() {
+      return evicted;
     },
   };
 }

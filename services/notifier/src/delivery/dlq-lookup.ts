@@ -4,7 +4,7 @@ import { isCaughtUp, readTargets, subscribeWhenReady } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError, every, withTimeout, type Periodic } from '@ampflow/runtime';
 import { createDeadLetterIndex, type LowWatermarks } from './dlq-index';
-import { readDeadLetter, type DeadLetterRecord } from './dlq-scan';
+import { readDeadLetter, scanDeadLetters, type DeadLetterRecord } from './dlq-scan';
 import { DeliveryDlqHeaders } from './durable-writer';
 
 /**
@@ -21,7 +21,8 @@ export interface DeadLetterLookup {
    * The dead letters of `messageId` (only `endpointId`'s when given) in the DLQ as it is at the call, the
    * latest per endpoint: first waits for the tail to reach the DLQ's current end, so a dead letter written
    * just before by any instance is found. Rejects with a retriable {@link DependencyError} (503) when Kafka
-   * does not answer, or the tail is still that far behind, within `timeoutMs`.
+   * does not answer, or the tail is still that far behind, within `timeoutMs`. A message the index does not
+   * know while it holds `maxPositions` (it dropped older ones) is looked for by a scan of the whole DLQ.
    */
   find(messageId: string, endpointId?: string): Promise<DeadLetterRecord[]>;
   /** Positions indexed. */
@@ -39,6 +40,11 @@ export interface DeadLetterLookupOptions {
   timeoutMs?: number;
   /** How often positions of records removed by retention are dropped (ms, default 10 min). */
   pruneIntervalMs?: number;
+  /**
+   * Positions held at most (default 500,000, about 80 MiB); past it the oldest go, and a message the index
+   * does not know is then looked for by reading the DLQ from its start, as before the index.
+   */
+  maxPositions?: number;
 }
 
 const header = (headers: IHeaders | undefined, name: string): string | undefined => {
@@ -58,7 +64,8 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
  *   its group once at start, so a lookup costs a fetch, not a group join.
  *
  * The index follows the DLQ's retention (30 days in `deploy/k8s`): positions below a partition's first stored
- * offset are dropped when found and every `pruneIntervalMs`.
+ * offset are dropped when found and every `pruneIntervalMs`. It is bounded by `maxPositions`; a DLQ with more
+ * dead letters than that keeps the newest indexed, and the older ones are found by a scan, as before.
  */
 export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLetterLookup {
   const { kafka, topic } = options;
@@ -67,7 +74,7 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
   const tailGroup = `${topic}-index-${suffix}`;
   const readerGroup = `${topic}-reader-${suffix}`;
   const log = options.logger.child({ component: 'dlq-lookup', topic });
-  const index = createDeadLetterIndex();
+  const index = createDeadLetterIndex({ maxPositions: options.maxPositions });
 
   /** Per partition, the offset after the last record the tail applied. */
   const positions = new Map<number, number>();
@@ -322,8 +329,20 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
         'Kafka did not give the DLQ offsets',
       );
       await reach(targets, deadline);
+      const positions = index.find(messageId, endpointId, lows);
+      if (positions.length === 0 && index.evicted > 0) {
+        // The index outgrew its bound and dropped its oldest positions: this message may be among them.
+        log.info({ evicted: index.evicted }, 'message not in the bounded DLQ index; reading the DLQ');
+        return scanDeadLetters({
+          kafka,
+          topic,
+          sinceMs: 0,
+          keep: (r) => r.messageId === messageId && (endpointId === undefined || r.endpointId === endpointId),
+          logger: options.logger,
+        });
+      }
       const found: DeadLetterRecord[] = [];
-      for (const position of index.find(messageId, endpointId, lows)) {
+      for (const position of positions) {
         const record = readDeadLetter(await readAt(position.partition, position.offset, deadline));
         if (record) found.push(record);
       }
