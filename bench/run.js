@@ -12,6 +12,7 @@ const BENCHMARKS = {
   aggregator: () => require('./aggregator'),
   notifier: () => require('./notifier'),
   e2e: () => require('./e2e'),
+  'dlq-retry': () => require('./dlq-retry'),
 };
 
 async function main() {

@@ -23,6 +23,7 @@ import { createAttemptLog } from './delivery/attempt-log';
 import { createDeliveryControl } from './delivery/control';
 import { createDispatcher } from './delivery/dispatcher';
 import { createDoneMarks, DONE_MARK_TTL_SECONDS } from './delivery/done-marks';
+import { createDeadLetterLookup } from './delivery/dlq-lookup';
 import { scanDeadLetters } from './delivery/dlq-scan';
 import { createDurableWriter } from './delivery/durable-writer';
 import { createHttpSender } from './delivery/http-sender';
@@ -247,11 +248,18 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     },
   });
   const pendingByTier = new Map<string, number>();
+  const deadLetters = createDeadLetterLookup({
+    kafka: deps.kafka,
+    topic: dlqTopic,
+    logger,
+    onFatal: deps.onFatal,
+  });
   const control = createDeliveryControl({
     history: attemptLog,
     endpoints,
     writer,
     scan: (sinceMs, keep) => scanDeadLetters({ kafka: deps.kafka, topic: dlqTopic, sinceMs, keep, logger }),
+    findDeadLetters: (messageId, endpointId) => deadLetters.find(messageId, endpointId),
     now,
   });
   const work = createWorkHealth({
@@ -325,11 +333,15 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
         { logger },
       );
       await producer.connect();
+      // Builds its index while the rest starts; deliveries do not wait for it (only a retry by message id does).
+      const deadLettersStarted = deadLetters.start();
+      deadLettersStarted.catch(() => undefined); // awaited below; a failure before that must not go unhandled
       await endpoints.start();
       // Deliveries start once every endpoint is known: a record read before would miss its subscribers.
       while (!endpoints.ready()) await new Promise((resolve) => setTimeout(resolve, 100));
       server = await startHttpServer(app, { port: settings.httpPort, host: settings.httpHost ?? '0.0.0.0' });
       await consumer.start();
+      await deadLettersStarted;
       work.start();
       gauges = every(5_000, async () => refreshGauges(), {
         onError: (err) => logger.warn({ err }, 'gauge refresh failed'),
@@ -342,6 +354,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       work.stop();
       await gauges?.stop();
       await server?.close(settings.shutdownDrainMs);
+      await deadLetters.stop();
       await consumer.stop(settings.shutdownDrainMs);
       await dispatcher.drain();
       await marks.stop();

@@ -21,13 +21,17 @@ const notFound = (code: string, message: string) => new AppError(code, message, 
  * The admin API's delivery operations. Re-sends are new work items (attempt 1, a fresh schedule, the same
  * `webhook-id`) written to the first retry tier, so they are durable the moment the API answers 202.
  * `recover` reads the deliveries DLQ (the durable record of failures) rather than the Redis index, so it works
- * after Redis lost its data; `retry` uses the stored message when Redis has it and the DLQ otherwise.
+ * after Redis lost its data; `retry` uses the stored message when Redis has it and the DLQ otherwise (found
+ * through the DLQ index, not a scan: see `dlq-lookup.ts`).
  */
 export function createDeliveryControl(deps: {
   history: AttemptHistory;
   endpoints: { get(id: string): Endpoint | undefined };
   writer: DurableWriter;
+  /** Reads the DLQ from the first record at or after `sinceMs` (for `recover`, which wants a time range). */
   scan(sinceMs: number, keep: (record: DeadLetterRecord) => boolean): Promise<DeadLetterRecord[]>;
+  /** A message's dead letters, through the index (for `retry`: one message, whatever its age). */
+  findDeadLetters(messageId: string, endpointId?: string): Promise<DeadLetterRecord[]>;
   now?: () => number;
 }): DeliveryControl {
   const now = deps.now ?? Date.now;
@@ -96,10 +100,7 @@ export function createDeliveryControl(deps: {
         }
       }
       // Not in Redis (expired or lost), or no failed attempt there: the DLQ knows what failed.
-      const records = await deps.scan(
-        0,
-        (r) => r.messageId === messageId && (endpointId === undefined || r.endpointId === endpointId),
-      );
+      const records = await deps.findDeadLetters(messageId, endpointId);
       if (records.length === 0) {
         if (stored) return { queued: 0 };
         throw notFound(
