@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
 import { ensureTopics, subscribeWhenReady } from '@ampflow/kafka';
 import { testEndpoints } from './env';
 
@@ -113,5 +113,45 @@ export async function eventually(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
+ * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
+ * them all), and waits until the broker reports it. For tests of records too large for their topic: done after
+ * the service started, since a service gives the topics it creates the catalogue's configs and corrects an
+ * existing topic's at start.
+ */
+export async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const read = async () =>
+      (
+        await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        })
+      ).resources[0]?.configEntries ?? [];
+    const kept = (await read())
+      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
+        },
+      ],
+    });
+    await eventually(
+      async () =>
+        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
+      `max.message.bytes of ${topic} to read ${bytes}`,
+    );
+  } finally {
+    await admin.disconnect();
   }
 }

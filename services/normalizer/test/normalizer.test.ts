@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { ConfigResourceTypes, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { canonicalSchema, Topics, type CanonicalTopic } from '@ampflow/contracts';
 import { createReliableProducer } from '@ampflow/kafka';
@@ -12,6 +12,7 @@ import {
   fixtureJson,
   fixtureNames,
   eventually,
+  lowerMaxMessageBytes,
   metricValue,
   partitionableSocketFactory,
   partitionedKafka,
@@ -80,45 +81,6 @@ async function collect(topics: string[]) {
 }
 
 const registry = () => new SchemaRegistry({ host: testEndpoints().schemaRegistryUrl });
-
-/**
- * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
- * them all), and waits until the broker reports it. Done after the service started: a service gives the topics it
- * creates their configured limits, and may correct an existing topic's at start.
- */
-async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const read = async () =>
-      (
-        await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
-        })
-      ).resources[0]?.configEntries ?? [];
-    const kept = (await read())
-      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
-      .map((e) => ({ name: e.configName, value: e.configValue }));
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: topic,
-          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
-        },
-      ],
-    });
-    await eventually(
-      async () =>
-        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
-      `max.message.bytes of ${topic} to read ${bytes}`,
-    );
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 describe('normalizer against the real Kafka and schema registry', () => {
   it('turns every raw provider record into its canonical Avro record, decodable through the registry', async () => {

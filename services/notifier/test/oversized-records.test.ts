@@ -1,6 +1,6 @@
-import { ConfigResourceTypes, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { Topics } from '@ampflow/contracts';
-import { collectRecords, eventually, testKafka, uniqueName } from '@ampflow/testing';
+import { collectRecords, eventually, lowerMaxMessageBytes, testKafka, uniqueName } from '@ampflow/testing';
 import { retryTopic, RETRY_TIERS } from '../src/delivery/retry-tiers';
 import { telemetry } from './fixtures';
 import { managedNotifiers, registerSink, type NotifierUnderTest } from './harness';
@@ -19,45 +19,6 @@ let kafka: Kafka;
 beforeAll(() => {
   kafka = testKafka();
 });
-
-/**
- * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
- * them all), and waits until the broker reports it. Done after the notifier started: it gives the topics it
- * creates their configured limits, and may correct an existing topic's at start.
- */
-async function lowerMaxMessageBytes(topic: string, bytes: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const read = async () =>
-      (
-        await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
-        })
-      ).resources[0]?.configEntries ?? [];
-    const kept = (await read())
-      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
-      .map((e) => ({ name: e.configName, value: e.configValue }));
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: topic,
-          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
-        },
-      ],
-    });
-    await eventually(
-      async () =>
-        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
-      `max.message.bytes of ${topic} to read ${bytes}`,
-    );
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 /** Every source partition of the notifier's group committed up to its end. */
 async function committedToEnd(n: NotifierUnderTest, topic: string): Promise<boolean> {
@@ -89,7 +50,7 @@ describe('records too large for their topic', () => {
   it('a retry too large for its tier becomes a dead letter (record_too_large) and the partition moves on', async () => {
     const n = await notifier();
     // The 1 s tier (every retry of the fast schedule) takes records up to 4 KiB; the body is 6 KB.
-    await lowerMaxMessageBytes(retryTopic(n.prefix, RETRY_TIERS[0]!), 4_096);
+    await lowerMaxMessageBytes(kafka, retryTopic(n.prefix, RETRY_TIERS[0]!), 4_096);
     const s = await sink((_h, _q, res) => void res.writeHead(500).end());
     const endpointId = await registerSink(n, s, { eventTypes: ['vehicle.telemetry'] });
     const dlq = await collectRecords(kafka, [n.prefix + Topics.webhookDeliveriesDlq]);
@@ -113,7 +74,7 @@ describe('records too large for their topic', () => {
 
   it('a dead letter too large for the DLQ is written without its body, with the reason; so is an unreadable source record', async () => {
     const n = await notifier();
-    await lowerMaxMessageBytes(n.prefix + Topics.webhookDeliveriesDlq, 2_048);
+    await lowerMaxMessageBytes(kafka, n.prefix + Topics.webhookDeliveriesDlq, 2_048);
     // The receiver aborts the message: a dead letter at once (aborted_by_receiver).
     const s = await sink(
       (_h, _q, res) => void res.writeHead(400, { 'webhook-delivery': 'abort-message' }).end(),

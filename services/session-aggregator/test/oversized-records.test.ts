@@ -1,6 +1,5 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import Redis from 'ioredis';
-import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import pino from 'pino';
 import {
   Topics,
@@ -14,6 +13,7 @@ import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
   eventually,
+  lowerMaxMessageBytes,
   metricValue,
   testEndpoints,
   testKafka,
@@ -58,45 +58,6 @@ function charging(vehicleId: string, eventId: string, hour: number): VehicleTele
     isPluggedIn: true,
     stateOfChargePercent: 40,
   };
-}
-
-/**
- * Lowers `topic`'s `max.message.bytes` to `bytes`, keeping its other topic-level configs (AlterConfigs replaces
- * them all), and waits until the broker reports it. Done after the service started: a service gives the topics it
- * creates their configured limits, and may correct an existing topic's at start.
- */
-async function lowerMaxMessageBytes(kafka: Kafka, topic: string, bytes: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const read = async () =>
-      (
-        await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
-        })
-      ).resources[0]?.configEntries ?? [];
-    const kept = (await read())
-      .filter((e) => e.configSource === 1 && !e.isSensitive && e.configName !== 'max.message.bytes')
-      .map((e) => ({ name: e.configName, value: e.configValue }));
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: topic,
-          configEntries: [...kept, { name: 'max.message.bytes', value: String(bytes) }],
-        },
-      ],
-    });
-    await eventually(
-      async () =>
-        (await read()).some((e) => e.configName === 'max.message.bytes' && e.configValue === String(bytes)),
-      `max.message.bytes of ${topic} to read ${bytes}`,
-    );
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 async function collect(topic: string): Promise<RecordCollector> {
