@@ -204,6 +204,27 @@ describe('createHttpApp', () => {
     expect(await (await post('0123456789a')).json()).toEqual({ bytes: 11, logger: 'function' });
   });
 
+  it('answers 400 undecodable_body to a body that is not in the Content-Encoding it names', async () => {
+    const base = await serve(anApp().app);
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const answer = await fetch(`${base}/echo`, {
+        method: 'POST',
+        body: '{"a":1}',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+      });
+      expect([encoding, answer.status, await answer.json()]).toEqual([
+        encoding,
+        400,
+        {
+          error: {
+            code: 'undecodable_body',
+            message: 'the body is not encoded as its Content-Encoding says',
+          },
+        },
+      ]);
+    }
+  });
+
   it('maps errors through toHttpError and shows each answer to the error hook before it is sent', async () => {
     const seen: Array<[number, string, string | undefined]> = [];
     const base = await serve(

@@ -7,7 +7,26 @@ import { metricValue } from '@ampflow/testing';
 import { IngressBusyError } from './inflight-bytes';
 import { RequestDeadlineError, startDeadline } from './request-deadline';
 import { createIngressMetrics } from './metrics';
-import { createWebhookRoutes, eventTypeLabel, isJson, outcomeOf, readBefore } from './webhook-routes';
+import {
+  charsetOf,
+  createWebhookRoutes,
+  eventTypeLabel,
+  isJson,
+  outcomeOf,
+  readBefore,
+} from './webhook-routes';
+
+describe('charsetOf', () => {
+  it.each([
+    ['application/json', undefined],
+    ['application/json; charset=utf-8', 'utf-8'],
+    ['application/json;CHARSET="Latin1"', 'latin1'],
+    ['application/json; foo=bar; charset=UTF8', 'utf8'],
+    [undefined, undefined],
+  ])('%s -> %s', (contentType, expected) => {
+    expect(charsetOf(contentType)).toBe(expected);
+  });
+});
 
 describe('isJson', () => {
   it.each([

@@ -168,10 +168,33 @@ export function isJson(contentType: string | undefined): boolean {
   );
 }
 
+/** The `charset` parameter of a Content-Type, lower case and unquoted; undefined when there is none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  for (const parameter of (contentType ?? '').split(';').slice(1)) {
+    const [name, ...value] = parameter.split('=');
+    if (name!.trim().toLowerCase() === 'charset')
+      return value
+        .join('=')
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .toLowerCase();
+  }
+  return undefined;
+}
+
 function requireJson(req: Request, _res: Response, next: NextFunction) {
-  if (!isJson(req.headers['content-type'])) {
+  const contentType = req.headers['content-type'];
+  const charset = charsetOf(contentType);
+  if (!isJson(contentType)) {
     next(
       new ValidationError('unsupported_media_type', 'Content-Type must be application/json', {
+        httpStatus: 415,
+      }),
+    );
+  } else if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    // JSON between systems is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be misread.
+    next(
+      new ValidationError('unsupported_encoding', 'a JSON body must be UTF-8', {
         httpStatus: 415,
       }),
     );

@@ -276,6 +276,15 @@ describe('ingress against the real Kafka and Redis', () => {
     const h = await startIngress({ maxBodyBytes: 1024 });
     const text = await post(`${h.url}/webhooks/smartcar`, 'eventId=1', { 'content-type': 'text/plain' });
     expect(text).toMatchObject({ status: 415, json: { error: { code: 'unsupported_media_type' } } });
+    const latin1 = await post(`${h.url}/webhooks/smartcar`, '{"eventId":"1"}', {
+      'content-type': 'application/json; charset=latin1',
+    });
+    expect(latin1).toMatchObject({ status: 415, json: { error: { code: 'unsupported_encoding' } } });
+    const notGzip = await post(`${h.url}/webhooks/smartcar`, '{"eventId":"1"}', {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
+    expect(notGzip).toMatchObject({ status: 400, json: { error: { code: 'undecodable_body' } } });
     const big = JSON.stringify({ eventId: 'x', eventType: 'VEHICLE_STATE', pad: 'x'.repeat(2048) });
     expect(await postSmartcar(h, big)).toMatchObject({
       status: 413,

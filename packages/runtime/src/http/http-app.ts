@@ -127,5 +127,11 @@ function bodyParserError(err: unknown, limitBytes: number | undefined): AppError
       httpStatus: 415,
     });
   }
+  // A body that is not in the Content-Encoding it names (gzip, deflate, br): body-parser passes zlib's error
+  // on as a client error (400, exposed) without a type.
+  const status = (err as { statusCode?: number } | null)?.statusCode;
+  if (type === undefined && (err as { expose?: boolean } | null)?.expose && status === 400) {
+    return new ValidationError('undecodable_body', 'the body is not encoded as its Content-Encoding says');
+  }
   return undefined;
 }
