@@ -43,7 +43,7 @@ async function endpoints(ctx) {
     baseUrl: ctx.platform.ingress.baseUrl,
     secret: ctx.secrets.telematicaWebhookSecret,
     ledger,
-    vehicles: ctx.full ? 100 : 15,
+    vehicles: ctx.full ? 50 : 10,
     rate: 10,
     tag: name,
   });
@@ -77,10 +77,11 @@ async function endpoints(ctx) {
       await sleep(1_000);
     }
   };
-  const first = await settle(MODES, Math.max(0, t0 + failMs - Date.now()) + (ctx.full ? 300_000 : 90_000));
+  const first = await settle(MODES, Math.max(0, t0 + failMs - Date.now()) + (ctx.full ? 600_000 : 240_000));
 
   // The endpoints that come back: the 410 one re-enabled, then both recover their dead letters.
   ctx.receivers.setGone(`${name}-gone`, false);
+  const recoverStarted = Date.now();
   const enabled = await ctx.admin('PATCH', `/v1/endpoints/${registered.gone.id}`, { enabled: true });
   const since = new Date(t0 - 1_000).toISOString();
   const recovered = {};
@@ -88,7 +89,6 @@ async function endpoints(ctx) {
     const r = await ctx.admin('POST', `/v1/endpoints/${registered[mode].id}/recover`, { since });
     recovered[mode] = `${r.status} ${r.text.slice(0, 120)}`;
   }
-  const recoverStarted = Date.now();
   const back = await settle(['fail', 'gone'], ctx.full ? 120_000 : 60_000);
   const everythingBack =
     back.fail.delivered === expectedIds.length && back.gone.delivered === expectedIds.length;

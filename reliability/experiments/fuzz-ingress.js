@@ -209,7 +209,7 @@ function fuzzCase(secrets, vehicle) {
 }
 
 async function fuzzIngress(ctx) {
-  const total = ctx.full ? 10_000 : 3_000;
+  const total = ctx.full ? 10_000 : 2_000;
   const ledger = ctx.newLedger('fuzz-ingress');
   const pool = new Pool(ctx.platform.ingress.baseUrl, { connections: 8, pipelining: 1 });
   const unsignedIds = [];

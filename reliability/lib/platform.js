@@ -227,7 +227,10 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
       // Short enough that a run sees retries and dead letters; the shape (immediate, then growing) is the default's.
       NOTIFIER_RETRY_SCHEDULE: '0,1s,2s,4s,8s',
       NOTIFIER_REQUEST_TIMEOUT_MS: '3000',
-      NOTIFIER_CIRCUIT_COOLDOWN_MS: '3000',
+      // A circuit opens after 20 consecutive failures and probes after 1 s: a failing endpoint's messages still
+      // wait while it is open, but a run settles within minutes rather than one probe per default 60 s.
+      NOTIFIER_CIRCUIT_FAILURES: '20',
+      NOTIFIER_CIRCUIT_COOLDOWN_MS: '1000',
     },
   };
   const services = {};
