@@ -32,7 +32,15 @@ const EXPERIMENTS = {
 };
 
 /** The short set, in the order it runs (the faults that leave the least behind last). */
-const SHORT = ['fuzz-ingress', 'fuzz-admin', 'slowloris', 'burst', 'consumer-kill', 'broker-stop', 'broker-kill'];
+const SHORT = [
+  'fuzz-ingress',
+  'fuzz-admin',
+  'slowloris',
+  'burst',
+  'consumer-kill',
+  'broker-stop',
+  'broker-kill',
+];
 
 /** Every experiment, in the order `--full` runs them (the soak last, on what the faults left behind). */
 const FULL = [
