@@ -16,7 +16,7 @@ const { spawnSync } = require('node:child_process');
 const { log, startInfrastructure, startPlatform, ROOT } = require('./lib/platform');
 const { startReceivers } = require('./lib/receivers');
 const { startTap } = require('./lib/accounting');
-const { createContext, row } = require('./lib/context');
+const { adminClient, createContext, row } = require('./lib/context');
 const { checkLogs } = require('./lib/log-check');
 
 const EXPERIMENTS = {
@@ -157,8 +157,7 @@ async function main() {
     infra = await startInfrastructure({ logDir });
     receivers = await startReceivers();
     platform = await startPlatform({ infra, logDir, secrets, prefix });
-    const ctx0 = { platform, secrets };
-    const admin = require('./lib/context').adminClient(platform.notifier.baseUrl, secrets.notifierAdminToken);
+    const admin = adminClient(platform.notifier.baseUrl, secrets.notifierAdminToken);
     const created = await admin('POST', '/v1/endpoints', {
       url: receivers.url('ok', 'main'),
       eventTypes: ['vehicle.telemetry'],
@@ -175,7 +174,16 @@ async function main() {
         sessions: `${prefix}ev.charging-sessions.v1`,
       },
     });
-    const ctx = createContext({ ...ctx0, infra, receivers, tap, full, logDir, endpoint: created.json });
+    const ctx = createContext({
+      platform,
+      secrets,
+      infra,
+      receivers,
+      tap,
+      full,
+      logDir,
+      endpoint: created.json,
+    });
     ctx.endpointSecrets = [created.json.secret];
     for (const name of selected) {
       log(`=== ${name} ===`);

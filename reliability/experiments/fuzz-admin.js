@@ -120,6 +120,7 @@ async function fuzzAdmin(ctx) {
   const fiveXx = [];
   const byKind = {};
   let slowestMs = 0;
+  let answered2xx = 0;
   const names = ['localhost', 'localhost.', 'LOCALHOST', os.hostname(), 'runsc', 'vm', 'ip6-localhost'];
   const nameUrls = [...new Set(names)].map((n) => `http://${n}:${trap.port}/ssrf`);
   let sent = 0;
@@ -270,6 +271,7 @@ async function fuzzAdmin(ctx) {
     const ok = typeof res.status === 'number' && res.status >= 200 && res.status < 300;
     if (typeof res.status !== 'number' || res.status >= 500)
       fiveXx.push(`${kind} ${method} ${route.slice(0, 60)} -> ${res.status} ${res.json?.error?.code ?? ''}`);
+    if (ok) answered2xx += 1;
     if (ok && expectAuthFail) forgeries.push(`${kind}: ${method} ${route} answered ${res.status}`);
     if (ok && privateTarget) forgeries.push(`${kind}: ${JSON.stringify(body?.url)} accepted (${res.status})`);
     if (res.status === 201 && res.json?.id) {
@@ -305,14 +307,7 @@ async function fuzzAdmin(ctx) {
   const r = row('fuzz-admin', {
     accounting: {
       tried: total,
-      acknowledged: Object.values(byKind).reduce(
-        (n, k) =>
-          n +
-          Object.entries(k)
-            .filter(([s]) => s >= 200 && s < 300)
-            .reduce((m, [, c]) => m + c, 0),
-        0,
-      ),
+      acknowledged: answered2xx,
       stored: created.length,
       lost: 0,
       duplicatedKafka: 0,

@@ -51,7 +51,6 @@ async function startInfrastructure({ logDir }) {
     kafkaBrokers: stack.kafkaBrokers.join(','),
     schemaRegistryUrl: stack.schemaRegistryUrl,
     redisUrl: redis.url,
-    /** The redis-server's pid (for SIGSTOP); undefined when it cannot be found. */
     async stop() {
       await redis.stop().catch((err) => log(`stopping redis: ${err.message}`));
       await stack.stop().catch((err) => log(`stopping the fault stack: ${err.message}`));
