@@ -98,6 +98,8 @@ async function soak(ctx) {
       warm && last ? `${warm[svc.name].rssMiB} -> ${last[svc.name].rssMiB} MiB` : undefined;
     maxLagMs[svc.name] = Math.max(0, ...samples.map((s) => s[svc.name].lagMs ?? 0));
   }
+  // No fault to recover from: the time until everything arrived is the run's length, not a recovery.
+  result.recoveryMs = null;
   result.details.consumerLagAtEnd = lag;
   result.details.rssGrowth = rssGrowth;
   result.details.maxEventLoopLagP99Ms = maxLagMs;
