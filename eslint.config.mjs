@@ -53,7 +53,7 @@ const boundaries = [
 ];
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '.ampflow/**', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '.ampflow/**', 'bench/results/**', 'reliability/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -24,7 +24,12 @@ module.exports = {
       ...common,
       displayName: 'integration',
       // test/e2e/ holds the tests that span services (the only place allowed to import several).
-      testMatch: ['<rootDir>/{packages,services}/*/test/**/*.test.ts', '<rootDir>/test/e2e/**/*.test.ts'],
+      // reliability/test/ runs the reliability suite's short mode (its own broker, registry and Redis).
+      testMatch: [
+        '<rootDir>/{packages,services}/*/test/**/*.test.ts',
+        '<rootDir>/test/e2e/**/*.test.ts',
+        '<rootDir>/reliability/test/**/*.test.ts',
+      ],
       globalSetup: '<rootDir>/packages/testing/src/jest/global-setup.ts',
       globalTeardown: '<rootDir>/packages/testing/src/jest/global-teardown.ts',
     },

@@ -20,7 +20,7 @@ if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
 fi
 echo "[test] type-checking tests and linting" >&2
 npx --no-install tsc -p tsconfig.test.json
-npx --no-install eslint packages services bench test
+npx --no-install eslint packages services bench reliability test
 mkdir -p .ampflow
 results=.ampflow/jest-results.json
 rm -f "$results"

@@ -15,7 +15,7 @@ const scripts = (
 ).scripts;
 
 /** The commands the README offers that run services, tests or tools on Node. */
-const RUNS_NODE = ['start', 'test', 'bench', 'demo', 'ops', 'docs:topics'];
+const RUNS_NODE = ['start', 'test', 'bench', 'reliability', 'demo', 'ops', 'docs:topics'];
 
 describe('root package.json scripts', () => {
   it.each(RUNS_NODE)('%s runs through a script that sources scripts/node-runtime.sh', (name) => {

@@ -1,0 +1,156 @@
+'use strict';
+/* global structuredClone */
+
+/**
+ * Signed Telematica webhooks at a steady rate, sent like a provider sends them: every event has a unique id
+ * (`svix-id`), a non-2xx answer or a connection error is retried with the same id (re-signed, as Svix does) until
+ * it is acknowledged or the run gives up. Each vehicle sends a charging reading then a stopped reading (in that
+ * order, the second only after the first was acknowledged), so the aggregator opens and closes one session per
+ * vehicle. Every request is recorded: status, answer time, the answers' 5xx codes.
+ */
+const { randomUUID, randomInt } = require('node:crypto');
+const { setTimeout: sleep } = require('node:timers/promises');
+const { Pool } = require('undici');
+const { fixtureBytes, svixHeaders } = require('@ampflow/testing');
+
+const TEMPLATE = JSON.parse(fixtureBytes('telematica/vehicle-charging-status.json').toString('utf8'));
+const VIN_CHARS = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789';
+
+/** A random 17-character VIN (no I, O, Q), so the log check can look for exactly the VINs that were sent. */
+function randomVin() {
+  let vin = '';
+  for (let i = 0; i < 17; i++) vin += VIN_CHARS[randomInt(VIN_CHARS.length)];
+  return vin;
+}
+
+/** The body of one reading of `vehicle` (step 0 charging, step 1 stopped) at provider time `at`. */
+function readingBody(vehicle, step, at) {
+  const body = structuredClone(TEMPLATE);
+  const iso = new Date(at).toISOString();
+  body.vehicleId = vehicle.id;
+  body.currentState = step === 0 ? 'Charging' : 'Stopped';
+  const battery = body.vehicleState.batteryState;
+  battery.isCharging = step === 0;
+  battery.isPlugged = true;
+  battery.soc = 40 + step * 10;
+  battery.lastUpdated = iso;
+  body.vehicleState.location.lastUpdated = iso;
+  body.vehicleState.odo.lastUpdated = iso;
+  body.vehicleState.staticAttributes.vin = vehicle.vin;
+  return JSON.stringify(body);
+}
+
+/**
+ * A ledger of everything sent through the ingress: `events` by id, each `{ id, vehicleId, vin, step, tries,
+ * acked, statuses }`; `answers` (every HTTP answer: status, ms) and the VINs and signatures sent (for the log
+ * check).
+ */
+function createLedger() {
+  return {
+    events: new Map(),
+    vehicles: [],
+    answers: { count: 0, byStatus: {}, errors: {}, slowestMs: 0, fiveXx: [] },
+    sentVins: new Set(),
+    sentSignatures: new Set(),
+  };
+}
+
+function noteAnswer(ledger, status, ms, code) {
+  const a = ledger.answers;
+  a.count += 1;
+  a.byStatus[status] = (a.byStatus[status] ?? 0) + 1;
+  if (ms > a.slowestMs) a.slowestMs = ms;
+  if (status >= 500 && a.fiveXx.length < 10_000) a.fiveXx.push({ status, code, at: Date.now() });
+}
+
+/**
+ * Sends `vehicles` x 2 readings at about `rate` requests/s to `baseUrl`; resolves when every reading was
+ * acknowledged or `giveUpMs` after its first try passed. `onProgress(sentCount)` is called after each answer.
+ */
+async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_000, connections = 16, tag }) {
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  const list = Array.from({ length: vehicles }, () => ({
+    id: `rel-${tag}-${randomUUID().slice(0, 12)}`,
+    vin: randomVin(),
+  }));
+  ledger.vehicles.push(...list);
+  for (const v of list) ledger.sentVins.add(v.vin);
+  const spacingMs = 1000 / Math.max(rate / 2, 0.001);
+
+  const sendOne = async (vehicle, step) => {
+    const at = Date.now();
+    const id = `msg_${randomUUID().replace(/-/g, '')}`;
+    const event = {
+      id,
+      vehicleId: vehicle.id,
+      vin: vehicle.vin,
+      step,
+      tries: 0,
+      acked: false,
+      statuses: [],
+      tag,
+    };
+    ledger.events.set(id, event);
+    const body = readingBody(vehicle, step, at);
+    const giveUpAt = Date.now() + giveUpMs;
+    let backoffMs = 250;
+    while (!event.acked && Date.now() < giveUpAt) {
+      const headers = svixHeaders(body, secret, { id });
+      ledger.sentSignatures.add(headers['svix-signature'].replace(/^v1,/, ''));
+      event.tries += 1;
+      const t0 = Date.now();
+      try {
+        const res = await pool.request({ path: '/webhooks/telematica', method: 'POST', headers, body });
+        const text = await res.body.text();
+        const ms = Date.now() - t0;
+        let code;
+        try {
+          code = JSON.parse(text)?.error?.code;
+        } catch {
+          code = undefined;
+        }
+        noteAnswer(ledger, res.statusCode, ms, code);
+        event.statuses.push(res.statusCode);
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          event.acked = true;
+          event.ackedAt = Date.now();
+          break;
+        }
+      } catch (err) {
+        const key = err.code ?? err.message;
+        ledger.answers.errors[key] = (ledger.answers.errors[key] ?? 0) + 1;
+        event.statuses.push(key);
+      }
+      await sleep(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, 4_000);
+    }
+    return event.acked;
+  };
+
+  const t0 = Date.now();
+  const chains = [];
+  for (let i = 0; i < list.length; i++) {
+    const wait = t0 + i * spacingMs - Date.now();
+    if (wait > 0) await sleep(wait);
+    const vehicle = list[i];
+    chains.push(
+      (async () => {
+        // A second reading only after the first was acknowledged, and with a later provider time.
+        if (await sendOne(vehicle, 0)) {
+          await sleep(200);
+          await sendOne(vehicle, 1);
+        }
+      })(),
+    );
+  }
+  await Promise.all(chains);
+  await pool.close().catch(() => {});
+  return list;
+}
+
+/** Events of `ledger` sent with `tag` (an experiment's own). */
+function eventsOf(ledger, tag) {
+  return [...ledger.events.values()].filter((e) => e.tag === tag);
+}
+
+module.exports = { createLedger, drive, eventsOf, readingBody, randomVin, noteAnswer };
