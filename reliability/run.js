@@ -146,6 +146,8 @@ async function main() {
     smartcarManagementToken: `rel-amt-${randomBytes(16).toString('hex')}`,
     telematicaWebhookSecret: `whsec_${randomBytes(24).toString('base64')}`,
     notifierAdminToken: `rel-admin-${randomBytes(16).toString('hex')}`,
+    // `<key id>:<32 bytes, hex>`: the key that encrypts endpoint secrets in the endpoints topic.
+    notifierSecretsKey: `rel:${randomBytes(32).toString('hex')}`,
   };
   const prefix = `rel.${runId}.`;
   const rows = [];

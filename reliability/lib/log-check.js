@@ -21,6 +21,7 @@ function checkLogs({ logDir, secrets, ctx }) {
     ['TELEMATICA_WEBHOOK_SECRET', secrets.telematicaWebhookSecret],
     ['TELEMATICA_WEBHOOK_SECRET (key)', secrets.telematicaWebhookSecret.replace(/^whsec_/, '')],
     ['NOTIFIER_ADMIN_TOKEN', secrets.notifierAdminToken],
+    ['NOTIFIER_SECRETS_KEY', secrets.notifierSecretsKey.replace(/^[^:]*:/, '')],
     ...(ctx.endpointSecrets ?? []).flatMap((s, i) => [
       [`endpoint secret ${i}`, s],
       [`endpoint secret ${i} (key)`, s.replace(/^whsec_/, '')],

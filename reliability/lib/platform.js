@@ -220,6 +220,7 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
       NOTIFIER_GROUP_ID: `${prefix}notifier`,
       NOTIFIER_REDIS_NAMESPACE: `${prefix}notifier`,
       NOTIFIER_ADMIN_TOKEN: secrets.notifierAdminToken,
+      NOTIFIER_SECRETS_KEY: secrets.notifierSecretsKey,
       NOTIFIER_ALLOW_HTTP: 'true',
       NOTIFIER_ALLOWED_NETWORKS: '::1/128',
       NOTIFIER_RETRY_TOPIC_PARTITIONS: '3',
