@@ -67,7 +67,7 @@ function noteAnswer(ledger, status, ms, code) {
  * Sends `vehicles` x 2 readings at about `rate` requests/s to `baseUrl`; resolves when every reading was
  * acknowledged or `giveUpMs` after its first try passed. `onProgress(sentCount)` is called after each answer.
  */
-async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_000, connections = 16, tag }) {
+async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_000, connections = 128, tag }) {
   const pool = new Pool(baseUrl, { connections, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });
   const list = Array.from({ length: vehicles }, () => ({
     id: `rel-${tag}-${randomUUID().slice(0, 12)}`,
