@@ -12,6 +12,7 @@ export type Outcome =
   | 'unavailable'
   | 'busy'
   | 'deadline_exceeded'
+  | 'request_timeout'
   | 'error';
 
 /** Registers the ingress's metrics; the gauges read their values through `sources` at scrape time. */

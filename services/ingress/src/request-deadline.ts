@@ -5,7 +5,7 @@ import { DependencyError } from '@ampflow/runtime';
 export const DEFAULT_REQUEST_DEADLINE_MS = 5_000;
 
 /** What a webhook request was doing when its deadline passed; named in the 503's message. */
-export type DeadlineStage = 'reading the body' | 'checking for duplicates' | 'waiting for Kafka';
+export type DeadlineStage = 'checking for duplicates' | 'waiting for Kafka';
 
 /** The 503 for a webhook not stored within its deadline; providers retry it with the same event id. */
 export class RequestDeadlineError extends DependencyError {

@@ -182,7 +182,7 @@ describe('readBefore', () => {
     });
     await passed;
     expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ code: 'deadline_exceeded', stage: 'reading the body' });
+    expect(calls[0]).toMatchObject({ code: 'request_timeout', httpStatus: 408 });
     expect(headers.connection).toBe('close');
     finish();
     expect(calls).toHaveLength(1);

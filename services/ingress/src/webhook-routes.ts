@@ -153,7 +153,14 @@ export function readBefore(
     };
     const timer = setTimeout(() => {
       res.setHeader('connection', 'close');
-      settle(deadline.error('reading the body'));
+      // The client's doing, not ours: a 408 (4xx), which the 5xx alert does not count.
+      settle(
+        new ValidationError(
+          'request_timeout',
+          `the body did not arrive within the request deadline of ${deadline.budgetMs} ms`,
+          { httpStatus: 408 },
+        ),
+      );
     }, deadline.remainingMs());
     reader(req, res, settle);
   };
@@ -212,6 +219,7 @@ export function outcomeOf(error: unknown, status: number): Outcome {
   if (status === 401) return 'unauthorized';
   if (status === 413) return 'too_large';
   if (status === 415) return 'unsupported_media_type';
+  if (status === 408) return 'request_timeout';
   if (error instanceof IngressBusyError) return 'busy';
   if (error instanceof RequestDeadlineError) return 'deadline_exceeded';
   if (status === 503) return 'unavailable';
