@@ -3,7 +3,12 @@ import { ConfigResourceTypes, type Consumer, type IHeaders, type Kafka } from 'k
 import type { Logger } from '@ampflow/observability';
 import { AppError, DependencyError, ValidationError, withTimeout } from '@ampflow/runtime';
 import type { ReliableProducer } from './producer';
-import { ensureTopics, subscribeWhenReady, type TopicConfigEntry } from './topics-admin';
+import {
+  ensureTopics,
+  fetchTopicOffsetsWhenReady,
+  subscribeWhenReady,
+  type TopicConfigEntry,
+} from './topics-admin';
 
 /** Header that carries a write's id, so the writer knows when its own reader has applied that write. */
 export const TABLE_WRITE_ID_HEADER = 'table-write-id';
@@ -266,7 +271,7 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
           500,
         );
       }
-      return readTargets(await admin.fetchTopicOffsets(topic));
+      return readTargets(await fetchTopicOffsetsWhenReady(admin, topic));
     } finally {
       await admin.disconnect();
     }

@@ -1,5 +1,5 @@
-import { ConfigSource } from 'kafkajs';
-import { configCorrection, type DescribedConfigEntry } from './topics-admin';
+import { ConfigSource, type Admin } from 'kafkajs';
+import { configCorrection, fetchTopicOffsetsWhenReady, type DescribedConfigEntry } from './topics-admin';
 
 const entry = (
   configName: string,
@@ -55,5 +55,28 @@ describe('configCorrection', () => {
     expect(configCorrection([], [{ name: 'segment.ms', value: '3600000' }])?.changes).toEqual([
       { name: 'segment.ms', from: null, to: '3600000' },
     ]);
+  });
+});
+
+describe('fetchTopicOffsetsWhenReady', () => {
+  it('retries while the new topic has no leader yet, and gives up on an error that is not retriable', async () => {
+    const notLeader = Object.assign(new Error('This server is not the leader for that topic-partition'), {
+      retriable: true,
+    });
+    let calls = 0;
+    const offsets = [{ partition: 0, offset: '0', high: '0', low: '0' }];
+    const admin = {
+      fetchTopicOffsets: async () => {
+        calls += 1;
+        if (calls < 3) throw notLeader;
+        return offsets;
+      },
+    } as unknown as Admin;
+    await expect(fetchTopicOffsetsWhenReady(admin, 't')).resolves.toEqual(offsets);
+    expect(calls).toBe(3);
+
+    const refused = Object.assign(new Error('Not authorized'), { retriable: false });
+    const denied = { fetchTopicOffsets: async () => Promise.reject(refused) } as unknown as Admin;
+    await expect(fetchTopicOffsetsWhenReady(denied, 't')).rejects.toBe(refused);
   });
 });

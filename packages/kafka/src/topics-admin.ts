@@ -157,7 +157,28 @@ export async function subscribeWhenReady(
   subscription: { topics: string[]; fromBeginning: boolean },
   attempts = 20,
 ): Promise<void> {
-  // With 20 attempts about 15 s of waiting in all, as the linear 100 ms..1 s steps it replaces.
-  const policy = createRetryPolicy({ baseDelayMs: 100, maxDelayMs: 2_000, maxAttempts: attempts });
-  await retry(() => consumer.subscribe(subscription), { policy, shouldRetry: isRetriableKafkaError });
+  await retry(() => consumer.subscribe(subscription), {
+    policy: topicReadyPolicy(attempts),
+    shouldRetry: isRetriableKafkaError,
+  });
+}
+
+/**
+ * A topic's offsets, retrying while its partitions have no leader yet (`NOT_LEADER_FOR_PARTITION`, retriable):
+ * right after the topic is created, kafkajs's own quick retries can all fall before the leader is elected.
+ */
+export async function fetchTopicOffsetsWhenReady(
+  admin: Admin,
+  topic: string,
+  attempts = 20,
+): ReturnType<Admin['fetchTopicOffsets']> {
+  return retry(() => admin.fetchTopicOffsets(topic), {
+    policy: topicReadyPolicy(attempts),
+    shouldRetry: isRetriableKafkaError,
+  });
+}
+
+/** With 20 attempts about 15 s of waiting in all. */
+function topicReadyPolicy(attempts: number) {
+  return createRetryPolicy({ baseDelayMs: 100, maxDelayMs: 2_000, maxAttempts: attempts });
 }

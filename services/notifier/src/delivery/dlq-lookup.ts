@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
-import { isCaughtUp, readTargets, subscribeWhenReady } from '@ampflow/kafka';
+import { fetchTopicOffsetsWhenReady, isCaughtUp, readTargets, subscribeWhenReady } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError, every, withTimeout, type Periodic } from '@ampflow/runtime';
 import { createDeadLetterIndex, type LowWatermarks } from './dlq-index';
@@ -126,7 +126,7 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
   }
 
   async function offsets(): Promise<{ targets: Map<number, number>; lows: LowWatermarks }> {
-    const partitions = await admin!.fetchTopicOffsets(topic);
+    const partitions = await fetchTopicOffsetsWhenReady(admin!, topic);
     return {
       targets: readTargets(partitions),
       lows: new Map(partitions.map((p) => [p.partition, Number(p.low)])),
