@@ -1,7 +1,5 @@
 import { request as httpRequest } from 'node:http';
 import type { Kafka } from 'kafkajs';
-import pino from 'pino';
-import { createMetricsRegistry } from '@ampflow/observability';
 import {
   collectRecords,
   eventually,
@@ -13,63 +11,27 @@ import {
   partitionedKafka,
   smartcarHeaders,
   svixHeaders,
-  testEndpoints,
   testKafka,
   uniqueName,
   type RecordCollector,
 } from '@ampflow/testing';
-import { createIngressApp, type IngressApp, type IngressSettings } from '../src/app';
-import { createRedisSeenStore } from '../src/seen-store';
+import type { IngressApp, IngressSettings } from '../src/app';
 import { smartcarHmac } from '../src/providers/smartcar-signature';
-
-const AMT = 'integration-management-token';
-const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const logger = pino({ level: 'silent' });
-
-interface Harness {
-  app: IngressApp;
-  url: string;
-  topics: { smartcar: string; telematica: string };
-  metrics: () => Promise<string>;
-}
+import { AMT, SECRET, startIngress as startHarnessIngress, type IngressHarness } from './ingress-harness';
 
 const running: IngressApp[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((app) => app.stop()));
 });
 
-async function startIngress(overrides: Partial<IngressSettings> = {}, kafka?: Kafka): Promise<Harness> {
-  const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
-  const registry = createMetricsRegistry('ingress', { defaultMetrics: false });
-  const app = createIngressApp({
-    settings: {
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      smartcarManagementToken: AMT,
-      telematicaWebhookSecrets: [SECRET],
-      maxBodyBytes: 256 * 1024,
-      kafkaPublishTimeoutMs: 5_000,
-      rawTopicPartitions: 3,
-      shutdownDrainMs: 5_000,
-      kafkaProbeIntervalMs: 200,
-      topics,
-      ...overrides,
-    },
-    kafka: kafka ?? testKafka(),
-    seenStore: createRedisSeenStore({
-      url: testEndpoints().redisUrl,
-      ttlSeconds: 600,
-      namespace: uniqueName('seen'),
-    }),
-    logger,
-    registry,
-    onFatal: (error) => {
-      throw error;
-    },
-  });
-  await app.start();
-  running.push(app);
-  return { app, url: `http://127.0.0.1:${app.port()}`, topics, metrics: () => registry.metrics() };
+/** The harness's ingress with a 5 s drain, stopped after each test. */
+async function startIngress(
+  overrides: Partial<IngressSettings> = {},
+  kafka?: Kafka,
+): Promise<IngressHarness> {
+  const h = await startHarnessIngress({ shutdownDrainMs: 5_000, ...overrides }, kafka);
+  running.push(h.app);
+  return h;
 }
 
 async function post(url: string, body: Buffer | string, headers: Record<string, string>) {
@@ -131,9 +93,9 @@ function postChunked(url: string, body: Buffer): Promise<number> {
   });
 }
 
-const postSmartcar = (h: Harness, body: Buffer | string) =>
+const postSmartcar = (h: IngressHarness, body: Buffer | string) =>
   post(`${h.url}/webhooks/smartcar`, body, smartcarHeaders(body, AMT));
-const postTelematica = (h: Harness, body: Buffer | string, id?: string) =>
+const postTelematica = (h: IngressHarness, body: Buffer | string, id?: string) =>
   post(`${h.url}/webhooks/telematica`, body, svixHeaders(body, SECRET, { id }));
 
 describe('ingress against the real Kafka and Redis', () => {
