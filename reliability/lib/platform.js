@@ -243,8 +243,17 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
     });
   }
   const order = ['notifier', 'session-aggregator', 'normalizer', 'ingress'];
+  const stopAll = async () => {
+    for (const name of [...order].reverse()) await services[name].stop();
+  };
   for (const name of order) services[name].start();
-  await Promise.all(order.map((name) => services[name].waitReady()));
+  try {
+    await Promise.all(order.map((name) => services[name].waitReady()));
+  } catch (err) {
+    // One service that never became ready must not leave the others running after the suite has ended.
+    await stopAll();
+    throw err;
+  }
   log(
     `services ready: ${order.map((n) => `${n} ${services[n].baseUrl} (pid ${services[n].pid})`).join(', ')}`,
   );
@@ -254,9 +263,7 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
     normalizer: services.normalizer,
     aggregator: services['session-aggregator'],
     notifier: services.notifier,
-    async stop() {
-      for (const name of [...order].reverse()) await services[name].stop();
-    },
+    stop: stopAll,
   };
 }
 
