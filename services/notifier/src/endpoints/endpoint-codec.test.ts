@@ -106,4 +106,14 @@ describe('endpoint codec', () => {
     const { url: _url, ...withoutUrl } = JSON.parse(codec.encode(anEndpoint()).toString('utf8'));
     expect(() => codec.decode(Buffer.from(JSON.stringify(withoutUrl)))).toThrow();
   });
+
+  it('keeps the owner, and still reads a record written before owners (owner null)', () => {
+    const codec = createEndpointCodec(createSecretBox({ current: k1 }));
+    const owned: Endpoint = { ...anEndpoint(), owner: 'cust_42' };
+    expect(codec.decode(codec.encode(owned)).owner).toBe('cust_42');
+    const { owner: _owner, ...old } = anEndpoint();
+    const record = codec.encode(old as Endpoint);
+    expect(JSON.parse(record.toString('utf8'))).not.toHaveProperty('owner');
+    expect(codec.decode(record)).toEqual({ ...old, owner: null });
+  });
 });

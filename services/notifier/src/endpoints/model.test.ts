@@ -151,6 +151,7 @@ describe('create schema', () => {
     expect(parseOrThrow(createEndpointSchema, { url: 'https://a.example.com/hook' })).toEqual({
       url: 'https://a.example.com/hook',
       description: '',
+      owner: null,
       eventTypes: [],
       vehicleIds: [],
       userIds: [],
@@ -316,5 +317,42 @@ describe('newEndpoint, rotation, views and encoding', () => {
     expect(parseStoredEndpoint(JSON.parse(JSON.stringify(endpoint)))).toEqual(endpoint);
     expect(() => parseStoredEndpoint({ id: 'ep_x' })).toThrow();
     expect(() => parseStoredEndpoint({ ...endpoint, secrets: { current: 'whsec_short' } })).toThrow();
+  });
+});
+
+describe('owner', () => {
+  it('accepts 1 to 64 characters of A-Z a-z 0-9 . _ : -, or null; defaults to null', () => {
+    for (const owner of ['cust_42', 'acme.fleet:eu-1', 'a', 'x'.repeat(64)])
+      expect(parseOrThrow(createEndpointSchema, { url: 'https://a.example.com', owner }).owner).toBe(owner);
+    expect(parseOrThrow(createEndpointSchema, { url: 'https://a.example.com' }).owner).toBeNull();
+    expect(parseOrThrow(updateEndpointSchema, { owner: null })).toEqual({ owner: null });
+  });
+
+  it.each(['', 'x'.repeat(65), 'has space', 'a/b', 'é', 42])('refuses owner %p naming the field', (owner) => {
+    expect(() => parseOrThrow(createEndpointSchema, { url: 'https://a.example.com', owner })).toThrow(
+      /^owner: /,
+    );
+    expect(() => parseOrThrow(updateEndpointSchema, { owner })).toThrow(/^owner: /);
+  });
+
+  it('is set by create, changed and cleared by a patch, and shown in the public view', () => {
+    const endpoint = newEndpoint(
+      parseOrThrow(createEndpointSchema, { url: 'https://a.example.com', owner: 'cust_1' }),
+      'ep_aaaaaaaaaaaaaaaaaaaaaaaaaa',
+      T0,
+    );
+    expect(publicView(endpoint).owner).toBe('cust_1');
+    const moved = applyPatch(endpoint, parseOrThrow(updateEndpointSchema, { owner: 'cust_2' }), T1);
+    expect(moved.owner).toBe('cust_2');
+    const cleared = applyPatch(moved, parseOrThrow(updateEndpointSchema, { owner: null }), T1);
+    expect(publicView(cleared).owner).toBeNull();
+    // Not touched by a patch that does not name it.
+    expect(applyPatch(moved, parseOrThrow(updateEndpointSchema, { description: 'd' }), T1).owner).toBe('cust_2');
+  });
+
+  it('reads a stored endpoint from before owners as owner null', () => {
+    const { owner: _owner, ...old } = anEndpoint();
+    expect(parseStoredEndpoint(JSON.parse(JSON.stringify(old))).owner).toBeNull();
+    expect(publicView(old as Endpoint).owner).toBeNull();
   });
 });

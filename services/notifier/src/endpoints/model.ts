@@ -30,6 +30,11 @@ export interface Endpoint {
   url: string;
   description: string;
   /**
+   * Who the endpoint belongs to (e.g. a customer id), for filtering and scoped access; null or absent = none
+   * (records written before owners existed have none).
+   */
+  owner?: string | null;
+  /**
    * Subscribed types, customer and operational ({@link OPERATIONAL_EVENT_TYPES}). Empty: every customer type,
    * no operational one.
    */
@@ -161,10 +166,17 @@ const throttleRate = z
 
 const description = z.string().max(500, 'must be at most 500 characters');
 
+/** An endpoint's `owner` label: 1 to 64 characters of `A-Z a-z 0-9 . _ : -`. */
+export const OWNER_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+export const ownerSchema = z
+  .string({ error: 'must be a string' })
+  .regex(OWNER_PATTERN, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ : -');
+
 /** The body of `POST /v1/endpoints`. Unknown fields are refused, so a typo is not silently ignored. */
 export const createEndpointSchema = z.strictObject({
   url,
   description: description.default(''),
+  owner: ownerSchema.nullable().default(null),
   eventTypes: eventTypes.default([]),
   vehicleIds: stringList('vehicle id').default([]),
   userIds: stringList('user id').default([]),
@@ -181,6 +193,7 @@ export const createEndpointSchema = z.strictObject({
 export const updateEndpointSchema = z.strictObject({
   url: url.optional(),
   description: description.optional(),
+  owner: ownerSchema.nullable().optional(),
   eventTypes: eventTypes.optional(),
   vehicleIds: stringList('vehicle id').optional(),
   userIds: stringList('user id').optional(),
@@ -232,6 +245,7 @@ export function newEndpoint(input: ValidCreateEndpoint, id: string, nowMs: numbe
     id,
     url: input.url,
     description: input.description,
+    owner: input.owner,
     eventTypes: input.eventTypes,
     vehicleIds: input.vehicleIds,
     userIds: input.userIds,
@@ -293,6 +307,7 @@ export interface EndpointView {
   id: string;
   url: string;
   description: string;
+  owner: string | null;
   eventTypes: string[];
   vehicleIds: string[];
   userIds: string[];
@@ -311,6 +326,7 @@ export function publicView(endpoint: Endpoint): EndpointView {
     id: endpoint.id,
     url: endpoint.url,
     description: endpoint.description,
+    owner: endpoint.owner ?? null,
     eventTypes: [...endpoint.eventTypes],
     vehicleIds: [...endpoint.vehicleIds],
     userIds: [...endpoint.userIds],
@@ -331,6 +347,8 @@ const storedEndpointSchema = z.object({
   id: z.string().regex(ENDPOINT_ID_PATTERN),
   url: z.string(),
   description: z.string(),
+  // Records written before owners existed have none.
+  owner: z.string().nullable().default(null),
   eventTypes: z.array(z.string()),
   vehicleIds: z.array(z.string()),
   userIds: z.array(z.string()),
