@@ -36,6 +36,8 @@ import { createSecretBox, type SecretsKey } from './endpoints/secret-box';
 import { createEndpointStore } from './endpoints/store';
 import { createUrlCheck } from './endpoints/url-check';
 import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
+import { createMessageIndex } from './history/message-index';
+import { createMessageLog } from './history/message-log';
 import { createNotifierMetrics } from './metrics';
 import { createPipelinedConsumer } from './pipeline/pipelined-consumer';
 
@@ -159,6 +161,12 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     retentionMs: settings.attemptRetentionMs,
     logger,
   });
+  // The attempt log with the message log's index and health counters written in its batches.
+  const history = createMessageIndex(redis, attemptLog, {
+    namespace: settings.redisNamespace,
+    retentionMs: settings.attemptRetentionMs,
+    now,
+  });
   const sender = createHttpSender({
     timeoutMs: settings.requestTimeoutMs,
     allowHttp: settings.allowHttp,
@@ -184,7 +192,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     endpoints,
     sender,
     writer,
-    attempts: attemptLog,
+    attempts: history,
     operational,
     metrics,
     logger,
@@ -214,7 +222,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     endpoints,
     submit: (item, signal) => dispatcher.submit(item, signal),
     deadLetterSource,
-    saveMessages: (messages) => attemptLog.saveMessages(messages),
+    saveMessages: (messages) => history.saveMessages(messages),
     metrics,
     logger,
     now,
@@ -255,7 +263,14 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     onFatal: deps.onFatal,
   });
   const control = createDeliveryControl({
-    history: attemptLog,
+    history: {
+      ...history,
+      // A re-send by an operator: the delivery is pending again in the message log.
+      clearDeadLetter(messageId, endpointId) {
+        history.markRequeued(messageId, endpointId);
+        history.clearDeadLetter(messageId, endpointId);
+      },
+    },
     endpoints,
     writer,
     scan: (sinceMs, keep) => scanDeadLetters({ kafka: deps.kafka, topic: dlqTopic, sinceMs, keep, logger }),
@@ -281,6 +296,13 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
           token: settings.adminToken,
           endpoints,
           delivery: control,
+          messages: createMessageLog({
+            index: history,
+            circuitOf: (endpointId) => dispatcher.circuitOf(endpointId),
+            writer,
+            retryMessage: (messageId, endpointId) => control.retryMessage(messageId, endpointId),
+            now,
+          }),
           now,
           checkUrl,
           logger,

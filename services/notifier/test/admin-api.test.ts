@@ -202,6 +202,7 @@ describe('admin API: endpoints', () => {
       id: expect.stringMatching(/^ep_[a-z2-7]{26}$/),
       url: 'https://hooks.example.com/ev',
       description: 'fleet A',
+      owner: null,
       eventTypes: ['charging_session.started'],
       vehicleIds: [],
       userIds: [],

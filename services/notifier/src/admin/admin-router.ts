@@ -4,6 +4,7 @@ import type { Logger } from '@ampflow/observability';
 import { AppError, DependencyError, ValidationError } from '@ampflow/runtime';
 import {
   EndpointNotFoundError,
+  ownerSchema,
   parseOrThrow,
   publicView,
   type CreateEndpointInput,
@@ -12,7 +13,9 @@ import {
 } from '../endpoints/model';
 import type { EndpointStore } from '../endpoints/store';
 import { requireBearerToken } from './auth';
+import { DELIVERY_STATUSES, decodeCursor, encodeCursor } from '../history/message-log-model';
 import type { DeliveryControl } from './delivery-control';
+import type { AdminMessageLog } from './message-log';
 
 /** Largest admin request body, bytes (64 KiB): an endpoint with 3 full 1000-entry filters still fits. */
 export const ADMIN_MAX_BODY_BYTES = 64 * 1024;
@@ -22,6 +25,11 @@ export interface AdminRouterDeps {
   token: string;
   endpoints: EndpointStore;
   delivery: DeliveryControl;
+  /**
+   * The message log, endpoint health, test events and bulk re-sends (src/history). Absent only in tests of the
+   * other routes: endpoints are then shown without `health`, and its routes answer 503 `message_log_unavailable`.
+   */
+  messages?: AdminMessageLog;
   /** Epoch ms; injected by tests. */
   now?: () => number;
   /** Refuses URLs the notifier will not deliver to (throws a ValidationError); see EndpointStoreBehaviour. */
@@ -43,9 +51,45 @@ const deadLettersQuery = z.object({
   endpointId: z.string().min(1).max(100).optional(),
 });
 const retryBody = z.strictObject({ endpointId: z.string().min(1).max(100).optional() });
-const recoverBody = z.strictObject({
-  since: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as 2025-01-31T12:00:00Z' }),
+const isoTime = z.iso.datetime({
+  offset: true,
+  error: 'must be an ISO-8601 time such as 2025-01-31T12:00:00Z',
 });
+const recoverBody = z.strictObject({ since: isoTime });
+const endpointsQuery = z.strictObject({ owner: ownerSchema.optional() });
+const id = z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const messagesQuery = z.strictObject({
+  endpointId: id.optional(),
+  eventType: id.optional(),
+  vehicle: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+  status: z.enum(DELIVERY_STATUSES, { error: `must be one of ${DELIVERY_STATUSES.join(', ')}` }).optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+  limit: limitQuery(500, 50),
+  cursor: z.string().max(1000, 'must be at most 1000 characters').optional(),
+});
+const bulkRetryBody = z.strictObject({
+  endpointId: id.optional(),
+  eventType: id.optional(),
+  status: z.enum(['failed', 'dead'], { error: 'must be failed or dead' }).optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+  limit: z
+    .number({ error: 'must be a number' })
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(1000, 'must be at most 1000')
+    .default(100),
+});
+
+/** `since` and `until` as epoch ms; 400 when `since` is not before `until`. */
+function timeRange(range: { since?: string; until?: string }): { sinceMs?: number; untilMs?: number } {
+  const sinceMs = range.since === undefined ? undefined : Date.parse(range.since);
+  const untilMs = range.until === undefined ? undefined : Date.parse(range.until);
+  if (sinceMs !== undefined && untilMs !== undefined && sinceMs >= untilMs)
+    throw new ValidationError('invalid_request', 'since: must be before until');
+  return { ...(sinceMs !== undefined && { sinceMs }), ...(untilMs !== undefined && { untilMs }) };
+}
 
 /** Body-parser's errors as the taxonomy's: bad JSON is a 400, an oversized body a 413. */
 function bodyError(err: unknown): AppError | undefined {
@@ -104,6 +148,27 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
     if (typeof url === 'string' && deps.checkUrl) deps.checkUrl(url);
   };
   const body = (req: Request): unknown => req.body ?? {};
+  const messageLog = (): AdminMessageLog => {
+    if (!deps.messages)
+      throw new DependencyError('message_log_unavailable', 'the message log is not configured');
+    return deps.messages;
+  };
+  const disabledError = (endpoint: Endpoint) =>
+    new AppError(
+      'endpoint_disabled',
+      `endpoint ${endpoint.id} is disabled (${endpoint.disabledReason ?? 'manual'}); enable it first with PATCH {"enabled": true}`,
+      false,
+      409,
+    );
+  /** Public views, with `health` when the message log is there. */
+  const views = async (list: Endpoint[]) => {
+    const health = deps.messages ? await deps.messages.health(list) : undefined;
+    return list.map((endpoint) => {
+      const view = publicView(endpoint);
+      const h = health?.get(endpoint.id);
+      return h ? { ...view, health: h } : view;
+    });
+  };
 
   router.post('/endpoints', async (req, res) => {
     const input = body(req) as CreateEndpointInput;
@@ -114,12 +179,15 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
     res.json({ ...publicView(endpoint), secret: endpoint.secrets.current });
   });
 
-  router.get('/endpoints', (_req, res) => {
-    res.json({ data: endpoints.list().map(publicView) });
+  router.get('/endpoints', async (req, res) => {
+    const { owner } = parseOrThrow(endpointsQuery, req.query);
+    const list = endpoints.list().filter((e) => owner === undefined || e.owner === owner);
+    res.json({ data: await views(list) });
   });
 
-  router.get('/endpoints/:id', (req, res) => {
-    res.json(publicView(endpointOf(req)));
+  router.get('/endpoints/:id', async (req, res) => {
+    const [view] = await views([endpointOf(req)]);
+    res.json(view);
   });
 
   router.patch('/endpoints/:id', async (req, res) => {
@@ -155,17 +223,66 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
     const { since } = parseOrThrow(recoverBody, body(req));
     const sinceMs = Date.parse(since);
     if (sinceMs > now()) throw new ValidationError('invalid_request', 'since: must not be in the future');
-    if (!endpoint.enabled) {
-      throw new AppError(
-        'endpoint_disabled',
-        `endpoint ${endpoint.id} is disabled (${endpoint.disabledReason ?? 'manual'}); enable it first with PATCH {"enabled": true}`,
-        false,
-        409,
-      );
-    }
+    if (!endpoint.enabled) throw disabledError(endpoint);
     const result = await delivery.recover(endpoint.id, sinceMs);
     log.info({ endpointId: endpoint.id, since, queued: result.queued }, 'recovery requested');
     res.status(202).json({ queued: result.queued });
+  });
+
+  router.post('/endpoints/:id/test', async (req, res) => {
+    const endpoint = endpointOf(req);
+    parseOrThrow(z.strictObject({}), body(req));
+    if (!endpoint.enabled) throw disabledError(endpoint);
+    const { messageId } = await messageLog().sendTest(endpoint);
+    log.info({ endpointId: endpoint.id, messageId }, 'test message sent');
+    res.status(202).json({ messageId });
+  });
+
+  router.get('/messages', async (req, res) => {
+    const query = parseOrThrow(messagesQuery, req.query);
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (cursor === null)
+      throw new ValidationError('invalid_request', 'cursor: not a cursor this API returned');
+    const page = await messageLog().list({
+      ...(query.endpointId !== undefined && { endpointId: query.endpointId }),
+      ...(query.eventType !== undefined && { eventType: query.eventType }),
+      ...(query.vehicle !== undefined && { vehicle: query.vehicle }),
+      ...(query.status !== undefined && { status: query.status }),
+      ...timeRange(query),
+      limit: query.limit,
+      ...(cursor !== undefined && { cursor }),
+    });
+    res.json(
+      page.nextCursor ? { data: page.data, nextCursor: encodeCursor(page.nextCursor) } : { data: page.data },
+    );
+  });
+
+  router.post('/messages/retry', async (req, res) => {
+    const selection = parseOrThrow(bulkRetryBody, body(req));
+    if (selection.endpointId !== undefined && !endpoints.get(selection.endpointId))
+      throw new EndpointNotFoundError(selection.endpointId);
+    const { retried } = await messageLog().retryMatching({
+      ...(selection.endpointId !== undefined && { endpointId: selection.endpointId }),
+      ...(selection.eventType !== undefined && { eventType: selection.eventType }),
+      ...(selection.status !== undefined && { status: selection.status }),
+      ...timeRange(selection),
+      limit: selection.limit,
+    });
+    log.info({ ...selection, retried }, 'bulk retry requested');
+    res.status(202).json({ retried });
+  });
+
+  router.get('/messages/:id', async (req, res) => {
+    const messageId = String(req.params.id);
+    const detail = await messageLog().get(messageId);
+    if (!detail)
+      throw new AppError(
+        'message_not_found',
+        `no message ${messageId} is known (the log keeps messages for the attempt retention)`,
+        false,
+        404,
+      );
+    res.json(detail);
   });
 
   router.get('/messages/:id/attempts', async (req, res) => {

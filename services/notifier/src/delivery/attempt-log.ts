@@ -33,6 +33,12 @@ export interface AttemptLog {
   clearDeadLetter(messageId: string, endpointId: string): void;
   /** Dead letters, newest first, over all endpoints or one. */
   deadLetters(filter: { endpointId?: string; limit: number }): Promise<DeadLetterView[]>;
+  /**
+   * Adds commands of another history index (message log, attempt counters) to the same batches: `write` is
+   * called when the batch it falls in is built, with that batch's pipeline (so it may add what was gathered
+   * since it was queued).
+   */
+  enqueueWrite(write: (pipeline: ChainableCommander) => void): void;
   /** Sends everything buffered so far; resolves when it is written (or dropped). Never rejects. */
   flush(): Promise<void>;
   /** Buffered writes lost so far (a failed batch, or a full buffer while Redis does not answer). */
@@ -281,6 +287,10 @@ export function createAttemptLog(
 
     deadLetters,
     flush,
+
+    enqueueWrite(write) {
+      push((p) => write(p));
+    },
 
     get droppedWrites() {
       return dropped;

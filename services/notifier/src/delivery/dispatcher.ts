@@ -95,6 +95,8 @@ export interface Dispatcher {
    * endpoint at its first failure).
    */
   resetHealth(endpointId: string): void;
+  /** An endpoint's circuit in this instance (closed when it has had no attempt here), for the admin API. */
+  circuitOf(endpointId: string): CircuitState;
 }
 
 interface Job {
@@ -525,6 +527,7 @@ export function createDispatcher(deps: {
         pump(item.endpointId);
       });
     },
+    circuitOf: (endpointId) => lanes.get(endpointId)?.circuit ?? CLOSED_CIRCUIT,
     resetHealth(endpointId) {
       const lane = lanes.get(endpointId);
       if (lane) lane.circuit = CLOSED_CIRCUIT;

@@ -347,7 +347,9 @@ describe('owner', () => {
     const cleared = applyPatch(moved, parseOrThrow(updateEndpointSchema, { owner: null }), T1);
     expect(publicView(cleared).owner).toBeNull();
     // Not touched by a patch that does not name it.
-    expect(applyPatch(moved, parseOrThrow(updateEndpointSchema, { description: 'd' }), T1).owner).toBe('cust_2');
+    expect(applyPatch(moved, parseOrThrow(updateEndpointSchema, { description: 'd' }), T1).owner).toBe(
+      'cust_2',
+    );
   });
 
   it('reads a stored endpoint from before owners as owner null', () => {

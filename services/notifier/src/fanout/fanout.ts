@@ -49,6 +49,8 @@ export interface StoredMessage {
   body: string;
   routing: CustomerEvent['routing'];
   sourceTimestampMs: number;
+  /** The endpoints it is sent to (for the message log; not kept with the body). */
+  endpointIds?: string[];
 }
 
 export interface FanoutDeps {
@@ -260,6 +262,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
           body,
           routing: event.routing,
           sourceTimestampMs: d.timestampMs,
+          endpointIds: targets.map((endpoint) => endpoint.id),
         });
         for (const endpoint of targets) {
           items.push({

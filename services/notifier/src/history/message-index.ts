@@ -1,0 +1,376 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
+import type { AttemptLog, StoredMessage } from '../delivery/attempt-log';
+import {
+  applyFilter,
+  isAfterCursor,
+  lastHourMinutes,
+  minuteOf,
+  stateAfterAttempt,
+  summaryOf,
+  type DeliveryState,
+  type MessageCursor,
+  type MessageFilter,
+  type MessageMeta,
+  type MessageSummary,
+} from './message-log-model';
+
+/** A message as fan-out (or the test route) saves it, with the endpoints it was sent to. */
+export type IndexedMessage = StoredMessage & { endpointIds?: readonly string[] };
+
+export interface MessageQuery extends MessageFilter {
+  /** Created at or after (epoch ms). */
+  sinceMs?: number;
+  /** Created before (epoch ms). */
+  untilMs?: number;
+  limit: number;
+  cursor?: MessageCursor;
+  /** Index entries examined at most (default 20 × limit, at least 2,000): a page may come back short. */
+  scanLimit?: number;
+}
+
+export interface MessagePage {
+  data: MessageSummary[];
+  nextCursor?: MessageCursor;
+}
+
+/**
+ * The message log: a time-ordered index of messages and, per message and endpoint, where the delivery stands;
+ * plus per-minute attempt and failure counters per endpoint (endpoint health). An {@link AttemptLog} wrapped:
+ * every write the delivery engine makes to the attempt log also updates the index, in the same Redis
+ * pipeline batch (one entry per batch gathers every index write made meanwhile). History only, like the
+ * attempt log: lost with Redis, kept for the attempt retention.
+ */
+export interface MessageIndex extends AttemptLog {
+  saveMessages(messages: IndexedMessage[]): void;
+  /** A delivery re-sent by an operator: pending again. */
+  markRequeued(messageId: string, endpointId: string): void;
+  list(query: MessageQuery): Promise<MessagePage>;
+  /** One message's summary (all its endpoints), or null when the log does not know it. */
+  summary(messageId: string): Promise<{ summary: MessageSummary; vehicleIds: string[] } | null>;
+  /** Attempts and failures per endpoint over the last hour (60 one-minute counters). */
+  lastHour(
+    endpointIds: readonly string[],
+    nowMs: number,
+  ): Promise<Map<string, { attempts: number; failures: number }>>;
+}
+
+export interface MessageIndexOptions {
+  namespace?: string;
+  /** As the attempt log's (default 7 days). */
+  retentionMs?: number;
+  /** Messages in the time index at most (default 1,000,000), and per endpoint (default 200,000). */
+  indexCap?: number;
+  endpointIndexCap?: number;
+  now?: () => number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** How often at most each index is pruned to its retention and cap (ms). */
+const PRUNE_EVERY_MS = 60_000;
+/** Index entries read per range call while listing. */
+const CHUNK = 200;
+/** Counter keys live this long (ms): the last hour, with room for clocks. */
+const COUNTER_TTL_MS = 2 * 60 * 60 * 1000;
+
+interface Pending {
+  /** `ZADD NX` into the time index: encoded message id → createdAt ms. */
+  index: Map<string, number>;
+  endpointIndex: Map<string, Map<string, number>>;
+  /** `HSETNX meta` per message id. */
+  meta: Map<string, string>;
+  /** `HSETNX s:<endpoint>` (pending from fan-out: an attempt's state is newer) per message id. */
+  initial: Map<string, Map<string, string>>;
+  /** `HSET s:<endpoint>` per message id. */
+  states: Map<string, Map<string, string>>;
+  /** `HINCRBY n:<endpoint>` per message id. */
+  attemptCounts: Map<string, Map<string, number>>;
+  /** Per `<endpoint>\n<minute>`: attempts and failures. */
+  counters: Map<string, { a: number; f: number }>;
+}
+
+const emptyPending = (): Pending => ({
+  index: new Map(),
+  endpointIndex: new Map(),
+  meta: new Map(),
+  initial: new Map(),
+  states: new Map(),
+  attemptCounts: new Map(),
+  counters: new Map(),
+});
+
+const inner = <V>(map: Map<string, Map<string, V>>, key: string): Map<string, V> => {
+  let m = map.get(key);
+  if (!m) {
+    m = new Map();
+    map.set(key, m);
+  }
+  return m;
+};
+
+/**
+ * Key layout (`<ns>` the namespace; ids URI-encoded as in the attempt log):
+ *
+ * - `<ns>:msglog`: sorted set, member message id, score createdAt (ms): every message, newest last
+ * - `<ns>:msglog:endpoint:<endpointId>`: the same for the messages sent to one endpoint
+ * - `<ns>:msglog:m:<messageId>`: hash, `meta` (type, vehicle ids, createdAt), `s:<endpointId>` (DeliveryState
+ *   JSON), `n:<endpointId>` (attempts made)
+ * - `<ns>:attempt-counts:<endpointId>:<minute>`: hash `a` (attempts) and `f` (failures) of one minute
+ *
+ * The indexes are pruned of entries older than the retention and trimmed to their cap at most once a minute
+ * per index and process; a hash lives for the retention after its last write, counters two hours. An index
+ * entry whose hash is gone is skipped when listing.
+ */
+export function createMessageIndex(
+  redis: Redis,
+  log: AttemptLog,
+  options: MessageIndexOptions = {},
+): MessageIndex {
+  const ns = options.namespace ?? 'ampflow:notifier';
+  const retentionMs = options.retentionMs ?? 7 * DAY_MS;
+  const indexCap = options.indexCap ?? 1_000_000;
+  const endpointIndexCap = options.endpointIndexCap ?? 200_000;
+  const now = options.now ?? Date.now;
+  const id = encodeURIComponent;
+  const indexKey = `${ns}:msglog`;
+  const endpointIndexKey = (endpointId: string) => `${ns}:msglog:endpoint:${id(endpointId)}`;
+  const hashKeyOfMember = (member: string) => `${ns}:msglog:m:${member}`;
+  const counterKey = (endpointId: string, minute: number) =>
+    `${ns}:attempt-counts:${id(endpointId)}:${minute}`;
+
+  let pending: Pending | null = null;
+  const prunedAt = new Map<string, number>();
+
+  /** The batch entry that writes what was gathered; queued once per batch. */
+  function gathered(): Pending {
+    if (pending) return pending;
+    const current = emptyPending();
+    pending = current;
+    log.enqueueWrite((p) => {
+      if (pending === current) pending = null;
+      writeAll(p, current);
+    });
+    return current;
+  }
+
+  function prune(p: ChainableCommander, key: string, cap: number, at: number): void {
+    const last = prunedAt.get(key);
+    if (last !== undefined && at - last < PRUNE_EVERY_MS) return;
+    prunedAt.set(key, at);
+    p.zremrangebyscore(key, '-inf', `(${at - retentionMs}`)
+      .zremrangebyrank(key, 0, -(cap + 1))
+      .pexpire(key, retentionMs);
+  }
+
+  function writeAll(p: ChainableCommander, w: Pending): void {
+    const at = now();
+    const zaddNx = (key: string, entries: Map<string, number>, cap: number) => {
+      if (entries.size === 0) return;
+      const args: Array<string | number> = [];
+      for (const [member, score] of entries) args.push(score, member);
+      p.zadd(key, 'NX', ...args);
+      prune(p, key, cap, at);
+    };
+    zaddNx(indexKey, w.index, indexCap);
+    for (const [endpointId, entries] of w.endpointIndex)
+      zaddNx(endpointIndexKey(endpointId), entries, endpointIndexCap);
+    const touched = new Set<string>();
+    for (const [messageId, meta] of w.meta) {
+      p.hsetnx(hashKeyOfMember(id(messageId)), 'meta', meta);
+      touched.add(messageId);
+    }
+    for (const [messageId, fields] of w.initial) {
+      for (const [endpointId, state] of fields)
+        p.hsetnx(hashKeyOfMember(id(messageId)), `s:${endpointId}`, state);
+      touched.add(messageId);
+    }
+    for (const [messageId, fields] of w.states) {
+      const args: string[] = [];
+      for (const [endpointId, state] of fields) args.push(`s:${endpointId}`, state);
+      p.hset(hashKeyOfMember(id(messageId)), ...args);
+      touched.add(messageId);
+    }
+    for (const [messageId, counts] of w.attemptCounts) {
+      for (const [endpointId, n] of counts) p.hincrby(hashKeyOfMember(id(messageId)), `n:${endpointId}`, n);
+      touched.add(messageId);
+    }
+    for (const messageId of touched) p.pexpire(hashKeyOfMember(id(messageId)), retentionMs);
+    for (const [key, { a, f }] of w.counters) {
+      const split = key.indexOf('\n');
+      const counter = counterKey(key.slice(0, split), Number(key.slice(split + 1)));
+      p.hincrby(counter, 'a', a);
+      if (f > 0) p.hincrby(counter, 'f', f);
+      p.pexpire(counter, COUNTER_TTL_MS);
+    }
+  }
+
+  const metaJson = (meta: MessageMeta) => JSON.stringify(meta);
+
+  function indexMessage(w: Pending, messageId: string, meta: MessageMeta, createdAtMs: number): void {
+    if (!w.index.has(id(messageId))) w.index.set(id(messageId), createdAtMs);
+    if (!w.meta.has(messageId)) w.meta.set(messageId, metaJson(meta));
+  }
+
+  function setState(messageId: string, endpointId: string, state: DeliveryState): void {
+    inner(gathered().states, messageId).set(endpointId, JSON.stringify(state));
+  }
+
+  async function readHashes(members: string[]): Promise<Array<Record<string, string>>> {
+    if (members.length === 0) return [];
+    const p = redis.pipeline();
+    for (const member of members) p.hgetall(hashKeyOfMember(member));
+    const results = (await p.exec()) ?? [];
+    return results.map(([error, value]) => {
+      if (error) throw error;
+      return (value ?? {}) as Record<string, string>;
+    });
+  }
+
+  const vehicleIdsOf = (hash: Record<string, string>): string[] =>
+    hash.meta === undefined ? [] : (JSON.parse(hash.meta) as MessageMeta).vehicleIds;
+
+  return {
+    ...log,
+    get droppedWrites() {
+      return log.droppedWrites;
+    },
+
+    record(attempt: AttemptView) {
+      log.record(attempt);
+      const w = gathered();
+      const atMs = Date.parse(attempt.at);
+      const createdAtMs = Number.isFinite(atMs) ? atMs : now();
+      // A message the notifier did not save (operational events) is indexed at its first attempt.
+      indexMessage(
+        w,
+        attempt.messageId,
+        { type: attempt.eventType, vehicleIds: [], createdAt: new Date(createdAtMs).toISOString() },
+        createdAtMs,
+      );
+      const perEndpoint = inner(w.endpointIndex, attempt.endpointId);
+      if (!perEndpoint.has(id(attempt.messageId))) perEndpoint.set(id(attempt.messageId), createdAtMs);
+      inner(w.states, attempt.messageId).set(attempt.endpointId, JSON.stringify(stateAfterAttempt(attempt)));
+      const counts = inner(w.attemptCounts, attempt.messageId);
+      counts.set(attempt.endpointId, (counts.get(attempt.endpointId) ?? 0) + 1);
+      const counterId = `${attempt.endpointId}\n${minuteOf(createdAtMs)}`;
+      const counter = w.counters.get(counterId) ?? { a: 0, f: 0 };
+      counter.a += 1;
+      if (attempt.status === 'failed') counter.f += 1;
+      w.counters.set(counterId, counter);
+    },
+
+    saveMessages(messages: IndexedMessage[]) {
+      // The endpoint ids are the index's, not part of the message kept for re-sends.
+      log.saveMessages(messages.map(({ endpointIds: _targets, ...message }) => message));
+      const w = gathered();
+      const at = now();
+      for (const message of messages) {
+        // Stored messages carry their source time; the log orders by when the notifier made the message.
+        const meta: MessageMeta = {
+          type: message.type,
+          vehicleIds: [...message.routing.vehicleIds],
+          createdAt: new Date(at).toISOString(),
+        };
+        // Saved first (fan-out saves before the attempts are recorded), so this meta wins over an attempt's.
+        w.meta.set(message.id, metaJson(meta));
+        w.index.set(id(message.id), at);
+        const initial = inner(w.initial, message.id);
+        for (const endpointId of message.endpointIds ?? []) {
+          const perEndpoint = inner(w.endpointIndex, endpointId);
+          if (!perEndpoint.has(id(message.id))) perEndpoint.set(id(message.id), at);
+          initial.set(
+            endpointId,
+            JSON.stringify({
+              status: 'pending',
+              lastStatusCode: null,
+              nextAttemptAt: null,
+            } satisfies DeliveryState),
+          );
+        }
+      }
+    },
+
+    recordDeadLetter(dl: DeadLetterView) {
+      log.recordDeadLetter(dl);
+      setState(dl.messageId, dl.endpointId, {
+        status: 'dead',
+        lastStatusCode: dl.lastStatus,
+        nextAttemptAt: null,
+      });
+    },
+
+    markRequeued(messageId, endpointId) {
+      setState(messageId, endpointId, { status: 'pending', lastStatusCode: null, nextAttemptAt: null });
+    },
+
+    async list(query) {
+      await log.flush();
+      const key = query.endpointId !== undefined ? endpointIndexKey(query.endpointId) : indexKey;
+      const max = query.cursor
+        ? String(query.cursor.score)
+        : query.untilMs !== undefined
+          ? `(${query.untilMs}`
+          : '+inf';
+      const min = query.sinceMs !== undefined ? String(query.sinceMs) : '-inf';
+      const scanLimit = query.scanLimit ?? Math.max(2_000, query.limit * 20);
+      const data: MessageSummary[] = [];
+      let examined = 0;
+      let offset = 0;
+      let last: MessageCursor | undefined;
+      for (;;) {
+        const raw = await redis.zrange(key, max, min, 'BYSCORE', 'REV', 'LIMIT', offset, CHUNK, 'WITHSCORES');
+        const entries: MessageCursor[] = [];
+        for (let i = 0; i + 1 < raw.length; i += 2)
+          entries.push({ member: raw[i]!, score: Number(raw[i + 1]) });
+        offset += entries.length;
+        const fresh = entries.filter((e) => isAfterCursor(e.score, e.member, query.cursor));
+        const hashes = await readHashes(fresh.map((e) => e.member));
+        for (let i = 0; i < fresh.length; i += 1) {
+          const entry = fresh[i]!;
+          examined += 1;
+          last = entry;
+          const summary = summaryOf(decodeURIComponent(entry.member), hashes[i]!);
+          const shown = summary && applyFilter(summary, vehicleIdsOf(hashes[i]!), query);
+          if (shown) data.push(shown);
+          if (data.length >= query.limit || examined >= scanLimit) {
+            const more = i + 1 < fresh.length || entries.length === CHUNK;
+            return more ? { data, nextCursor: entry } : { data };
+          }
+        }
+        if (entries.length < CHUNK) return { data };
+        if (last === undefined && offset > scanLimit) return { data };
+      }
+    },
+
+    async summary(messageId) {
+      await log.flush();
+      const [hash] = await readHashes([id(messageId)]);
+      const summary = hash ? summaryOf(messageId, hash) : null;
+      return summary ? { summary, vehicleIds: vehicleIdsOf(hash!) } : null;
+    },
+
+    async lastHour(endpointIds, nowMs) {
+      await log.flush();
+      const result = new Map<string, { attempts: number; failures: number }>();
+      if (endpointIds.length === 0) return result;
+      const minutes = lastHourMinutes(nowMs);
+      const p = redis.pipeline();
+      for (const endpointId of endpointIds)
+        for (const minute of minutes) p.hmget(counterKey(endpointId, minute), 'a', 'f');
+      const replies = (await p.exec()) ?? [];
+      endpointIds.forEach((endpointId, e) => {
+        let attempts = 0;
+        let failures = 0;
+        for (let m = 0; m < minutes.length; m += 1) {
+          const [error, value] = replies[e * minutes.length + m] ?? [null, null];
+          if (error) throw error;
+          const [a, f] = (value ?? [null, null]) as Array<string | null>;
+          attempts += Number(a ?? 0);
+          failures += Number(f ?? 0);
+        }
+        result.set(endpointId, { attempts, failures });
+      });
+      return result;
+    },
+  };
+}
