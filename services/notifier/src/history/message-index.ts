@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
+import { CUSTOMER_EVENT_TYPES } from '@ampflow/contracts';
 import type { AttemptLog, StoredMessage } from '../delivery/attempt-log';
 import {
   applyFilter,
@@ -11,6 +12,7 @@ import {
   type DeliveryState,
   type MessageCursor,
   type MessageFilter,
+  TEST_EVENT_TYPE,
   type MessageMeta,
   type MessageSummary,
 } from './message-log-model';
@@ -77,9 +79,11 @@ interface Pending {
   /** `ZADD NX` into the time index: encoded message id → createdAt ms. */
   index: Map<string, number>;
   endpointIndex: Map<string, Map<string, number>>;
-  /** `HSETNX meta` per message id. */
+  /** `meta` per message id, written with the message's states in one `HSET` (the same for every copy). */
   meta: Map<string, string>;
-  /** `HSETNX s:<endpoint>` (pending from fan-out: an attempt's state is newer) per message id. */
+  /** `HSETNX meta` per message id, for events the notifier did not save (operational ones), from an attempt. */
+  metaFromAttempt: Map<string, string>;
+  /** `HSETNX s:<endpoint>` (pending, from fan-out: an attempt's state, if any, is newer) per message id. */
   initial: Map<string, Map<string, string>>;
   /** `HSET s:<endpoint>` per message id. */
   states: Map<string, Map<string, string>>;
@@ -89,10 +93,18 @@ interface Pending {
   counters: Map<string, { a: number; f: number }>;
 }
 
+/**
+ * Types the notifier saves (with their endpoints) before any attempt: customer events and test messages. Others
+ * (operational events) are indexed from their attempts.
+ */
+const SAVED_TYPES: ReadonlySet<string> = new Set<string>([...CUSTOMER_EVENT_TYPES, TEST_EVENT_TYPE]);
+const PENDING = JSON.stringify({ status: 'pending', lastStatusCode: null, nextAttemptAt: null });
+
 const emptyPending = (): Pending => ({
   index: new Map(),
   endpointIndex: new Map(),
   meta: new Map(),
+  metaFromAttempt: new Map(),
   initial: new Map(),
   states: new Map(),
   attemptCounts: new Map(),
@@ -113,7 +125,7 @@ const inner = <V>(map: Map<string, Map<string, V>>, key: string): Map<string, V>
  *
  * - `<ns>:msglog`: sorted set, member message id, score createdAt (ms): every message, newest last
  * - `<ns>:msglog:endpoint:<endpointId>`: the same for the messages sent to one endpoint
- * - `<ns>:msglog:m:<messageId>`: hash, `meta` (type, vehicle ids, createdAt), `s:<endpointId>` (DeliveryState
+ * - `<ns>:msglog:m:<messageId>`: hash, `meta` (type, vehicle ids), `s:<endpointId>` (DeliveryState
  *   JSON), `n:<endpointId>` (attempts made)
  * - `<ns>:attempt-counts:<endpointId>:<minute>`: hash `a` (attempts) and `f` (failures) of one minute
  *
@@ -174,27 +186,32 @@ export function createMessageIndex(
     zaddNx(indexKey, w.index, indexCap);
     for (const [endpointId, entries] of w.endpointIndex)
       zaddNx(endpointIndexKey(endpointId), entries, endpointIndexCap);
-    const touched = new Set<string>();
-    for (const [messageId, meta] of w.meta) {
-      p.hsetnx(hashKeyOfMember(id(messageId)), 'meta', meta);
-      touched.add(messageId);
+    const touched = new Set<string>([
+      ...w.meta.keys(),
+      ...w.metaFromAttempt.keys(),
+      ...w.initial.keys(),
+      ...w.states.keys(),
+      ...w.attemptCounts.keys(),
+    ]);
+    // Per message: one HSET of its meta and states, HSETNX only where a newer write may already be there.
+    for (const messageId of touched) {
+      const key = hashKeyOfMember(id(messageId));
+      const fields: string[] = [];
+      const meta = w.meta.get(messageId);
+      if (meta !== undefined) fields.push('meta', meta);
+      const states = w.states.get(messageId);
+      if (states) for (const [endpointId, state] of states) fields.push(`s:${endpointId}`, state);
+      if (fields.length > 0) p.hset(key, ...fields);
+      const fromAttempt = w.metaFromAttempt.get(messageId);
+      if (fromAttempt !== undefined && meta === undefined) p.hsetnx(key, 'meta', fromAttempt);
+      const initial = w.initial.get(messageId);
+      if (initial)
+        for (const [endpointId, state] of initial)
+          if (!states?.has(endpointId)) p.hsetnx(key, `s:${endpointId}`, state);
+      const counts = w.attemptCounts.get(messageId);
+      if (counts) for (const [endpointId, n] of counts) p.hincrby(key, `n:${endpointId}`, n);
+      p.pexpire(key, retentionMs);
     }
-    for (const [messageId, fields] of w.initial) {
-      for (const [endpointId, state] of fields)
-        p.hsetnx(hashKeyOfMember(id(messageId)), `s:${endpointId}`, state);
-      touched.add(messageId);
-    }
-    for (const [messageId, fields] of w.states) {
-      const args: string[] = [];
-      for (const [endpointId, state] of fields) args.push(`s:${endpointId}`, state);
-      p.hset(hashKeyOfMember(id(messageId)), ...args);
-      touched.add(messageId);
-    }
-    for (const [messageId, counts] of w.attemptCounts) {
-      for (const [endpointId, n] of counts) p.hincrby(hashKeyOfMember(id(messageId)), `n:${endpointId}`, n);
-      touched.add(messageId);
-    }
-    for (const messageId of touched) p.pexpire(hashKeyOfMember(id(messageId)), retentionMs);
     for (const [key, { a, f }] of w.counters) {
       const split = key.indexOf('\n');
       const counter = counterKey(key.slice(0, split), Number(key.slice(split + 1)));
@@ -202,13 +219,6 @@ export function createMessageIndex(
       if (f > 0) p.hincrby(counter, 'f', f);
       p.pexpire(counter, COUNTER_TTL_MS);
     }
-  }
-
-  const metaJson = (meta: MessageMeta) => JSON.stringify(meta);
-
-  function indexMessage(w: Pending, messageId: string, meta: MessageMeta, createdAtMs: number): void {
-    if (!w.index.has(id(messageId))) w.index.set(id(messageId), createdAtMs);
-    if (!w.meta.has(messageId)) w.meta.set(messageId, metaJson(meta));
   }
 
   function setState(messageId: string, endpointId: string, state: DeliveryState): void {
@@ -239,24 +249,24 @@ export function createMessageIndex(
       log.record(attempt);
       const w = gathered();
       const atMs = Date.parse(attempt.at);
-      const createdAtMs = Number.isFinite(atMs) ? atMs : now();
-      // A message the notifier did not save (operational events) is indexed at its first attempt.
-      indexMessage(
-        w,
-        attempt.messageId,
-        { type: attempt.eventType, vehicleIds: [], createdAt: new Date(createdAtMs).toISOString() },
-        createdAtMs,
-      );
-      const perEndpoint = inner(w.endpointIndex, attempt.endpointId);
-      if (!perEndpoint.has(id(attempt.messageId))) perEndpoint.set(id(attempt.messageId), createdAtMs);
+      const attemptMs = Number.isFinite(atMs) ? atMs : now();
+      if (!SAVED_TYPES.has(attempt.eventType) && !w.meta.has(attempt.messageId)) {
+        // Not saved by fan-out (an operational event): indexed at its first attempt.
+        const messageKey = id(attempt.messageId);
+        if (!w.index.has(messageKey)) w.index.set(messageKey, attemptMs);
+        const perEndpoint = inner(w.endpointIndex, attempt.endpointId);
+        if (!perEndpoint.has(messageKey)) perEndpoint.set(messageKey, attemptMs);
+        w.metaFromAttempt.set(attempt.messageId, JSON.stringify({ type: attempt.eventType, vehicleIds: [] }));
+      }
       inner(w.states, attempt.messageId).set(attempt.endpointId, JSON.stringify(stateAfterAttempt(attempt)));
       const counts = inner(w.attemptCounts, attempt.messageId);
       counts.set(attempt.endpointId, (counts.get(attempt.endpointId) ?? 0) + 1);
-      const counterId = `${attempt.endpointId}\n${minuteOf(createdAtMs)}`;
-      const counter = w.counters.get(counterId) ?? { a: 0, f: 0 };
-      counter.a += 1;
-      if (attempt.status === 'failed') counter.f += 1;
-      w.counters.set(counterId, counter);
+      const counterId = `${attempt.endpointId}\n${minuteOf(attemptMs)}`;
+      const counter = w.counters.get(counterId);
+      if (counter) {
+        counter.a += 1;
+        if (attempt.status === 'failed') counter.f += 1;
+      } else w.counters.set(counterId, { a: 1, f: attempt.status === 'failed' ? 1 : 0 });
     },
 
     saveMessages(messages: IndexedMessage[]) {
@@ -265,27 +275,18 @@ export function createMessageIndex(
       const w = gathered();
       const at = now();
       for (const message of messages) {
-        // Stored messages carry their source time; the log orders by when the notifier made the message.
-        const meta: MessageMeta = {
-          type: message.type,
-          vehicleIds: [...message.routing.vehicleIds],
-          createdAt: new Date(at).toISOString(),
-        };
-        // Saved first (fan-out saves before the attempts are recorded), so this meta wins over an attempt's.
-        w.meta.set(message.id, metaJson(meta));
-        w.index.set(id(message.id), at);
+        // Ordered by when the notifier made the message (its source time may be far older: a replay, a backlog).
+        const messageKey = id(message.id);
+        if (!w.index.has(messageKey)) w.index.set(messageKey, at);
+        w.meta.set(
+          message.id,
+          JSON.stringify({ type: message.type, vehicleIds: message.routing.vehicleIds }),
+        );
         const initial = inner(w.initial, message.id);
         for (const endpointId of message.endpointIds ?? []) {
           const perEndpoint = inner(w.endpointIndex, endpointId);
-          if (!perEndpoint.has(id(message.id))) perEndpoint.set(id(message.id), at);
-          initial.set(
-            endpointId,
-            JSON.stringify({
-              status: 'pending',
-              lastStatusCode: null,
-              nextAttemptAt: null,
-            } satisfies DeliveryState),
-          );
+          if (!perEndpoint.has(messageKey)) perEndpoint.set(messageKey, at);
+          initial.set(endpointId, PENDING);
         }
       }
     },
@@ -329,7 +330,7 @@ export function createMessageIndex(
           const entry = fresh[i]!;
           examined += 1;
           last = entry;
-          const summary = summaryOf(decodeURIComponent(entry.member), hashes[i]!);
+          const summary = summaryOf(decodeURIComponent(entry.member), hashes[i]!, entry.score);
           const shown = summary && applyFilter(summary, vehicleIdsOf(hashes[i]!), query);
           if (shown) data.push(shown);
           if (data.length >= query.limit || examined >= scanLimit) {
@@ -344,8 +345,12 @@ export function createMessageIndex(
 
     async summary(messageId) {
       await log.flush();
-      const [hash] = await readHashes([id(messageId)]);
-      const summary = hash ? summaryOf(messageId, hash) : null;
+      const [[hash], score] = await Promise.all([
+        readHashes([id(messageId)]),
+        redis.zscore(indexKey, id(messageId)),
+      ]);
+      // Out of the time index (pruned): as unknown to the log as an expired hash.
+      const summary = hash && score !== null ? summaryOf(messageId, hash, Number(score)) : null;
       return summary ? { summary, vehicleIds: vehicleIdsOf(hash!) } : null;
     },
 

@@ -57,7 +57,6 @@ describe('summaryOf and applyFilter', () => {
     meta: JSON.stringify({
       type: 'vehicle.telemetry',
       vehicleIds: ['v1', 'v2'],
-      createdAt: '2026-12-06T10:00:00.000Z',
     }),
     's:ep_b': JSON.stringify({ status: 'delivered', lastStatusCode: 200, nextAttemptAt: null }),
     'n:ep_b': '2',
@@ -71,7 +70,7 @@ describe('summaryOf and applyFilter', () => {
   };
 
   it('reads the meta and each endpoint, in id order, leaving out what is unknown', () => {
-    expect(summaryOf('msg_a', hash)).toEqual({
+    expect(summaryOf('msg_a', hash, T)).toEqual({
       id: 'msg_a',
       type: 'vehicle.telemetry',
       vehicleId: 'v1',
@@ -82,11 +81,11 @@ describe('summaryOf and applyFilter', () => {
         { endpointId: 'ep_c', status: 'pending', attempts: 0 },
       ],
     });
-    expect(summaryOf('msg_a', { 's:ep_a': hash['s:ep_a'] })).toBeNull();
+    expect(summaryOf('msg_a', { 's:ep_a': hash['s:ep_a'] }, T)).toBeNull();
   });
 
   it('filters by type, vehicle, endpoint (showing only it) and status', () => {
-    const summary = summaryOf('msg_a', hash) as MessageSummary;
+    const summary = summaryOf('msg_a', hash, T) as MessageSummary;
     const vehicles = ['v1', 'v2'];
     expect(applyFilter(summary, vehicles, {})).toBe(summary);
     expect(applyFilter(summary, vehicles, { eventType: 'vehicle.error' })).toBeNull();

@@ -2,6 +2,9 @@ import type { AttemptView } from '../admin/delivery-control';
 import type { CircuitState } from '../delivery/circuit-breaker';
 import type { Endpoint } from '../endpoints/model';
 
+/** The type of the test message `POST /v1/endpoints/:id/test` sends (not a subscribable type). */
+export const TEST_EVENT_TYPE = 'endpoint.test';
+
 /**
  * Where one message stands with one endpoint: `pending` (not attempted yet, or re-sent and waiting), `failed`
  * (the last attempt failed and another is scheduled), `delivered`, or `dead` (no more automatic attempts: a
@@ -30,12 +33,14 @@ export function stateAfterAttempt(attempt: AttemptView): DeliveryState {
   };
 }
 
-/** What the message log keeps of a message itself (hash field `meta`); the body stays in the attempt log. */
+/**
+ * What the message log keeps of a message itself (hash field `meta`); the body stays in the attempt log, and
+ * when it was made is its score in the time index. The same for every copy of a message (a replay), so it is
+ * written without a check.
+ */
 export interface MessageMeta {
   type: string;
   vehicleIds: string[];
-  /** ISO-8601: when the notifier first made (or, for events it did not save, first attempted) the message. */
-  createdAt: string;
 }
 
 /** One endpoint of a message, as `GET /v1/messages` shows it. */
@@ -56,10 +61,15 @@ export interface MessageSummary {
 }
 
 /**
- * A message summary from its hash (`meta`, `s:<endpointId>`, `n:<endpointId>` fields); null when the meta is
- * gone (expired). Endpoints in id order.
+ * A message summary from its hash (`meta`, `s:<endpointId>`, `n:<endpointId>` fields) and its time in the index
+ * (`createdAtMs`, when the notifier first made it or, for an event it did not save, first attempted it); null
+ * when the meta is gone (expired). Endpoints in id order.
  */
-export function summaryOf(id: string, hash: Record<string, string>): MessageSummary | null {
+export function summaryOf(
+  id: string,
+  hash: Record<string, string>,
+  createdAtMs: number,
+): MessageSummary | null {
   const metaText = hash.meta;
   if (metaText === undefined) return null;
   const meta = JSON.parse(metaText) as MessageMeta;
@@ -78,7 +88,12 @@ export function summaryOf(id: string, hash: Record<string, string>): MessageSumm
     endpoints.push(view);
   }
   endpoints.sort((a, b) => (a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0));
-  const summary: MessageSummary = { id, type: meta.type, createdAt: meta.createdAt, endpoints };
+  const summary: MessageSummary = {
+    id,
+    type: meta.type,
+    createdAt: new Date(createdAtMs).toISOString(),
+    endpoints,
+  };
   if (meta.vehicleIds[0] !== undefined) summary.vehicleId = meta.vehicleIds[0];
   return summary;
 }

@@ -8,10 +8,9 @@ import type { DurableWriter } from '../delivery/durable-writer';
 import type { WorkItem } from '../delivery/work-item';
 import { messageId as messageIdOf } from '../events/message-id';
 import type { MessageIndex } from './message-index';
-import { healthOf, type DeliveryStatus, type MessageCursor } from './message-log-model';
+import { healthOf, TEST_EVENT_TYPE, type DeliveryStatus, type MessageCursor } from './message-log-model';
 
-/** The type of the test message `POST /v1/endpoints/:id/test` sends (not a subscribable type). */
-export const TEST_EVENT_TYPE = 'endpoint.test';
+export { TEST_EVENT_TYPE };
 
 /** The `endpoint.test` message for one endpoint at `atMs`: as stored for the log, and as a work item. */
 export function testMessage(
