@@ -1,7 +1,14 @@
 import { Topics } from '@ampflow/contracts';
-import { eventually, uniqueName } from '@ampflow/testing';
+import { eventually, startRedisProcess, uniqueName } from '@ampflow/testing';
 import { telemetry } from './fixtures';
-import { deliveredIds, managedNotifiers, registerSink, type Json, type NotifierUnderTest } from './harness';
+import {
+  deliveredIds,
+  managedNotifiers,
+  registerSink,
+  startNotifier,
+  type Json,
+  type NotifierUnderTest,
+} from './harness';
 
 /**
  * Issue 18: what the console reads from the admin API: owners, endpoint health, the message log with its
@@ -10,7 +17,7 @@ import { deliveredIds, managedNotifiers, registerSink, type Json, type NotifierU
  */
 jest.setTimeout(90_000);
 
-const { notifier, sink } = managedNotifiers();
+const { notifier, sink, cleanups } = managedNotifiers();
 
 async function ok(n: NotifierUnderTest, method: string, path: string, body?: unknown): Promise<Json> {
   const answer = await n.admin(method, path, body);
@@ -288,5 +295,32 @@ describe('notifier admin API: owners, health and the message log', () => {
       return body.data.length === 3 && body.data.every((m: Json) => m.endpoints[0].status === 'delivered');
     }, 'all three delivered in the log');
     expect(deliveredIds(s)).toHaveLength(3);
+  });
+
+  it('without Redis: endpoints still listed (counts unknown), the message log answers 503 redis_unavailable', async () => {
+    const redis = await startRedisProcess();
+    cleanups.push(() => redis.stop());
+    const n = await startNotifier({}, { redisUrl: redis.url });
+    cleanups.push(() => n.stop());
+    const s = await sink();
+    const id = await registerSink(n, s, { owner: 'cust_r' });
+    expect((await ok(n, 'GET', `/v1/endpoints/${id}`)).health).toEqual({
+      circuit: 'closed',
+      failureRate1h: 0,
+      attempts1h: 0,
+    });
+
+    await redis.kill();
+    const listed = await ok(n, 'GET', '/v1/endpoints?owner=cust_r');
+    expect(listed.data.map((e: Json) => [e.id, e.health])).toEqual([
+      [id, { circuit: 'closed', failureRate1h: null, attempts1h: null }],
+    ]);
+    const messages = await n.admin('GET', '/v1/messages');
+    expect([messages.status, messages.body.error.code]).toEqual([503, 'redis_unavailable']);
+    const one = await n.admin('GET', '/v1/messages/msg_x');
+    expect([one.status, one.body.error.code]).toEqual([503, 'redis_unavailable']);
+
+    // Back, so that the notifier stops cleanly.
+    await redis.restart();
   });
 });

@@ -151,13 +151,18 @@ export function createMessageIndex(
     `${ns}:attempt-counts:${id(endpointId)}:${minute}`;
 
   let pending: Pending | null = null;
+  /** The attempt log's dropped writes when `pending` was queued: if they grew, its entry may have been dropped. */
+  let droppedWhenQueued = 0;
   const prunedAt = new Map<string, number>();
 
   /** The batch entry that writes what was gathered; queued once per batch. */
   function gathered(): Pending {
-    if (pending) return pending;
+    // An entry the attempt log dropped (its buffer full while Redis is away) is never written: gathering into it
+    // would lose everything after. What it holds is lost with it, as the log's own dropped writes are.
+    if (pending && log.droppedWrites === droppedWhenQueued) return pending;
     const current = emptyPending();
     pending = current;
+    droppedWhenQueued = log.droppedWrites;
     log.enqueueWrite((p) => {
       if (pending === current) pending = null;
       writeAll(p, current);

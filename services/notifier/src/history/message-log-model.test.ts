@@ -143,6 +143,14 @@ describe('health', () => {
     });
   });
 
+  it('counts unknown (null) when they could not be read, the circuit still shown', () => {
+    expect(healthOf({ enabled: true, disabledReason: null }, CLOSED_CIRCUIT, null)).toEqual({
+      circuit: 'closed',
+      failureRate1h: null,
+      attempts1h: null,
+    });
+  });
+
   it('an open or half-open circuit with its failing-since, and a disabled reason', () => {
     const open: CircuitState = {
       status: 'half_open',

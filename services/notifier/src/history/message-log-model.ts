@@ -178,26 +178,32 @@ export function lastHourMinutes(nowMs: number): number[] {
 
 export interface EndpointHealth {
   circuit: 'closed' | 'open' | 'half-open';
-  /** Failed attempts over attempts in the last hour, 0..1 (0 when none). */
-  failureRate1h: number;
-  attempts1h: number;
+  /** Failed attempts over attempts in the last hour, 0..1 (0 when none); null while Redis does not answer. */
+  failureRate1h: number | null;
+  /** Attempts in the last hour (every instance's); null while Redis does not answer. */
+  attempts1h: number | null;
   /** ISO-8601: the first failure of the current unbroken run of failures. */
   failingSince?: string;
   /** Why it is disabled, while it is. */
   disabledReason?: string;
 }
 
-/** An endpoint's health from its circuit (this instance's) and its attempts and failures in the last hour. */
+/**
+ * An endpoint's health from its circuit (this instance's) and its attempts and failures in the last hour (null
+ * when they could not be read).
+ */
 export function healthOf(
   endpoint: Pick<Endpoint, 'enabled' | 'disabledReason'>,
   circuit: CircuitState,
-  lastHour: { attempts: number; failures: number },
+  lastHour: { attempts: number; failures: number } | null,
 ): EndpointHealth {
-  const attempts = Math.max(0, lastHour.attempts);
-  const failures = Math.min(Math.max(0, lastHour.failures), attempts);
+  const attempts = lastHour === null ? null : Math.max(0, lastHour.attempts);
+  const failures =
+    lastHour === null || attempts === null ? 0 : Math.min(Math.max(0, lastHour.failures), attempts);
   const health: EndpointHealth = {
     circuit: circuit.status === 'half_open' ? 'half-open' : circuit.status,
-    failureRate1h: attempts === 0 ? 0 : Math.round((failures / attempts) * 10_000) / 10_000,
+    failureRate1h:
+      attempts === null ? null : attempts === 0 ? 0 : Math.round((failures / attempts) * 10_000) / 10_000,
     attempts1h: attempts,
   };
   if (circuit.failingSince !== null) health.failingSince = new Date(circuit.failingSince).toISOString();

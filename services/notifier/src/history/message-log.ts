@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AppError } from '@ampflow/runtime';
+import { AppError, DependencyError } from '@ampflow/runtime';
 import type { AttemptView } from '../admin/delivery-control';
 import type { AdminMessageLog, MessageDetail, RetrySelection } from '../admin/message-log';
 import type { CircuitState } from '../delivery/circuit-breaker';
@@ -62,14 +62,12 @@ export function createMessageLog(deps: {
   const now = deps.now ?? Date.now;
 
   return {
-    list: (query) => index.list(query),
+    list: (query) => fromRedis(() => index.list(query)),
 
     async get(messageId) {
-      const [found, stored, attempts] = await Promise.all([
-        index.summary(messageId),
-        index.getMessage(messageId),
-        index.forMessage(messageId),
-      ]);
+      const [found, stored, attempts] = await fromRedis(() =>
+        Promise.all([index.summary(messageId), index.getMessage(messageId), index.forMessage(messageId)]),
+      );
       if (!found && !stored && attempts.length === 0) return null;
       const type = found?.summary.type ?? stored?.type ?? attempts[0]!.eventType;
       const createdAt =
@@ -90,17 +88,20 @@ export function createMessageLog(deps: {
     },
 
     async health(endpoints) {
-      const counts = await index.lastHour(
-        endpoints.map((e) => e.id),
-        now(),
-      );
+      // Endpoints live in Kafka: without Redis they are still listed, their counts unknown (null).
+      const counts = await index
+        .lastHour(
+          endpoints.map((e) => e.id),
+          now(),
+        )
+        .catch(() => null);
       return new Map(
         endpoints.map((endpoint) => [
           endpoint.id,
           healthOf(
             endpoint,
             deps.circuitOf(endpoint.id),
-            counts.get(endpoint.id) ?? { attempts: 0, failures: 0 },
+            counts === null ? null : (counts.get(endpoint.id) ?? { attempts: 0, failures: 0 }),
           ),
         ]),
       );
@@ -126,12 +127,14 @@ export function createMessageLog(deps: {
       let scanned = 0;
       while (messages < selection.limit && scanned < RETRY_SCAN_LIMIT) {
         const pageSize = Math.min(200, selection.limit - messages);
-        const page = await index.list({
-          ...filterOf(selection),
-          limit: pageSize,
-          cursor,
-          scanLimit: Math.min(5_000, RETRY_SCAN_LIMIT - scanned),
-        });
+        const page = await fromRedis(() =>
+          index.list({
+            ...filterOf(selection),
+            limit: pageSize,
+            cursor,
+            scanLimit: Math.min(5_000, RETRY_SCAN_LIMIT - scanned),
+          }),
+        );
         // Counted by pages, not exactly: a bound on the work, not a figure anyone reads.
         scanned += Math.max(page.data.length, page.nextCursor ? 5_000 : 0);
         for (const message of page.data) {
@@ -155,6 +158,18 @@ export function createMessageLog(deps: {
       return { retried };
     },
   };
+}
+
+/** A Redis failure as the taxonomy's retriable 503 `redis_unavailable` (other errors pass). */
+async function fromRedis<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new DependencyError('redis_unavailable', 'Redis did not answer the message log read', {
+      cause: error,
+    });
+  }
 }
 
 function filterOf(selection: RetrySelection) {
