@@ -12,8 +12,8 @@ import {
   type UpdateEndpointInput,
 } from '../endpoints/model';
 import type { EndpointStore } from '../endpoints/store';
-import { requireBearerToken } from './auth';
 import { DELIVERY_STATUSES, decodeCursor, encodeCursor } from '../history/message-log-model';
+import { requireBearerToken } from './auth';
 import type { DeliveryControl } from './delivery-control';
 import type { AdminMessageLog } from './message-log';
 
@@ -57,10 +57,10 @@ const isoTime = z.iso.datetime({
 });
 const recoverBody = z.strictObject({ since: isoTime });
 const endpointsQuery = z.strictObject({ owner: ownerSchema.optional() });
-const id = z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const idField = z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 const messagesQuery = z.strictObject({
-  endpointId: id.optional(),
-  eventType: id.optional(),
+  endpointId: idField.optional(),
+  eventType: idField.optional(),
   vehicle: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
   status: z.enum(DELIVERY_STATUSES, { error: `must be one of ${DELIVERY_STATUSES.join(', ')}` }).optional(),
   since: isoTime.optional(),
@@ -69,8 +69,8 @@ const messagesQuery = z.strictObject({
   cursor: z.string().max(1000, 'must be at most 1000 characters').optional(),
 });
 const bulkRetryBody = z.strictObject({
-  endpointId: id.optional(),
-  eventType: id.optional(),
+  endpointId: idField.optional(),
+  eventType: idField.optional(),
   status: z.enum(['failed', 'dead'], { error: 'must be failed or dead' }).optional(),
   since: isoTime.optional(),
   until: isoTime.optional(),
