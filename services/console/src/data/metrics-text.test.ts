@@ -1,10 +1,4 @@
-import {
-  counterRate,
-  deliveryCounts,
-  failureRate,
-  parseMetricsText,
-  sumOf,
-} from './metrics-text';
+import { counterRate, deliveryCounts, failureRate, parseMetricsText, sumOf } from './metrics-text';
 
 const TEXT = `# HELP notifier_deliveries_total Delivery attempts
 # TYPE notifier_deliveries_total counter

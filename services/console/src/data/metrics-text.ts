@@ -74,7 +74,11 @@ const ATTEMPT_OUTCOMES = new Set(['delivered', 'retry_scheduled', 'dead_lettered
 const FAILED_OUTCOMES = new Set(['retry_scheduled', 'dead_lettered']);
 
 /** The notifier's attempt counters: all HTTP attempts, those delivered, those failed. */
-export function deliveryCounts(samples: Sample[]): { attempts?: number; delivered?: number; failed?: number } {
+export function deliveryCounts(samples: Sample[]): {
+  attempts?: number;
+  delivered?: number;
+  failed?: number;
+} {
   const name = 'notifier_deliveries_total';
   return {
     attempts: sumOf(samples, name, (l) => ATTEMPT_OUTCOMES.has(l.outcome ?? '')),

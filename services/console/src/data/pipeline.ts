@@ -85,7 +85,11 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
     return ends;
   }
 
-  async function lagPerGroup(errors: string[], existing: Set<string>, cache: Map<string, Map<number, { high: number; low: number }>>) {
+  async function lagPerGroup(
+    errors: string[],
+    existing: Set<string>,
+    cache: Map<string, Map<number, { high: number; low: number }>>,
+  ) {
     if (now() - unrelatedSince > recheckMs) {
       unrelatedGroups.clear();
       unrelatedSince = now();

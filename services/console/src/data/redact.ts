@@ -3,7 +3,15 @@
  * its logs (VINs, precise positions; packages/observability REDACTED_PATHS) and anything named like a secret.
  * The operator sees every other field of the record as it was written.
  */
-const REDACTED_KEYS = new Set(['vin', 'latitude', 'longitude', 'secret', 'token', 'authorization', 'signature']);
+const REDACTED_KEYS = new Set([
+  'vin',
+  'latitude',
+  'longitude',
+  'secret',
+  'token',
+  'authorization',
+  'signature',
+]);
 
 export const REDACTED = '[redacted]';
 

@@ -80,7 +80,11 @@ describe('sessionSeries', () => {
   });
 
   it('runs an open session up to its newest reading and ignores other vehicles', () => {
-    const series = sessionSeries(aChange(), [aReading(0), aReading(5), aReading(6, { vehicleId: 'smartcar:v2' })]);
+    const series = sessionSeries(aChange(), [
+      aReading(0),
+      aReading(5),
+      aReading(6, { vehicleId: 'smartcar:v2' }),
+    ]);
     expect(series.map((p) => p.socPercent)).toEqual([40, 45]);
   });
 });
@@ -91,7 +95,14 @@ describe('changesCausedBy', () => {
     aChange(),
     aChange({ change: 'UPDATED', version: 2, eventCount: 2 }),
     aChange({ change: 'UPDATED', version: 3, eventCount: 3 }),
-    aChange({ change: 'ENDED', status: 'COMPLETED', version: 4, eventCount: 4, endedAt: T0 + 180_000, endReason: 'UNPLUGGED' }),
+    aChange({
+      change: 'ENDED',
+      status: 'COMPLETED',
+      version: 4,
+      eventCount: 4,
+      endedAt: T0 + 180_000,
+      endReason: 'UNPLUGGED',
+    }),
   ];
   const versions = (reading: VehicleTelemetry) =>
     changesCausedBy(reading, readings, changes).map((c) => [c.change.version, c.attribution]);

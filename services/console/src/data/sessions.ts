@@ -99,7 +99,8 @@ export function sessionSeries(session: ChargingSession, readings: VehicleTelemet
   const seen = new Set<string>();
   return readings
     .filter((r) => {
-      if (r.vehicleId !== session.vehicleId || r.occurredAt < session.startedAt || r.occurredAt > end) return false;
+      if (r.vehicleId !== session.vehicleId || r.occurredAt < session.startedAt || r.occurredAt > end)
+        return false;
       if (seen.has(r.eventId)) return false;
       seen.add(r.eventId);
       return true;
@@ -135,7 +136,8 @@ export function changesCausedBy(
   const out: { change: ChargingSession; attribution: Attribution }[] = [];
   for (const c of changes) {
     if (c.vehicleId !== reading.vehicleId) continue;
-    if (c.change === 'STARTED' && c.startedAt === reading.occurredAt) out.push({ change: c, attribution: 'started_at' });
+    if (c.change === 'STARTED' && c.startedAt === reading.occurredAt)
+      out.push({ change: c, attribution: 'started_at' });
     if (c.change === 'ENDED' && c.endReason !== 'INACTIVITY_TIMEOUT' && c.endedAt === reading.occurredAt)
       out.push({ change: c, attribution: 'ended_at' });
   }
@@ -154,7 +156,11 @@ export function changesCausedBy(
 }
 
 /** How many readings the session starting at `startedAt` had applied once `reading` was applied. */
-function appliedCount(reading: VehicleTelemetry, readings: VehicleTelemetry[], startedAt: number): number | undefined {
+function appliedCount(
+  reading: VehicleTelemetry,
+  readings: VehicleTelemetry[],
+  startedAt: number,
+): number | undefined {
   const first = readings.findIndex((r) => r.occurredAt === startedAt);
   if (first < 0) return undefined;
   const seen = new Set(readings.slice(0, first).map((r) => r.eventId));

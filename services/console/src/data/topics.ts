@@ -21,11 +21,12 @@ export interface ConsoleTopics {
 export function consoleTopics(prefix: string): ConsoleTopics {
   const p = (topic: string) => prefix + topic;
   const raw = { smartcar: p(rawTopic('smartcar')), telematica: p(rawTopic('telematica')) };
-  const sourceDeadLetters = [dlqTopic(raw.smartcar), dlqTopic(raw.telematica), dlqTopic(p(Topics.vehicleTelemetry))];
-  const known = new Set<string>([
-    ...Object.values(Topics).map(p),
-    ...sourceDeadLetters,
-  ]);
+  const sourceDeadLetters = [
+    dlqTopic(raw.smartcar),
+    dlqTopic(raw.telematica),
+    dlqTopic(p(Topics.vehicleTelemetry)),
+  ];
+  const known = new Set<string>([...Object.values(Topics).map(p), ...sourceDeadLetters]);
   return {
     raw,
     telemetry: p(Topics.vehicleTelemetry),

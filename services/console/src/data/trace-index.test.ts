@@ -71,7 +71,11 @@ describe('trace index', () => {
     const index = createTraceIndex({ maxEvents: 10, maxAgeMs: 60_000 });
     for (let i = 0; i < 5_000; i++) index.add(aRecord({ traceId: `smartcar:${i}` }));
     expect(index.size()).toBe(10);
-    expect(index.traceIdsOfVehicle('smartcar:v1', 3)).toEqual(['smartcar:4999', 'smartcar:4998', 'smartcar:4997']);
+    expect(index.traceIdsOfVehicle('smartcar:v1', 3)).toEqual([
+      'smartcar:4999',
+      'smartcar:4998',
+      'smartcar:4997',
+    ]);
     expect(index.byTraceId('smartcar:4990')).toHaveLength(1);
     expect(index.byTraceId('smartcar:4989')).toHaveLength(0);
   });
