@@ -83,12 +83,13 @@ export function createDataRouter(deps: DataRouterDeps): Router {
     const readings = index
       .recordsOfVehicle(session.vehicleId, deps.telemetryStream)
       .map((r) => r.value as VehicleTelemetry);
-    const oldest = index.oldestTimestampMs();
+    const series = sessionSeries(session, readings);
     res.json({
       session: sessionView(session),
-      series: sessionSeries(session, readings),
-      // The telemetry before the index's oldest record is gone from it: the chart then starts late.
-      seriesComplete: oldest !== null && oldest <= session.startedAt,
+      series,
+      // The session's first reading is the one at its start: without it the index no longer holds the
+      // beginning (older than the trace retention) and the chart starts late.
+      seriesComplete: series[0]?.at === new Date(session.startedAt).toISOString(),
       retention: retention(),
     });
   });

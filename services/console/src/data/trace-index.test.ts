@@ -80,3 +80,21 @@ describe('trace index', () => {
     expect(index.byTraceId('smartcar:4989')).toHaveLength(0);
   });
 });
+
+describe('trace index order', () => {
+  it('orders a vehicle by when each event was first seen, whatever order the topics were read in', () => {
+    const index = createTraceIndex({ maxEvents: 100, maxAgeMs: 60_000 });
+    index.add(aRecord({ traceId: 'smartcar:late', timestampMs: 3_000 }));
+    index.add(aRecord({ traceId: 'smartcar:early', timestampMs: 2_000 }));
+    // The raw record of "early" read last, with the oldest timestamp (the ingress wrote it first).
+    index.add(aRecord({ kind: 'raw', traceId: 'smartcar:early', timestampMs: 1_000 }));
+    index.add(aRecord({ traceId: 'smartcar:tie-a', timestampMs: 5_000 }));
+    index.add(aRecord({ traceId: 'smartcar:tie-b', timestampMs: 5_000 }));
+    expect(index.traceIdsOfVehicle('smartcar:v1', 10)).toEqual([
+      'smartcar:tie-b',
+      'smartcar:tie-a',
+      'smartcar:late',
+      'smartcar:early',
+    ]);
+  });
+});

@@ -48,7 +48,7 @@ export interface TraceIndex {
   add(record: IndexedRecord): boolean;
   /** Records of one provider event, in insertion order. */
   byTraceId(traceId: string): IndexedRecord[];
-  /** The newest `limit` distinct trace ids of a vehicle, newest first. */
+  /** The newest `limit` distinct trace ids of a vehicle, newest first (by first sighting, then insertion). */
   traceIdsOfVehicle(vehicleId: string, limit: number): string[];
   /** Every record of a vehicle on `stream`, in insertion order. */
   recordsOfVehicle(vehicleId: string, stream: string): IndexedRecord[];
@@ -146,16 +146,21 @@ export function createTraceIndex(options: TraceIndexOptions): TraceIndex {
     byTraceId: (traceId) => (byTrace.get(traceId) ?? []).map((seq) => records.get(seq)!),
 
     traceIdsOfVehicle(vehicleId, limit) {
-      const seqs = byVehicle.get(vehicleId)?.values() ?? [];
-      const out: string[] = [];
-      const seen = new Set<string>();
-      for (let i = seqs.length - 1; i >= 0 && out.length < limit; i--) {
-        const id = records.get(seqs[i]!)!.traceId;
-        if (id === null || seen.has(id)) continue;
-        seen.add(id);
-        out.push(id);
+      // Newest first by when the platform first saw the event (its earliest record's Kafka timestamp: the
+      // raw record's, written by the ingress), then by insertion: topics are read in no fixed order.
+      const ids = new Set<string>();
+      for (const seq of byVehicle.get(vehicleId)?.values() ?? []) {
+        const id = records.get(seq)!.traceId;
+        if (id !== null) ids.add(id);
       }
-      return out;
+      const keyed = [...ids].map((id) => {
+        const seqs = byTrace.get(id)!;
+        let first = Number.POSITIVE_INFINITY;
+        for (const seq of seqs) first = Math.min(first, records.get(seq)!.timestampMs);
+        return { id, first, last: seqs[seqs.length - 1]! };
+      });
+      keyed.sort((a, b) => b.first - a.first || b.last - a.last);
+      return keyed.slice(0, limit).map((k) => k.id);
     },
 
     recordsOfVehicle: (vehicleId, stream) =>
