@@ -14,6 +14,12 @@ import { consoleTopics } from './topics';
 
 /** Trace retention by default: 100,000 records, 24 hours (docs/console-data.md). */
 export const DEFAULT_TRACE_RETENTION = { maxEvents: 100_000, maxAgeMs: 24 * 3_600_000 } as const;
+/**
+ * Estimated memory the trace index may hold (256 MiB), whatever the retention: at about 2.3 KB per record
+ * (measured with Smartcar deliveries of 8 signals) 100,000 records fit; larger raw bodies make it drop the
+ * oldest records sooner rather than grow.
+ */
+export const TRACE_INDEX_MAX_BYTES = 256 * 1024 * 1024;
 /** The pipeline is sampled every 5 s and the last 120 samples (10 minutes) are kept. */
 export const PIPELINE_INTERVAL_MS = 5_000;
 export const PIPELINE_SAMPLES = 120;
@@ -54,9 +60,14 @@ export function createConsoleData(options: ConsoleDataOptions): ConsoleData {
   // The gauges read the sizes when scraped, after the stores below exist.
   const metrics = createConsoleDataMetrics(options.registry, {
     traceRecords: () => index.size(),
+    traceBytes: () => index.bytes(),
     sessions: () => sessions.size(),
   });
-  const index = createTraceIndex({ ...retention, onEvict: (reason) => metrics.evictions.inc({ reason }) });
+  const index = createTraceIndex({
+    ...retention,
+    maxBytes: TRACE_INDEX_MAX_BYTES,
+    onEvict: (reason) => metrics.evictions.inc({ reason }),
+  });
   const sessions = createSessionStore({
     maxSessions: retention.maxEvents,
     onEvict: () => metrics.evictions.inc({ reason: 'count' }),

@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 /** The console data's own metrics (`console_` prefix), on the registry the console serves at /metrics. */
 export function createConsoleDataMetrics(
   registry: Registry,
-  sizes: { traceRecords: () => number; sessions: () => number },
+  sizes: { traceRecords: () => number; traceBytes: () => number; sessions: () => number },
 ) {
   return {
     indexRecords: new Gauge({
@@ -12,6 +12,14 @@ export function createConsoleDataMetrics(
       registers: [registry],
       collect() {
         this.set(sizes.traceRecords());
+      },
+    }),
+    indexBytes: new Gauge({
+      name: 'console_trace_index_bytes',
+      help: 'Estimated bytes held by the trace index (bounded at 256 MiB)',
+      registers: [registry],
+      collect() {
+        this.set(sizes.traceBytes());
       },
     }),
     indexSessions: new Gauge({
@@ -24,7 +32,7 @@ export function createConsoleDataMetrics(
     }),
     evictions: new Counter({
       name: 'console_trace_index_evictions_total',
-      help: 'Records dropped from the trace index, by reason: count (maxEvents reached) or age (older than maxAgeMs)',
+      help: 'Records dropped from the trace index, by reason: count (maxEvents reached), bytes (memory budget reached) or age (older than maxAgeMs)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

@@ -18,7 +18,8 @@ export function createNotifierClient(options: {
   adminToken: string;
   timeoutMs?: number;
 }): NotifierClient {
-  const base = options.baseUrl.replace(/\/+$/, '');
+  // The origin, as documented; a base given with the API's `/v1` works the same.
+  const base = options.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
   const timeout = options.timeoutMs ?? 3_000;
   return {
     async attemptsOf(messageId) {

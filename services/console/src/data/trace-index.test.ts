@@ -14,6 +14,7 @@ function aRecord(overrides: Partial<IndexedRecord> = {}): IndexedRecord {
     traceId: `smartcar:e${offset}`,
     vehicleIds: ['smartcar:v1'],
     value: {},
+    approxBytes: 100,
     ...overrides,
   };
 }
@@ -96,5 +97,24 @@ describe('trace index order', () => {
       'smartcar:late',
       'smartcar:early',
     ]);
+  });
+});
+
+describe('trace index byte budget', () => {
+  it('drops the oldest records while the estimated bytes exceed maxBytes, never the one just added', () => {
+    const evictions: string[] = [];
+    const index = createTraceIndex({
+      maxEvents: 100,
+      maxAgeMs: 60_000,
+      maxBytes: 1_000,
+      onEvict: (r) => evictions.push(r),
+    });
+    for (const id of ['a', 'b', 'c']) index.add(aRecord({ traceId: `smartcar:${id}`, approxBytes: 400 }));
+    expect(index.bytes()).toBe(800);
+    expect(evictions).toEqual(['bytes']);
+    expect(index.byTraceId('smartcar:a')).toEqual([]);
+    index.add(aRecord({ traceId: 'smartcar:huge', approxBytes: 5_000 }));
+    expect(index.size()).toBe(1);
+    expect(index.bytes()).toBe(5_000);
   });
 });

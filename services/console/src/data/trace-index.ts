@@ -24,8 +24,10 @@ export interface IndexedRecord extends RecordPosition {
   traceId: string | null;
   /** Canonical vehicle ids the record is about. */
   vehicleIds: string[];
-  /** The decoded value (canonical and session records) or the body (raw records), before redaction. */
+  /** The decoded value (canonical and session records) or the body text (raw records), before redaction. */
   value: unknown;
+  /** What holding the record costs, estimated by whoever read it (bytes), for {@link TraceIndexOptions.maxBytes}. */
+  approxBytes: number;
 }
 
 export interface TraceIndexOptions {
@@ -33,15 +35,19 @@ export interface TraceIndexOptions {
   maxEvents: number;
   /** Records whose Kafka timestamp is older than this are dropped at the next {@link TraceIndex.evictExpired}. */
   maxAgeMs: number;
+  /** Estimated bytes held at most (the sum of the records' `approxBytes`); the oldest go first (default none). */
+  maxBytes?: number;
   /** Called once per evicted record, with why. */
-  onEvict?: (reason: 'count' | 'age') => void;
+  onEvict?: (reason: EvictReason) => void;
 }
+
+export type EvictReason = 'count' | 'age' | 'bytes';
 
 /**
  * The bounded trace index: records of the raw, canonical, session and dead-letter topics, found by provider
  * event id and by vehicle. Everything in it is rebuilt by reading the topics again, so it is never persisted.
- * Eviction is first in, first out (insertion order, which is each partition's order): by count at every
- * insertion, by age at {@link TraceIndex.evictExpired}. Adding the same topic/partition/offset twice keeps
+ * Eviction is first in, first out (insertion order, which is each partition's order): by count and by
+ * estimated bytes at every insertion, by age at {@link TraceIndex.evictExpired}. Adding the same topic/partition/offset twice keeps
  * one copy (a consumer restarted over the same range).
  */
 export interface TraceIndex {
@@ -55,6 +61,8 @@ export interface TraceIndex {
   /** Drops the records older than `nowMs - maxAgeMs` from the front; returns how many. */
   evictExpired(nowMs: number): number;
   size(): number;
+  /** The sum of the held records' `approxBytes`. */
+  bytes(): number;
   /** Kafka timestamp of the oldest record held, or null when empty. */
   oldestTimestampMs(): number | null;
 }
@@ -95,14 +103,17 @@ export function createTraceIndex(options: TraceIndexOptions): TraceIndex {
   const byTrace = new Map<string, number[]>();
   const byVehicle = new Map<string, Fifo>();
   let next = 0;
+  let heldBytes = 0;
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
 
   const positionOf = (r: RecordPosition) => `${r.topic}\u0000${r.partition}\u0000${r.offset}`;
 
-  function evictOne(reason: 'count' | 'age') {
+  function evictOne(reason: EvictReason) {
     const seq = order.shift();
     if (seq === undefined) return;
     const record = records.get(seq)!;
     records.delete(seq);
+    heldBytes -= record.approxBytes;
     positions.delete(positionOf(record));
     if (record.traceId !== null) {
       const list = byTrace.get(record.traceId);
@@ -127,6 +138,7 @@ export function createTraceIndex(options: TraceIndexOptions): TraceIndex {
       if (positions.has(position)) return false;
       const seq = next++;
       records.set(seq, record);
+      heldBytes += record.approxBytes;
       positions.set(position, seq);
       order.push(seq);
       if (record.traceId !== null) {
@@ -140,6 +152,8 @@ export function createTraceIndex(options: TraceIndexOptions): TraceIndex {
         list.push(seq);
       }
       while (order.length > options.maxEvents) evictOne('count');
+      // Never the record just added: one oversized record is held alone rather than not at all.
+      while (heldBytes > maxBytes && order.length > 1) evictOne('bytes');
       return true;
     },
 
@@ -180,6 +194,7 @@ export function createTraceIndex(options: TraceIndexOptions): TraceIndex {
     },
 
     size: () => order.length,
+    bytes: () => heldBytes,
     oldestTimestampMs() {
       const seq = order.peek();
       return seq === undefined ? null : records.get(seq)!.timestampMs;

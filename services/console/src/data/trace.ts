@@ -39,6 +39,16 @@ export interface TraceView {
   webhooks: WebhookView[];
 }
 
+/** A raw body kept as text is shown as JSON when it is JSON. */
+function shown(r: IndexedRecord): unknown {
+  if (typeof r.value !== 'string') return r.value;
+  try {
+    return JSON.parse(r.value) as unknown;
+  } catch {
+    return r.value;
+  }
+}
+
 function view(r: IndexedRecord): RecordView {
   return {
     topic: r.topic,
@@ -47,7 +57,7 @@ function view(r: IndexedRecord): RecordView {
     timestamp: new Date(r.timestampMs).toISOString(),
     key: r.key,
     headers: redact(r.headers) as Record<string, string>,
-    value: redact(r.value),
+    value: redact(shown(r)),
   };
 }
 
