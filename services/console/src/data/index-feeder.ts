@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { RawHeaders, type ChargingSession } from '@ampflow/contracts';
-import type { AvroCodec } from '@ampflow/kafka';
+import { subscribeWhenReady, type AvroCodec } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError } from '@ampflow/runtime';
 import type { SessionStore } from './sessions';
@@ -191,7 +191,7 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
     consumer = c;
     groupId = group;
     await c.connect();
-    await c.subscribe({ topics: existing, fromBeginning: true });
+    await subscribeWhenReady(c, { topics: existing, fromBeginning: true });
     await c.run({
       autoCommit: false,
       eachMessage: async ({ topic, partition, message }) => handle(topic, partition, message),
