@@ -4,6 +4,7 @@ import { RawHeaders, type ChargingSession } from '@ampflow/contracts';
 import { subscribeWhenReady, type AvroCodec } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError } from '@ampflow/runtime';
+import { CONSOLE_INDEX_GROUP_PREFIX } from './pipeline';
 import type { SessionStore } from './sessions';
 import type { IndexedKind, IndexedRecord, TraceIndex } from './trace-index';
 import type { ConsoleTopics } from './topics';
@@ -173,7 +174,7 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
   }
 
   async function startConsumer(existing: string[]) {
-    const group = `ampflow-console-index-${randomBytes(6).toString('hex')}`;
+    const group = `${CONSOLE_INDEX_GROUP_PREFIX}${randomBytes(6).toString('hex')}`;
     const from = now() - options.maxAgeMs;
     for (const topic of existing) {
       const offsets =

@@ -13,6 +13,9 @@ import {
 import { Ring } from './ring';
 import type { ConsoleTopics } from './topics';
 
+/** The trace index consumer's groups (`<prefix><random>`, one per consumer, deleted at stop). */
+export const CONSOLE_INDEX_GROUP_PREFIX = 'ampflow-console-index-';
+
 /** One reading of the pipeline's health, for the page's small charts. */
 export interface PipelineSample {
   at: string;
@@ -97,7 +100,8 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
     const lag: Record<string, number> = {};
     const { groups } = await admin.listGroups();
     for (const { groupId } of groups) {
-      if (unrelatedGroups.has(groupId)) continue;
+      // The console's own trace-index groups never commit: their "lag" would only grow and mean nothing.
+      if (unrelatedGroups.has(groupId) || groupId.startsWith(CONSOLE_INDEX_GROUP_PREFIX)) continue;
       try {
         const offsets = await admin.fetchOffsets({ groupId });
         const ours = offsets.filter((t) => topics.isPlatformTopic(t.topic) && existing.has(t.topic));

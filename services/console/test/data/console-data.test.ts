@@ -392,6 +392,8 @@ describe('console operator data (real Kafka and registry)', () => {
     );
     const last = samples[samples.length - 1];
     expect(last.consumerLag[lagGroup]).toBe(2);
+    // Its own trace-index group (offsets set, never committed) is not the platform's lag.
+    expect(Object.keys(last.consumerLag).filter((g) => g.startsWith('ampflow-console-index-'))).toEqual([]);
     expect(last.deadLetters[topic.deliveriesDlq]).toBe(2);
     expect(last.deadLetters[topic.rawDlq]).toBe(0);
     expect(last.recordsPerSecond.notifier).toBeGreaterThan(0);
