@@ -39,6 +39,10 @@ export interface TraceView {
   webhooks: WebhookView[];
 }
 
+function isUndecodable(value: unknown): boolean {
+  return typeof value !== 'object' || value === null || 'undecodable' in value;
+}
+
 /** A raw body kept as text is shown as JSON when it is JSON. */
 function shown(r: IndexedRecord): unknown {
   if (typeof r.value !== 'string') return r.value;
@@ -97,14 +101,17 @@ export async function buildTraces(
   const traces = traceIds.map((eventId) => {
     const records = index.byTraceId(eventId);
     const canonical = records.filter((r) => r.kind === 'canonical');
+    // A record that could not be decoded is shown with its reason, but names no webhook and no reading.
+    const decoded = canonical.filter((r) => !isUndecodable(r.value));
     const sessionChanges: TraceView['sessionChanges'] = [];
-    const candidates = canonical.flatMap((r) =>
+    const candidates = decoded.flatMap((r) =>
       webhookCandidates({ stream: r.stream, value: r.value } as CanonicalValue),
     );
-    for (const r of canonical.filter((c) => c.stream === TELEMETRY)) {
+    for (const r of decoded.filter((c) => c.stream === TELEMETRY)) {
       const reading = r.value as VehicleTelemetry;
       const readings = index
         .recordsOfVehicle(reading.vehicleId, TELEMETRY)
+        .filter((t) => !isUndecodable(t.value))
         .map((t) => t.value as VehicleTelemetry);
       const changeRecords = index.recordsOfVehicle(reading.vehicleId, SESSIONS);
       const byChange = new Map(changeRecords.map((c) => [c.value as ChargingSession, c]));
