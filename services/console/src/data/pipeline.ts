@@ -45,6 +45,8 @@ export interface PipelineSamplerOptions {
   groupRecheckMs?: number;
   logger: Logger;
   now?: () => number;
+  /** Reads one /metrics text (default: an HTTP GET with undici, `scrapeTimeoutMs`); for tests. */
+  fetchMetrics?: (url: string) => Promise<string>;
 }
 
 export interface PipelineSampler {
@@ -69,13 +71,16 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
   const recheckMs = options.groupRecheckMs ?? 5 * 60_000;
   const log = options.logger.child({ component: 'pipeline-sampler' });
 
-  async function scrape(url: string): Promise<Sample[]> {
+  async function httpText(url: string): Promise<string> {
     const timeout = options.scrapeTimeoutMs ?? 2_000;
     const res = await request(url, { headersTimeout: timeout, bodyTimeout: timeout });
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}`);
-    return parseMetricsText(text);
+    return text;
   }
+
+  const fetchMetrics = options.fetchMetrics ?? httpText;
+  const scrape = async (url: string): Promise<Sample[]> => parseMetricsText(await fetchMetrics(url));
 
   async function endOffsets(topic: string, cache: Map<string, Map<number, { high: number; low: number }>>) {
     let ends = cache.get(topic);
