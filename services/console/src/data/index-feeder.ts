@@ -230,7 +230,9 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
       stopping = false;
       admin = kafka.admin();
       await admin.connect();
-      await check();
+      // A topic whose partitions have no leader yet (just created) fails the first look: the next one, in
+      // `recheckMs`, tries again; a broker that cannot be reached at all has already failed the connect.
+      await check().catch((err: unknown) => log.warn({ err }, 'trace index not reading yet; trying again'));
       schedule();
     },
     async stop() {
