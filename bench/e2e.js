@@ -415,20 +415,25 @@ function targetsOf(row) {
     return t;
   }
   t.accounted = { ok: row.accounted, detail: 'every event accounted for, no duplicates' };
+  // A rate the load generator could not send, or the platform could not keep up with, meets no CPU target:
+  // its window is stretched and its cores say nothing about that rate.
+  const sustained = row.keptUp
+    ? ''
+    : `; rate NOT sustained: sent ${row.load.perSec}/s, window ${row.window.wallSeconds} s`;
   if (row.rate === 50) {
     t.cpu50 = {
-      ok: row.cores.servicesAndBroker <= TARGETS.at50.maxServicesAndBrokerCores,
-      detail: `4 services + broker <= ${TARGETS.at50.maxServicesAndBrokerCores} core (${row.cores.servicesAndBroker})`,
+      ok: row.keptUp && row.cores.servicesAndBroker <= TARGETS.at50.maxServicesAndBrokerCores,
+      detail: `4 services + broker <= ${TARGETS.at50.maxServicesAndBrokerCores} core (${row.cores.servicesAndBroker}${sustained})`,
     };
     t.p99at50 = { ok: p99 < TARGETS.at50.p99BelowMs, detail: `p99 < ${TARGETS.at50.p99BelowMs} ms (${p99})` };
   }
   if (row.rate === 500) {
     t.cpu500 = {
-      ok: row.cores.wholeMachine <= TARGETS.at500.maxMachineCores,
-      detail: `whole machine <= ${TARGETS.at500.maxMachineCores} core (${row.cores.wholeMachine})`,
+      ok: row.keptUp && row.cores.wholeMachine <= TARGETS.at500.maxMachineCores,
+      detail: `whole machine <= ${TARGETS.at500.maxMachineCores} core (${row.cores.wholeMachine}${sustained})`,
     };
     t.usPerWebhook500 = {
-      ok: row.usPerWebhook.wholeMachine <= TARGETS.at500.maxUsPerWebhook,
+      ok: row.keptUp && row.usPerWebhook.wholeMachine <= TARGETS.at500.maxUsPerWebhook,
       detail: `<= ${TARGETS.at500.maxUsPerWebhook} µs CPU per webhook (${row.usPerWebhook.wholeMachine})`,
     };
     t.p99at500 = {
