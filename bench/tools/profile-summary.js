@@ -54,7 +54,7 @@ function describe(callFrame) {
 const NODE_STAGES = [
   [
     /^node:(net|internal\/stream_base_commons|internal\/net|internal\/streams|stream|dgram|internal\/js_stream_socket)/,
-    'socket I/O (net, streams)',
+    'socket I/O (net, streams: writes, reads)',
   ],
   [/^node:(_http_|http|internal\/http)/, 'HTTP (node:http parse/serialize)'],
   [/^node:(internal\/crypto|crypto)/, 'crypto (HMAC, hashes, random)'],
