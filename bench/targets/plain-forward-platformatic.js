@@ -6,7 +6,7 @@
  * `@platformatic/kafka` instead of kafkajs (the ceiling another client would give). Group BENCH_GROUP_ID
  * consumes BENCH_SOURCE_TOPICS from its committed offsets and produces every record unchanged (key, value,
  * headers) to BENCH_OUTPUT_TOPIC with acks -1: the records that arrived while a send was in flight leave
- * together in the next send (one send in flight, as kafkajs's eachBatch does per batch). A record's offset is
+ * together in the next send (one send in flight, at most ~900 kB, as kafkajs's eachBatch does per batch). A record's offset is
  * committed only after its send was acknowledged, every 1 s (the last acknowledged offset per partition), as
  * the kafkajs baseline's autocommit does. No decoding, no encoding, no per-record work.
  */
@@ -30,6 +30,18 @@ if (brokers.length === 0 || !groupId || topics.length === 0 || !outputTopic) {
 }
 
 const MAX_PENDING = 20_000;
+const MAX_SEND_BYTES = 900_000;
+
+/** The distinct innermost messages of a (nested) AggregateError, on one line. */
+function leafErrors(err) {
+  const out = new Set();
+  const walk = (e) => {
+    if (e && Array.isArray(e.errors) && e.errors.length > 0) e.errors.forEach(walk);
+    else out.add(`${e?.code ?? ''} ${e?.apiCode ?? ''} ${e?.message ?? e}`.trim());
+  };
+  walk(err);
+  return [...out].join(' | ');
+}
 
 const producer = new Producer({ clientId: 'bench-plain-forward-platformatic', bootstrapBrokers: brokers });
 const consumer = new Consumer({
@@ -50,8 +62,16 @@ const acknowledged = new Map();
 async function flush() {
   if (sending || pending.length === 0) return;
   sending = true;
-  const batch = pending;
-  pending = [];
+  // At most ~900 kB per send: the broker refuses a partition's batch above its max.message.bytes (1 MiB), and
+  // kafkajs's eachBatch is bounded the same way (a fetch's batch per partition).
+  let bytes = 0;
+  let n = 0;
+  while (n < pending.length && (n === 0 || bytes < MAX_SEND_BYTES)) {
+    bytes += (pending[n].value?.length ?? 0) + (pending[n].key?.length ?? 0) + 64;
+    n += 1;
+  }
+  const batch = pending.slice(0, n);
+  pending = pending.slice(n);
   try {
     await producer.send({
       acks: ProduceAcks.ALL,
@@ -59,7 +79,7 @@ async function flush() {
     });
     for (const m of batch) acknowledged.set(`${m.topic}:${m.partition}`, m);
   } catch (err) {
-    process.stderr.write(`plain-forward-platformatic: send failed: ${err.stack ?? err}\n`);
+    process.stderr.write(`plain-forward-platformatic: send failed: ${leafErrors(err)}\n`);
     process.exit(1);
   }
   sending = false;
