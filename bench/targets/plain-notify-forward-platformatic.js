@@ -43,6 +43,12 @@ const partitions = new Map();
 /** topic:partition -> the last record of the finished prefix (its commit() commits offset + 1). */
 const finished = new Map();
 
+/** The `event-id` header (header keys arrive as Buffers: no deserialisers configured). */
+function eventIdOf(message) {
+  for (const [key, value] of message.headers) if (key.toString() === 'event-id') return value.toString();
+  return undefined;
+}
+
 function settle(key) {
   const queue = partitions.get(key);
   while (queue.length > 0 && queue[0].done) finished.set(key, queue.shift().message);
@@ -56,7 +62,7 @@ function deliver(message) {
   queue.push(entry);
   inFlight += 1;
   if (inFlight >= MAX_IN_FLIGHT) stream.pause();
-  const id = message.headers.get('event-id')?.toString() ?? `${message.offset}`;
+  const id = eventIdOf(message) ?? `${message.topic}:${message.partition}:${message.offset}`;
   Promise.all(endpoints.map((e) => e.post(message.value, id))).then(() => {
     entry.done = true;
     inFlight -= 1;
