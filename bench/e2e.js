@@ -455,6 +455,14 @@ function fmt(v, digits = 2) {
   return typeof v === 'number' ? String(round(v, digits)) : String(v);
 }
 
+/** "all met" or "NOT met: <names>" for a row (the detail is in the targets table). */
+function targetsCell(row) {
+  const failed = Object.entries(row.targets)
+    .filter(([, t]) => !t.ok)
+    .map(([n]) => n);
+  return failed.length === 0 ? 'all met' : `NOT met: ${failed.join(', ')}`;
+}
+
 function rowLabel(row) {
   return row.idle ? `idle ${row.seconds}s` : `${row.rate}/s`;
 }
@@ -468,7 +476,15 @@ function printReport(r) {
       "its first request until every session webhook arrived (the platform's catch-up included)",
   );
   report.printTable(
-    ['cores', ...PROCESS_COLUMNS.map(([, l]) => l), 'whole', 'svc+broker', 'machine busy', 'other work'],
+    [
+      'cores',
+      ...PROCESS_COLUMNS.map(([, l]) => l),
+      'whole',
+      'svc+broker',
+      'machine busy',
+      'other work',
+      'targets',
+    ],
     rows.map((row) => [
       rowLabel(row),
       ...PROCESS_COLUMNS.map(([k]) => fmt(row.cores[k], 3)),
@@ -476,6 +492,7 @@ function printReport(r) {
       fmt(row.cores.servicesAndBroker, 3),
       fmt(row.cores.machineBusy),
       fmt(row.cores.everythingElse),
+      targetsCell(row),
     ]),
   );
   report.printTable(
