@@ -975,4 +975,4 @@ async function run(options) {
   }
 }
 
-module.exports = { run, matchEvents, targetsOf };
+module.exports = { run, matchEvents, targetsOf, printReport };
