@@ -100,6 +100,9 @@ async function start() {
     mode: MessagesStreamModes.COMMITTED,
     fallbackMode: MessagesStreamFallbackModes.EARLIEST,
     maxWaitTime: 1_000,
+    // kafkajs's defaults, so that both baselines fetch the same amounts (platformatic's default maxBytes is 50 MB)
+    maxBytes: 10 * 1024 * 1024,
+    maxBytesPerPartition: 1024 * 1024,
   });
   stream.on('data', (m) => {
     pending.push(m);
