@@ -223,12 +223,20 @@ function printReport(r) {
       `range); ${r.machine.cpuCount} CPUs, node ${r.machine.nodeVersion}`,
   );
   report.printTable(
-    ['measure', 'readings/s', 'window s', 'from'],
+    ['measure', 'readings/s', 'window s', 'from', 'CPU µs/reading', 'peak RSS MiB'],
     [
-      ['steady, committed offsets', x.steadyPerSec, x.steadySeconds, 'first commit -> all committed'],
-      ['total, committed offsets', x.totalPerSec, x.doneAtS, 'process spawned -> all committed'],
+      [
+        'steady, committed offsets',
+        x.steadyPerSec,
+        x.steadySeconds,
+        'first commit -> all committed',
+        x.targetCpuMicrosPerRecord,
+        x.targetPeakRssMiB,
+      ],
+      ['total, committed offsets', x.totalPerSec, x.doneAtS, 'process spawned -> all committed', '', ''],
     ],
   );
+  log('CPU µs/reading: the aggregator process over its whole run; peak RSS: its VmHWM at the end of the run');
   const t = x.redis;
   report.printTable(
     ['Redis op', 'chunks', 'readings/chunk', 'mean ms', 'p50 ms', 'p99 ms', 'µs/reading mean', 'p50', 'p99'],

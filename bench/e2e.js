@@ -15,17 +15,28 @@ const { randomUUID } = require('node:crypto');
 const { Pool } = require('undici');
 const { SchemaRegistry } = require('@kafkajs/confluent-schema-registry');
 const { svixHeaders } = require('@ampflow/testing');
-const { startCpuSample } = require('./lib/cpu');
+const fs = require('node:fs');
+const Redis = require('ioredis');
+const { startCpuSample, startMemorySample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint } = require('./lib/notifier-service');
 const { deleteRedisNamespace } = require('./lib/redis');
 const { startTarget, stopTarget, waitForHttpOk, withChildren } = require('./lib/processes');
+const {
+  MAIN_APIS,
+  counterEnv,
+  countsDir,
+  diff,
+  redisServerCommands,
+  snapshot,
+} = require('./lib/request-counts');
 const report = require('./lib/report');
 const { startSinks } = require('./lib/sinks');
 const { percentile, round } = require('./lib/stats');
 const { assertOwn, runPrefix, runTopics } = require('./lib/topics');
 const { BENCH_SECRETS, loadWebhookFixtures } = require('./lib/webhook-requests');
+const { stageShares } = require('./tools/profile-summary');
 
 const { ROOT, log } = report;
 const MAIN = (service) => path.join(ROOT, 'services', service, 'dist', 'main.js');
@@ -33,7 +44,14 @@ const PARTITIONS = 6;
 const READY_TIMEOUT_MS = 90_000;
 const STEP_MS = 1_000;
 const WARMUP_S = 3;
-const GOALS = { maxP99Ms: 250 };
+/** The targets of issue 16 (see targetsOf). */
+const TARGETS = {
+  at50: { maxServicesAndBrokerCores: 0.25, p99BelowMs: 50 },
+  at500: { maxMachineCores: 1.0, maxUsPerWebhook: 2_000, maxP99Ms: 150 },
+  at1500: { maxP99Ms: 500 },
+  idleMaxCores: 0.01,
+  maxServiceRssMiB: 150,
+};
 /** One vehicle's requests: [fixture, currentState, isCharging, isPlugged]; step 1 starts, step 4 ends. */
 const SCENARIO = [
   ['vehicle-plug-status', 'Plugged', false, true],
@@ -149,23 +167,29 @@ async function drive({ pool, tpl, rate, seconds, idPrefix }) {
 async function startTap({ brokers, registryUrl, groupId, topics }) {
   const registry = new SchemaRegistry({ host: registryUrl });
   const times = new Map();
+  /** How often each key was seen (a record read twice by the tap is its own doing: it never commits early). */
+  const seen = new Map();
   const consumer = kafka.quietKafka(brokers, 'bench-e2e-tap').consumer({ groupId, maxWaitTimeInMs: 100 });
   await consumer.connect();
   await consumer.subscribe({ topics: [topics.telemetry, topics.sessions], fromBeginning: true });
+  const note = (key, ts) => {
+    if (!times.has(key)) times.set(key, ts);
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  };
   await consumer.run({
     eachMessage: async ({ topic, message }) => {
       const ts = Number(message.timestamp);
       try {
         const value = await registry.decode(message.value);
-        if (topic === topics.telemetry) times.set(`${value.vehicleId}|${value.occurredAt}`, ts);
-        else if (value.change === 'STARTED') times.set(`${value.vehicleId}|${value.startedAt}|started`, ts);
-        else if (value.change === 'ENDED') times.set(`${value.vehicleId}|${value.endedAt}|ended`, ts);
+        if (topic === topics.telemetry) note(`${value.vehicleId}|${value.occurredAt}`, ts);
+        else if (value.change === 'STARTED') note(`${value.vehicleId}|${value.startedAt}|started`, ts);
+        else if (value.change === 'ENDED') note(`${value.vehicleId}|${value.endedAt}|ended`, ts);
       } catch {
         // not ours to judge: the services dead-letter what they cannot read
       }
     },
   });
-  return { times, stop: () => consumer.disconnect().catch(() => {}) };
+  return { times, seen, stop: () => consumer.disconnect().catch(() => {}) };
 }
 
 function summary(values) {
@@ -183,7 +207,7 @@ function summary(values) {
  * Matches started/ended webhooks (by vehicle id and type) to the readings that caused them: end-to-end
  * latency (ingress 200 -> sink), accounting, and with the tap's record times the hops.
  */
-function matchEvents(vehicles, captured, tapTimes) {
+function matchEvents(vehicles, captured, tapTimes, tapSeen) {
   const byVehicle = new Map();
   const ours = new Set(vehicles.map((v) => `telematica:${v.providerVehicleId}`));
   const byType = {};
@@ -196,6 +220,15 @@ function matchEvents(vehicles, captured, tapTimes) {
     list.push(c);
   }
   const latencies = { started: [], ended: [] };
+  const records = {
+    telemetry: { expected: 0, found: 0, missing: 0, duplicates: 0, unacknowledgedButPublished: 0 },
+    sessionRecords: { expected: 0, found: 0, missing: 0, duplicates: 0 },
+  };
+  const webhookIds = new Map();
+  for (const list of byVehicle.values()) {
+    for (const c of list) if (c.id) webhookIds.set(c.id, (webhookIds.get(c.id) ?? 0) + 1);
+  }
+  const repeatedWebhookIds = [...webhookIds.values()].reduce((sum, n) => sum + (n - 1), 0);
   const hops = { ingress: [], normalizer: [], aggregator: [], notifier: [] };
   const counts = {
     started: { expected: 0, received: 0, duplicates: 0 },
@@ -204,6 +237,31 @@ function matchEvents(vehicles, captured, tapTimes) {
   for (const v of vehicles) {
     const vid = `telematica:${v.providerVehicleId}`;
     const events = byVehicle.get(vid) ?? [];
+    if (tapSeen) {
+      for (let step = 0; step < SCENARIO.length; step++) {
+        if (v.sentAt[step] === undefined) continue;
+        const n = tapSeen.get(`${vid}|${v.sentAt[step]}`) ?? 0;
+        if (v.acceptedAt[step] === undefined) {
+          if (n > 0) records.telemetry.unacknowledgedButPublished += 1;
+          continue;
+        }
+        records.telemetry.expected += 1;
+        if (n === 0) records.telemetry.missing += 1;
+        else records.telemetry.found += 1;
+        records.telemetry.duplicates += Math.max(0, n - 1);
+      }
+      for (const [kind, step] of [
+        ['started', START_STEP],
+        ['ended', END_STEP],
+      ]) {
+        if (v.acceptedAt[step] === undefined) continue;
+        records.sessionRecords.expected += 1;
+        const n = tapSeen.get(`${vid}|${v.sentAt[step]}|${kind}`) ?? 0;
+        if (n === 0) records.sessionRecords.missing += 1;
+        else records.sessionRecords.found += 1;
+        records.sessionRecords.duplicates += Math.max(0, n - 1);
+      }
+    }
     for (const [kind, step] of [
       ['started', START_STEP],
       ['ended', END_STEP],
@@ -226,6 +284,8 @@ function matchEvents(vehicles, captured, tapTimes) {
   }
   return {
     counts,
+    records,
+    webhooks: { distinctIds: webhookIds.size, repeatedIds: repeatedWebhookIds },
     started: summary(latencies.started),
     ended: summary(latencies.ended),
     all: summary([...latencies.started, ...latencies.ended]),
@@ -234,8 +294,11 @@ function matchEvents(vehicles, captured, tapTimes) {
   };
 }
 
-/** Polls the sink until every started/ended webhook of `vehicles` arrived, or 30 s without a new one. */
-async function waitForMatch(sinks, vehicles) {
+/**
+ * Polls the sink until every started/ended webhook of `vehicles` arrived; gives up after 30 s without a new
+ * one or at `deadline`. Returns whether all arrived.
+ */
+async function waitForMatch(sinks, vehicles, deadline = Infinity) {
   let last = -1;
   let lastChange = Date.now();
   for (;;) {
@@ -247,81 +310,463 @@ async function waitForMatch(sinks, vehicles) {
       last = got;
       lastChange = Date.now();
     }
-    if (Date.now() - lastChange > 30_000) return false;
+    if (Date.now() - lastChange > 30_000 || Date.now() > deadline) return false;
     await sleep(500);
   }
 }
 
-async function startService(children, name, script, env, { ready = true } = {}) {
-  const t = await startTarget(name, script, { env, children });
-  if (ready) await waitForHttpOk(t.handle, `${t.baseUrl}/readyz`, READY_TIMEOUT_MS);
+async function startService(children, name, script, env, nodeArgs = []) {
+  const t = await startTarget(name, script, { env, children, nodeArgs });
+  await waitForHttpOk(t.handle, `${t.baseUrl}/readyz`, READY_TIMEOUT_MS);
   return t;
 }
 
+/**
+ * One measured window over every process (name -> pid): CPU from /proc (cores, seconds), memory (sampled
+ * VmRSS peak, VmHWM at the end), Kafka requests and Redis round trips per service from the preloaded counter,
+ * and the Redis server's command count. `stop()` returns all of it.
+ */
+async function startWindow({ pids, services, countsDir, redis }) {
+  const countsBefore = await snapshot(countsDir, services);
+  const redisBefore = await redisServerCommands(redis);
+  const cpu = startCpuSample(pids);
+  const memory = startMemorySample(pids);
+  return {
+    async stop() {
+      const usage = cpu.stop();
+      const mem = memory.stop();
+      const redisAfter = await redisServerCommands(redis);
+      const countsAfter = await snapshot(countsDir, services);
+      return {
+        wallSeconds: usage.wallSeconds,
+        exactWallSeconds: usage.exactWallSeconds,
+        cores: usage.cores,
+        cpuSeconds: usage.seconds,
+        memory: mem,
+        requests: diff(countsBefore, countsAfter),
+        redisServerCommands:
+          redisBefore === undefined || redisAfter === undefined ? undefined : redisAfter - redisBefore,
+      };
+    },
+  };
+}
+
+/** Processes summed as "whole machine": every process of the platform, the load generator and the sinks. */
+const PROCESS_COLUMNS = [
+  ['ingress', 'ingress'],
+  ['normalizer', 'normalizer'],
+  ['aggregator', 'aggregator'],
+  ['notifier', 'notifier'],
+  ['kafka', 'Kafka'],
+  ['registry', 'registry'],
+  ['redis', 'Redis'],
+  ['loadGenerator', 'load gen'],
+  ['sinks', 'sinks'],
+];
+const SERVICES = ['ingress', 'normalizer', 'aggregator', 'notifier'];
+
+/** Derived per-row figures: µs of CPU per webhook per process, whole-machine sums, the targets. */
+function derive(row) {
+  const w = row.window;
+  const webhooks = row.load?.ok ?? 0;
+  const sum = (names) => names.reduce((acc, n) => acc + (w.cpuSeconds[n] ?? 0), 0);
+  const all = PROCESS_COLUMNS.map(([k]) => k);
+  const coresOf = (names) => round(sum(names) / w.exactWallSeconds, 3);
+  row.cores = Object.fromEntries(
+    all.map((k) => [
+      k,
+      w.cpuSeconds[k] === undefined ? undefined : round(w.cpuSeconds[k] / w.exactWallSeconds, 3),
+    ]),
+  );
+  row.cores.servicesAndBroker = coresOf([...SERVICES, 'kafka']);
+  row.cores.wholeMachine = coresOf(all);
+  row.cores.machineBusy = w.cores.machineBusy;
+  row.cores.everythingElse = round((w.cores.machineBusy ?? NaN) - row.cores.wholeMachine, 2);
+  row.usPerWebhook = webhooks
+    ? Object.fromEntries(
+        [...all, 'wholeMachine'].map((k) => [
+          k,
+          round(((k === 'wholeMachine' ? sum(all) : (w.cpuSeconds[k] ?? NaN)) / webhooks) * 1e6, 0),
+        ]),
+      )
+    : undefined;
+  row.peakRssMiB = Object.fromEntries(
+    all.map((k) => [k, SERVICES.includes(k) ? w.memory[k]?.hwmMiB : w.memory[k]?.peakRssMiB]),
+  );
+  row.targets = targetsOf(row);
+  return row;
+}
+
+/** The issue's targets that apply to a row: name -> { ok, detail }. */
+function targetsOf(row) {
+  const t = {};
+  const p99 = row.match ? Math.max(row.match.started.p99Ms, row.match.ended.p99Ms) : undefined;
+  const svcRss = SERVICES.map((k) => row.peakRssMiB[k]);
+  t.rss = {
+    ok: svcRss.every((v) => v !== undefined && v <= TARGETS.maxServiceRssMiB),
+    detail: `every service peak RSS <= ${TARGETS.maxServiceRssMiB} MiB (max ${Math.max(...svcRss.map((v) => v ?? NaN))})`,
+  };
+  if (row.idle) {
+    const max = Math.max(...SERVICES.map((k) => row.cores[k] ?? NaN));
+    t.idle = {
+      ok: max <= TARGETS.idleMaxCores,
+      detail: `each service <= ${TARGETS.idleMaxCores} core idle (max ${max})`,
+    };
+    return t;
+  }
+  t.accounted = { ok: row.accounted, detail: 'every event accounted for, no duplicates' };
+  // A rate the load generator could not send, or the platform could not keep up with, meets no CPU target:
+  // its window is stretched and its cores say nothing about that rate.
+  const sustained = row.keptUp
+    ? ''
+    : `; rate NOT sustained: sent ${row.load.perSec}/s, window ${row.window.wallSeconds} s`;
+  if (row.rate === 50) {
+    t.cpu50 = {
+      ok: row.keptUp && row.cores.servicesAndBroker <= TARGETS.at50.maxServicesAndBrokerCores,
+      detail: `4 services + broker <= ${TARGETS.at50.maxServicesAndBrokerCores} core (${row.cores.servicesAndBroker}${sustained})`,
+    };
+    t.p99at50 = { ok: p99 < TARGETS.at50.p99BelowMs, detail: `p99 < ${TARGETS.at50.p99BelowMs} ms (${p99})` };
+  }
+  if (row.rate === 500) {
+    t.cpu500 = {
+      ok: row.keptUp && row.cores.wholeMachine <= TARGETS.at500.maxMachineCores,
+      detail: `whole machine <= ${TARGETS.at500.maxMachineCores} core (${row.cores.wholeMachine}${sustained})`,
+    };
+    t.usPerWebhook500 = {
+      ok: row.keptUp && row.usPerWebhook.wholeMachine <= TARGETS.at500.maxUsPerWebhook,
+      detail: `<= ${TARGETS.at500.maxUsPerWebhook} µs CPU per webhook (${row.usPerWebhook.wholeMachine})`,
+    };
+    t.p99at500 = {
+      ok: p99 <= TARGETS.at500.maxP99Ms,
+      detail: `p99 <= ${TARGETS.at500.maxP99Ms} ms (${p99})`,
+    };
+  }
+  if (row.rate >= 1500) {
+    t.sustained = {
+      ok: row.keptUp && p99 <= TARGETS.at1500.maxP99Ms && row.accounted,
+      detail: `sustained (sent at >= 95 % of the rate, drained), p99 <= ${TARGETS.at1500.maxP99Ms} ms (${p99}), all accounted`,
+    };
+  }
+  return t;
+}
+
+function fmt(v, digits = 2) {
+  if (v === undefined || v === null || Number.isNaN(v)) return '-';
+  return typeof v === 'number' ? String(round(v, digits)) : String(v);
+}
+
+/** "all met" or "NOT met: <names>" for a row (the detail is in the targets table). */
+function targetsCell(row) {
+  const failed = Object.entries(row.targets)
+    .filter(([, t]) => !t.ok)
+    .map(([n]) => n);
+  return failed.length === 0 ? 'all met' : `NOT met: ${failed.join(', ')}`;
+}
+
+function rowLabel(row) {
+  return row.idle ? `idle ${row.seconds}s` : `${row.rate}/s`;
+}
+
 function printReport(r) {
-  const x = r.result;
-  const m = x.measured;
+  const rows = r.result.rows;
   log('');
   log(
-    `${r.parameters.rate} webhooks/s for ${r.parameters.seconds} s (sent ${m.load.sent}, 200 ${m.load.ok}, failed ` +
-      `${m.load.failed} ${JSON.stringify(m.load.errors)}, achieved ${m.load.perSec}/s, max lateness ` +
-      `${m.load.lateMsMax} ms); ${m.vehicles} vehicles; ${r.machine.cpuCount} CPUs, load average at start ` +
-      `${r.machine.loadAverageAtStart.join(' ')}`,
+    `e2e: ${r.machine.cpuCount} CPUs, load average at start ${r.machine.loadAverageAtStart.join(' ')}; ` +
+      'CPU from /proc/<pid>/stat (utime+stime, all threads) over each window; the window of a rate runs from ' +
+      "its first request until every session webhook arrived (the platform's catch-up included)",
   );
   report.printTable(
     [
-      'ingress 200 -> sink webhook',
-      'expected',
-      'received',
-      'duplicates',
-      'p50 ms',
-      'p90 ms',
-      'p99 ms',
-      'max ms',
+      'cores',
+      ...PROCESS_COLUMNS.map(([, l]) => l),
+      'whole',
+      'svc+broker',
+      'machine busy',
+      'other work',
+      'targets',
     ],
-    ['started', 'ended']
-      .map((k) => [
-        `charging_session.${k}`,
-        m.match.counts[k].expected,
-        m.match.counts[k].received,
-        m.match.counts[k].duplicates,
-        m.match[k].p50Ms,
-        m.match[k].p90Ms,
-        m.match[k].p99Ms,
-        m.match[k].maxMs,
-      ])
-      .concat([
-        ['both', '', '', '', m.match.all.p50Ms, m.match.all.p90Ms, m.match.all.p99Ms, m.match.all.maxMs],
+    rows.map((row) => [
+      rowLabel(row),
+      ...PROCESS_COLUMNS.map(([k]) => fmt(row.cores[k], 3)),
+      fmt(row.cores.wholeMachine, 3),
+      fmt(row.cores.servicesAndBroker, 3),
+      fmt(row.cores.machineBusy),
+      fmt(row.cores.everythingElse),
+      targetsCell(row),
+    ]),
+  );
+  report.printTable(
+    ['µs CPU per webhook', ...PROCESS_COLUMNS.map(([, l]) => l), 'whole'],
+    rows
+      .filter((row) => !row.idle)
+      .map((row) => [
+        rowLabel(row),
+        ...PROCESS_COLUMNS.map(([k]) => fmt(row.usPerWebhook?.[k], 0)),
+        fmt(row.usPerWebhook?.wholeMachine, 0),
       ]),
   );
   report.printTable(
-    ['hop (started + ended)', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    ['peak RSS MiB', ...PROCESS_COLUMNS.map(([, l]) => l)],
+    rows.map((row) => [rowLabel(row), ...PROCESS_COLUMNS.map(([k]) => fmt(row.peakRssMiB[k], 0))]),
+  );
+  log(
+    'peak RSS: services VmHWM (peak since start); others the highest VmRSS sampled each second in the window',
+  );
+  const loadRows = rows.filter((row) => !row.idle);
+  report.printTable(
     [
-      ['ingress: sent -> 200', 'ingress'],
-      ['normalizer: 200 -> telemetry record', 'normalizer'],
-      ['aggregator: telemetry -> session record', 'aggregator'],
-      ['notifier: session record -> sink', 'notifier'],
-    ].map(([label, k]) => [
-      label,
-      m.match.hops[k].samples,
-      m.match.hops[k].p50Ms,
-      m.match.hops[k].p90Ms,
-      m.match.hops[k].p99Ms,
-      m.match.hops[k].maxMs,
+      'rate',
+      'sent',
+      'sent/s',
+      '200',
+      'failed',
+      'telemetry ok/miss/dup',
+      'session rec ok/miss/dup',
+      'started exp/rcv/dup',
+      'ended exp/rcv/dup',
+      'updated rcv',
+      'webhook ids repeated',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'window s',
+    ],
+    loadRows.map((row) => {
+      const m = row.match;
+      const rec = m.records;
+      return [
+        rowLabel(row),
+        row.load.sent,
+        row.load.perSec,
+        row.load.ok,
+        row.load.failed,
+        `${rec.telemetry.found}/${rec.telemetry.missing}/${rec.telemetry.duplicates}`,
+        `${rec.sessionRecords.found}/${rec.sessionRecords.missing}/${rec.sessionRecords.duplicates}`,
+        `${m.counts.started.expected}/${m.counts.started.received}/${m.counts.started.duplicates}`,
+        `${m.counts.ended.expected}/${m.counts.ended.received}/${m.counts.ended.duplicates}`,
+        m.byType['charging_session.updated'] ?? 0,
+        m.webhooks.repeatedIds,
+        m.all.p50Ms,
+        m.all.p99Ms,
+        m.all.maxMs,
+        fmt(row.window.wallSeconds, 1),
+      ];
+    }),
+  );
+  log(
+    "latency: ingress's 200 for the reading that starts / ends a session -> the sink receiving that webhook",
+  );
+  report.printTable(
+    [
+      'hops p50/p99 ms',
+      'ingress sent->200',
+      'normalizer 200->telemetry',
+      'aggregator telemetry->session',
+      'notifier session->sink',
+    ],
+    loadRows.map((row) => [
+      rowLabel(row),
+      ...['ingress', 'normalizer', 'aggregator', 'notifier'].map(
+        (k) => `${fmt(row.match.hops[k].p50Ms, 1)}/${fmt(row.match.hops[k].p99Ms, 1)}`,
+      ),
     ]),
   );
-  log('hops: by the Kafka record timestamps (set when a service hands the record to its producer)');
-  log(`webhooks at the sink by type: ${JSON.stringify(m.match.byType)}; all accounted for: ${m.accounted}`);
-  log(`CPU cores: ${report.formatCores(m.cpu.cores)}`);
-  log('');
-  log(`goal: p99 <= ${GOALS.maxP99Ms} ms (started and ended): ${report.met(r.goals.p99)}`);
-  log(`goal: every session event accounted for: ${report.met(r.goals.accounted)}`);
+  // Kafka requests per service and API.
+  const apis = new Set(MAIN_APIS);
+  for (const row of rows)
+    for (const s of Object.values(row.window.requests)) for (const a of Object.keys(s.kafka)) apis.add(a);
+  const apiList = [...apis];
+  const kafkaRows = [];
+  for (const svc of SERVICES) {
+    for (const api of [...apiList, 'all']) {
+      const perRow = rows.map((row) => {
+        const k = row.window.requests[svc]?.kafka;
+        if (!k) return undefined;
+        return api === 'all' ? Object.values(k).reduce((a, b) => a + b, 0) : (k[api] ?? 0);
+      });
+      if (api !== 'all' && !MAIN_APIS.includes(api) && perRow.every((n) => !n)) continue;
+      kafkaRows.push([
+        `${svc} ${api}`,
+        ...rows.flatMap((row, i) => {
+          const n = perRow[i];
+          const perSec = n === undefined ? undefined : n / row.window.exactWallSeconds;
+          const perWebhook = n === undefined || row.idle || !row.load.ok ? undefined : n / row.load.ok;
+          return row.idle ? [fmt(perSec, 1)] : [fmt(perSec, 1), fmt(perWebhook, 3)];
+        }),
+      ]);
+    }
+  }
+  const redisRows = [];
+  for (const svc of SERVICES) {
+    for (const key of ['roundTrips', 'commands']) {
+      redisRows.push([
+        `${svc} Redis ${key === 'roundTrips' ? 'round trips' : 'commands'}`,
+        ...rows.flatMap((row) => {
+          const n = row.window.requests[svc]?.redis?.[key];
+          const perSec = n === undefined ? undefined : n / row.window.exactWallSeconds;
+          const perWebhook = n === undefined || row.idle || !row.load.ok ? undefined : n / row.load.ok;
+          return row.idle ? [fmt(perSec, 1)] : [fmt(perSec, 1), fmt(perWebhook, 3)];
+        }),
+      ]);
+    }
+  }
+  redisRows.push([
+    'Redis server, all clients: commands',
+    ...rows.flatMap((row) => {
+      const n = row.window.redisServerCommands;
+      const perSec = n === undefined ? undefined : n / row.window.exactWallSeconds;
+      const perWebhook = n === undefined || row.idle || !row.load.ok ? undefined : n / row.load.ok;
+      return row.idle ? [fmt(perSec, 1)] : [fmt(perSec, 1), fmt(perWebhook, 3)];
+    }),
+  ]);
+  const headers = [
+    'requests (kafkajs, per service)',
+    ...rows.flatMap((row) => (row.idle ? [`${rowLabel(row)} /s`] : [`${rowLabel(row)} /s`, 'per webhook'])),
+  ];
+  report.printTable(headers, [...kafkaRows, ...redisRows]);
+  log(
+    'Kafka: every request through kafkajs Connection.send (retries included); Redis: a pipeline or MULTI = 1 round trip',
+  );
+  // Targets.
+  report.printTable(
+    ['targets (issue 16)', 'met', 'detail'],
+    rows.flatMap((row) =>
+      Object.entries(row.targets).map(([name, t]) => [
+        `${rowLabel(row)} ${name}`,
+        report.met(t.ok),
+        t.detail,
+      ]),
+    ),
+  );
+}
+
+/** Drives one rate and measures it: CPU, memory, requests over the window (load + catch-up), accounting. */
+async function runRate(ctx, rate) {
+  const { pool, tpl, sinks, tap, options, runId, windowArgs } = ctx;
+  await sinks.request('reset', { mode: 'e' });
+  log(`measured: ${rate} webhooks/s for ${options.e2eDurationS} s`);
+  const window = await startWindow(windowArgs);
+  const measured = await drive({
+    pool,
+    tpl,
+    rate,
+    seconds: options.e2eDurationS,
+    idPrefix: `${runId}-m${rate}`,
+  });
+  const driveSeconds = measured.stats.seconds;
+  const drained = await waitForMatch(
+    sinks,
+    measured.vehicles,
+    Date.now() + (2 * options.e2eDurationS + 30) * 1000,
+  );
+  const w = await window.stop();
+  await sleep(1_000); // a duplicate would arrive after the last expected webhook
+  const final = await sinks.request('report', { mode: 'e' });
+  const match = matchEvents(measured.vehicles, final.captured, tap.times, tap.seen);
+  const rec = match.records;
+  const accounted =
+    drained &&
+    match.counts.started.received === match.counts.started.expected &&
+    match.counts.ended.received === match.counts.ended.expected &&
+    match.counts.started.duplicates === 0 &&
+    match.counts.ended.duplicates === 0 &&
+    match.counts.started.expected === measured.vehicles.length &&
+    match.counts.ended.expected === measured.vehicles.length &&
+    measured.stats.failed === 0 &&
+    rec.telemetry.missing === 0 &&
+    rec.telemetry.duplicates === 0 &&
+    rec.sessionRecords.missing === 0 &&
+    rec.sessionRecords.duplicates === 0 &&
+    match.webhooks.repeatedIds === 0;
+  const keptUp = drained && measured.stats.perSec >= 0.95 * rate && w.exactWallSeconds <= driveSeconds + 10;
+  const row = derive({
+    rate,
+    seconds: options.e2eDurationS,
+    load: measured.stats,
+    vehicles: measured.vehicles.length,
+    window: w,
+    drained,
+    keptUp,
+    catchUpSeconds: round(w.exactWallSeconds - driveSeconds, 2),
+    match,
+    accounted,
+    signatures: { verified: final.verified, failed: final.verifyFailed },
+  });
+  log(
+    `${rate}/s: sent ${measured.stats.sent} (${measured.stats.perSec}/s), 200 ${measured.stats.ok}, p99 ${match.all.p99Ms} ms, ` +
+      `whole machine ${row.cores.wholeMachine} cores, ${row.usPerWebhook?.wholeMachine} µs/webhook, accounted ${accounted}`,
+  );
+  return row;
+}
+
+async function runIdle(ctx) {
+  const { options, windowArgs } = ctx;
+  log(`idle: platform up, no load, ${options.e2eIdleS} s`);
+  const window = await startWindow(windowArgs);
+  await sleep(options.e2eIdleS * 1000);
+  const w = await window.stop();
+  return derive({ idle: true, seconds: options.e2eIdleS, window: w });
+}
+
+/** The rates to run: BENCH_E2E_RATES, or 500 alone for a profile run that did not name rates. */
+function ratesOf(options) {
+  const explicit =
+    process.env.BENCH_E2E_RATES !== undefined || process.argv.some((a) => a.startsWith('--e2e-rates'));
+  const text = options.profile && !explicit ? '500' : options.e2eRates;
+  const rates = String(text)
+    .split(',')
+    .map((x) => Number(x.trim()));
+  for (const r of rates) {
+    if (!Number.isInteger(r) || r < 1 || r > 5_000)
+      throw new Error(`BENCH_E2E_RATES: ${text} (integers in [1, 5000])`);
+  }
+  return rates;
+}
+
+/** Self time per stage of each service's profile (written at its exit by --cpu-prof). */
+function profileStages(dir) {
+  const out = {};
+  for (const svc of SERVICES) {
+    const file = path.join(dir, `${svc}.cpuprofile`);
+    if (!fs.existsSync(file)) continue;
+    out[svc] = {
+      file: path.relative(report.ROOT, file),
+      ...stageShares(JSON.parse(fs.readFileSync(file, 'utf8'))),
+    };
+  }
+  return out;
+}
+
+function printStages(stages) {
+  const services = Object.keys(stages);
+  if (services.length === 0) return;
+  const names = new Map();
+  for (const svc of services)
+    for (const s of stages[svc].stages) names.set(s.stage, (names.get(s.stage) ?? 0) + s.percent);
+  const ordered = [...names.entries()].sort((a, b) => b[1] - a[1]).map(([n]) => n);
+  report.printTable(
+    ['% of busy self time', ...services],
+    [
+      [
+        'busy s / idle s',
+        ...services.map(
+          (svc) => `${fmt(stages[svc].busyMicros / 1e6, 1)}/${fmt(stages[svc].idleMicros / 1e6, 1)}`,
+        ),
+      ],
+      ...ordered.map((n) => [
+        n,
+        ...services.map((svc) => fmt(stages[svc].stages.find((s) => s.stage === n)?.percent, 1)),
+      ]),
+    ],
+  );
+  log('profiles cover each process from start to exit (start-up, warm-up and the measured window)');
 }
 
 async function run(options) {
   const startedAt = new Date().toISOString();
   const infra = prepare(options);
   const runId = report.runIdOf(startedAt);
+  const rates = ratesOf(options);
   const topics = runTopics(runPrefix(runId));
   const groups = {
     normalizer: `${topics.prefix}normalizer`,
@@ -333,9 +778,20 @@ async function run(options) {
   const token = adminToken();
   const tpl = templates();
   const admin = await kafka.connectAdmin(infra.brokers);
-  const pids = stackPids(infra);
+  const pids = stackPids(infra, { registry: true });
+  const dir = countsDir(runId);
+  const profileDir = path.join(report.ROOT, 'bench', 'results', 'profiles', `e2e-${runId}`);
+  const nodeArgsOf = (svc) =>
+    options.profile
+      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${svc}.cpuprofile`]
+      : [];
+  const redis = new Redis(infra.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
   try {
-    log(`run topics: ${topics.prefix}* (KAFKA_TOPIC_PREFIX of every service)`);
+    log(`run topics: ${topics.prefix}* (KAFKA_TOPIC_PREFIX of every service); rates ${rates.join(', ')}/s`);
+    log(
+      `stack pids: ${JSON.stringify(pids)} (Redis is shared: its other clients add to its CPU and commands)`,
+    );
     // Retried: under load the broker may answer a fresh topic's metadata before its leaders are known.
     for (let attempt = 1; ; attempt++) {
       try {
@@ -357,7 +813,9 @@ async function run(options) {
       LOG_LEVEL: 'warn',
       SHUTDOWN_DRAIN_MS: '5000',
       HTTP_HOST: '127.0.0.1',
+      ...counterEnv(dir),
     };
+    let services;
     const result = await withChildren(async (children) => {
       const sinks = await startSinks({ count: 1, children });
       await sinks.request('capture', { mode: 'e' });
@@ -365,40 +823,64 @@ async function run(options) {
         children,
         'notifier',
         NOTIFIER_MAIN,
-        notifierEnv({
-          infra,
-          prefix: topics.prefix,
-          groupId: groups.notifier,
-          namespace: namespaces.notifier,
-          token,
-        }),
+        {
+          ...notifierEnv({
+            infra,
+            prefix: topics.prefix,
+            groupId: groups.notifier,
+            namespace: namespaces.notifier,
+            token,
+          }),
+          ...counterEnv(dir),
+        },
+        nodeArgsOf('notifier'),
       );
       const endpoint = await registerEndpoint(notifier.baseUrl, token, {
         url: sinks.url('e', 0),
         eventTypes: ['charging_session.started', 'charging_session.updated', 'charging_session.ended'],
       });
       await sinks.request('secrets', { mode: 'e', secrets: [endpoint.secret] });
-      const aggregator = await startService(children, 'session-aggregator', MAIN('session-aggregator'), {
-        ...common,
-        AGGREGATOR_GROUP_ID: groups.aggregator,
-        AGGREGATOR_REDIS_NAMESPACE: namespaces.aggregator,
-        AGGREGATOR_CHANGELOG_TOPIC: `${groups.aggregator}-state-changelog`,
-        SESSIONS_TOPIC_PARTITIONS: String(PARTITIONS),
-        SESSION_SWEEP_INTERVAL_MS: '3600000',
-        VEHICLE_STATE_TTL_SECONDS: String(7 * 3600),
-      });
-      const normalizer = await startService(children, 'normalizer', MAIN('normalizer'), {
-        ...common,
-        NORMALIZER_GROUP_ID: groups.normalizer,
-        CANONICAL_TOPIC_PARTITIONS: String(PARTITIONS),
-      });
-      const ingress = await startService(children, 'ingress', MAIN('ingress'), {
-        ...common,
-        SMARTCAR_MANAGEMENT_TOKEN: BENCH_SECRETS.smartcarManagementToken,
-        TELEMATICA_WEBHOOK_SECRET: BENCH_SECRETS.telematicaWebhookSecret,
-        DEDUP_TTL_SECONDS: '3600',
-        RAW_TOPIC_PARTITIONS: String(PARTITIONS),
-      });
+      const aggregator = await startService(
+        children,
+        'session-aggregator',
+        MAIN('session-aggregator'),
+        {
+          ...common,
+          AGGREGATOR_GROUP_ID: groups.aggregator,
+          AGGREGATOR_REDIS_NAMESPACE: namespaces.aggregator,
+          AGGREGATOR_CHANGELOG_TOPIC: `${groups.aggregator}-state-changelog`,
+          SESSIONS_TOPIC_PARTITIONS: String(PARTITIONS),
+          SESSION_SWEEP_INTERVAL_MS: '3600000',
+          VEHICLE_STATE_TTL_SECONDS: String(7 * 3600),
+        },
+        nodeArgsOf('aggregator'),
+      );
+      const normalizer = await startService(
+        children,
+        'normalizer',
+        MAIN('normalizer'),
+        { ...common, NORMALIZER_GROUP_ID: groups.normalizer, CANONICAL_TOPIC_PARTITIONS: String(PARTITIONS) },
+        nodeArgsOf('normalizer'),
+      );
+      const ingress = await startService(
+        children,
+        'ingress',
+        MAIN('ingress'),
+        {
+          ...common,
+          SMARTCAR_MANAGEMENT_TOKEN: BENCH_SECRETS.smartcarManagementToken,
+          TELEMATICA_WEBHOOK_SECRET: BENCH_SECRETS.telematicaWebhookSecret,
+          DEDUP_TTL_SECONDS: '3600',
+          RAW_TOPIC_PARTITIONS: String(PARTITIONS),
+        },
+        nodeArgsOf('ingress'),
+      );
+      services = {
+        ingress: ingress.handle.pid,
+        normalizer: normalizer.handle.pid,
+        aggregator: aggregator.handle.pid,
+        notifier: notifier.handle.pid,
+      };
       const pool = new Pool(ingress.baseUrl, { connections: 50, pipelining: 1 });
       const tap = await startTap({
         brokers: infra.brokers,
@@ -406,91 +888,83 @@ async function run(options) {
         groupId: `${topics.prefix}bench-tap`,
         topics,
       });
+      const ctx = {
+        pool,
+        tpl,
+        sinks,
+        tap,
+        options,
+        runId,
+        windowArgs: {
+          pids: { ...services, ...pids, loadGenerator: process.pid, sinks: sinks.handle.pid },
+          services,
+          countsDir: dir,
+          redis,
+        },
+      };
       try {
         // Warm-up (not reported): first schemas registered, connections opened, JIT warm.
         const warmupS = options.quick ? 1 + (SCENARIO.length - 1) * (STEP_MS / 1000) : WARMUP_S + 4;
-        log(`warm-up: ${options.e2eRate} webhooks/s for ${warmupS} s`);
-        const warm = await drive({
-          pool,
-          tpl,
-          rate: options.e2eRate,
-          seconds: warmupS,
-          idPrefix: `${runId}-w`,
-        });
+        const warmRate = Math.min(500, Math.max(...rates));
+        log(`warm-up: ${warmRate} webhooks/s for ${warmupS} s`);
+        const warm = await drive({ pool, tpl, rate: warmRate, seconds: warmupS, idPrefix: `${runId}-w` });
         await waitForMatch(sinks, warm.vehicles);
-        log(`measured: ${options.e2eRate} webhooks/s for ${options.e2eDurationS} s`);
-        const cpu = startCpuSample({
-          ingress: ingress.handle.pid,
-          normalizer: normalizer.handle.pid,
-          aggregator: aggregator.handle.pid,
-          notifier: notifier.handle.pid,
-          sinks: sinks.handle.pid,
-          benchProcess: process.pid,
-          ...pids,
-        });
-        const measured = await drive({
-          pool,
-          tpl,
-          rate: options.e2eRate,
-          seconds: options.e2eDurationS,
-          idPrefix: `${runId}-m`,
-        });
-        const usage = cpu.stop();
-        await waitForMatch(sinks, measured.vehicles);
-        await sleep(1_000); // a duplicate would arrive after the last expected webhook
-        const final = await sinks.request('report', { mode: 'e' });
-        const match = matchEvents(measured.vehicles, final.captured, tap.times);
-        const accounted =
-          match.counts.started.received === match.counts.started.expected &&
-          match.counts.ended.received === match.counts.ended.expected &&
-          match.counts.started.duplicates === 0 &&
-          match.counts.ended.duplicates === 0 &&
-          match.counts.started.expected === measured.vehicles.length &&
-          match.counts.ended.expected === measured.vehicles.length;
-        return {
-          warmup: { load: warm.stats, vehicles: warm.vehicles.length },
-          measured: {
-            load: measured.stats,
-            vehicles: measured.vehicles.length,
-            match,
-            accounted,
-            cpu: usage,
-            signatures: { verified: final.verified, failed: final.verifyFailed },
-          },
-        };
+        const rows = [];
+        if (options.e2eIdleS > 0 && !options.profile) {
+          await sleep(2_000); // let the warm-up's last commits and heartbeats settle
+          rows.push(await runIdle(ctx));
+        }
+        for (const rate of rates) rows.push(await runRate(ctx, rate));
+        const top = rows.filter((r) => !r.idle).at(-1);
+        if (options.e2eKeepUpRate > 0 && top && options.e2eKeepUpRate > top.rate) {
+          if (top.keptUp && top.accounted && top.match.all.p99Ms <= TARGETS.at1500.maxP99Ms) {
+            log(`${top.rate}/s kept up: one more run at ${options.e2eKeepUpRate}/s`);
+            rows.push(await runRate(ctx, options.e2eKeepUpRate));
+          } else {
+            log(`${top.rate}/s did not keep up: no run at ${options.e2eKeepUpRate}/s`);
+          }
+        }
+        return { warmup: { load: warm.stats, vehicles: warm.vehicles.length }, rows };
       } finally {
         await pool.close().catch(() => {});
         await tap.stop();
         for (const t of [ingress, normalizer, aggregator, notifier]) await stopTarget(t.handle);
       }
     });
-    const m = result.measured.match;
+    if (options.profile) result.profile = profileStages(profileDir);
+    const rows = result.rows;
     const r = {
       benchmark: 'e2e',
       startedAt,
       finishedAt: new Date().toISOString(),
       parameters: {
         quick: options.quick,
-        rate: options.e2eRate,
+        rates,
         seconds: options.e2eDurationS,
+        idleSeconds: options.e2eIdleS,
+        keepUpRate: options.e2eKeepUpRate,
+        profile: options.profile,
         stepMs: STEP_MS,
         scenario: SCENARIO,
         topicPrefix: topics.prefix,
+        stackPids: pids,
         method: 'bench/README.md (e2e) at machine.gitCommit',
         infrastructure: infra,
-        goals: GOALS,
+        targets: TARGETS,
       },
       machine: report.machineInfo(),
       result,
-      goals: {
-        p99: m.started.p99Ms <= GOALS.maxP99Ms && m.ended.p99Ms <= GOALS.maxP99Ms,
-        accounted: result.measured.accounted,
-      },
+      goals: Object.fromEntries(
+        rows.flatMap((row) => Object.entries(row.targets).map(([n, t]) => [`${rowLabel(row)} ${n}`, t.ok])),
+      ),
     };
     printReport(r);
+    if (result.profile) printStages(result.profile);
     report.writeResults('e2e', r);
     return r;
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await redis.quit().catch(() => {});
     for (const ns of Object.values(namespaces)) {
       await deleteRedisNamespace(infra.redisUrl, ns)
         .then((n) => log(`Redis keys deleted under ${ns}: ${n}`))
@@ -501,4 +975,4 @@ async function run(options) {
   }
 }
 
-module.exports = { run };
+module.exports = { run, matchEvents, targetsOf, printReport };

@@ -12,7 +12,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startCpuSample } = require('./lib/cpu');
+const { processMemoryMiB, startCpuSample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { runLoad } = require('./lib/load');
@@ -222,6 +222,8 @@ async function measure(target, fixtures, options, maxRate, observedPids) {
     requests: pool.requests,
   });
   measured.cpu = cpuSample.stop();
+  // VmHWM: the target's peak resident memory since it started (it serves every round).
+  measured.targetPeakRssMiB = processMemoryMiB(target.handle.pid)?.hwm;
   measured.poolSignMs = poolSignMs;
   measured.loadAverage1mBefore = loadAverage1mBefore;
   const targetCores = measured.cpu.cores.target;
@@ -287,6 +289,7 @@ function summarize(runs) {
     non2xx: total((r) => r.non2xx),
     reusedRequests: total((r) => r.reusedRequests),
     targetCpuMicrosPerRequest: medianOf(runs, (r) => r.targetCpuMicrosPerRequest, 1),
+    targetPeakRssMiB: Math.max(...runs.map((r) => r.targetPeakRssMiB ?? NaN)),
     cores: Object.fromEntries(
       Object.keys(runs[0].cpu.cores).map((name) => [name, medianOf(runs, (r) => r.cpu.cores[name])]),
     ),
@@ -307,6 +310,7 @@ function printReport(result) {
       `${s.errors} / ${s.non2xx}`,
       key === 'bare' ? '1' : ratio(s.requestsPerSec, bare.requestsPerSec),
       s.targetCpuMicrosPerRequest,
+      s.targetPeakRssMiB,
     ];
   });
   log('');
@@ -323,8 +327,10 @@ function printReport(result) {
     'errors / non-2xx',
     'vs bare',
     'CPU µs/req',
+    'peak RSS MiB',
   ];
   report.printTable(headers, rows);
+  log('peak RSS: VmHWM of the target process after its last measured run');
   log(`ratio ingress/bare (req/s): ${result.summary.ratio}`);
   log('per round:');
   for (const roundResult of result.rounds) {

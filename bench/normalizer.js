@@ -23,6 +23,24 @@ const { loadWebhookFixtures, withEventId } = require('./lib/webhook-requests');
 const { ROOT, log } = report;
 const NORMALIZER_MAIN = path.join(ROOT, 'services', 'normalizer', 'dist', 'main.js');
 const PLAIN_FORWARD = path.join(__dirname, 'targets', 'plain-forward.js');
+const PLAIN_FORWARD_PLATFORMATIC = path.join(__dirname, 'targets', 'plain-forward-platformatic.js');
+/** The baselines, each the same plain forward on another Kafka client. */
+const PLAINS = [
+  {
+    key: 'plainForward',
+    name: 'plain-forward',
+    label: 'plain kafkajs',
+    script: PLAIN_FORWARD,
+    suffix: 'plain',
+  },
+  {
+    key: 'plainPlatformatic',
+    name: 'plain-forward-platformatic',
+    label: 'plain @platformatic/kafka',
+    script: PLAIN_FORWARD_PLATFORMATIC,
+    suffix: 'pplain',
+  },
+];
 const PARTITIONS = 6;
 const PREFILL_BATCH = 500; // fixture keys are few, so one batch can put many records on one partition (1 MB cap)
 const PREFILL_CONCURRENCY = 8;
@@ -192,14 +210,14 @@ function verdict(problems, othersWriting) {
 }
 
 /** The baseline over the same range: every record it committed forwarded once to its own output topic. */
-async function runPlainForward(common, roundNumber) {
-  const groupId = `${common.topics.prefix}r${roundNumber}.plain`;
-  const outputTopic = `${common.topics.prefix}r${roundNumber}.plain-forward`;
+async function runPlainForward(common, roundNumber, plain) {
+  const groupId = `${common.topics.prefix}r${roundNumber}.${plain.suffix}`;
+  const outputTopic = `${common.topics.prefix}r${roundNumber}.${plain.name}`;
   await kafka.createTopics(common.admin, assertOwn(common.topics.prefix, [outputTopic]), PARTITIONS);
   const { target, result } = await measureConsumerRun({
     ...common,
-    name: 'plain-forward',
-    script: PLAIN_FORWARD,
+    name: plain.name,
+    script: plain.script,
     groupId,
     env: {
       KAFKA_BROKERS: common.infra.kafkaBrokers,
@@ -229,6 +247,7 @@ function summarize(runs) {
     firstOutputAtS: medianOf(runs, (r) => r.firstOutputAtS),
     targetCpuMicrosPerRecord: medianOf(runs, (r) => r.targetCpuMicrosPerRecord, 1),
     targetCores: medianOf(runs, (r) => r.cpu.cores.target),
+    targetPeakRssMiB: medianOf(runs, (r) => r.targetPeakRssMiB, 0),
     kafkaCores: medianOf(runs, (r) => r.cpu.cores.kafka),
     machineBusy: medianOf(runs, (r) => r.cpu.cores.machineBusy),
   };
@@ -243,17 +262,26 @@ function printReport(r) {
       `${r.machine.cpuCount} CPUs, node ` +
       r.machine.nodeVersion,
   );
-  const headers = ['target', 'steady rec/s', 'total rec/s', 'first commit s', 'vs plain (steady)'];
+  const headers = [
+    'target',
+    'steady rec/s',
+    'total rec/s',
+    'first commit s',
+    'vs kafkajs plain',
+    'vs platformatic plain',
+  ];
   report.printTable(
-    [...headers, 'target cores', 'CPU µs/rec', 'kafka cores'],
-    ['normalizer', 'plainForward'].map((key) => [
-      key === 'normalizer' ? 'normalizer' : 'plain-forward',
+    [...headers, 'target cores', 'CPU µs/rec', 'peak RSS MiB', 'kafka cores'],
+    [['normalizer', 'normalizer'], ...PLAINS.map((p) => [p.key, p.name])].map(([key, label]) => [
+      label,
       s[key].steadyPerSec,
       s[key].totalPerSec,
       s[key].firstOutputAtS,
-      key === 'normalizer' ? s.ratioSteady : '1',
+      ratio(s[key].steadyPerSec, s.plainForward.steadyPerSec),
+      ratio(s[key].steadyPerSec, s.plainPlatformatic.steadyPerSec),
       s[key].targetCores,
       s[key].targetCpuMicrosPerRecord,
+      s[key].targetPeakRssMiB,
       s[key].kafkaCores,
     ]),
   );
@@ -261,10 +289,12 @@ function printReport(r) {
     'steady = records committed from the first poll that saw a commit to the poll that saw all of them ' +
       '(startup excluded); total = all records / time from spawning the process',
   );
-  log(`ratio normalizer/plain: steady ${s.ratioSteady}, total ${s.ratioTotal}`);
+  log(`ratio normalizer/plain kafkajs: steady ${s.ratioSteady}, total ${s.ratioTotal}`);
+  log(`ratio normalizer/plain @platformatic/kafka: steady ${s.ratioSteadyPlatformatic}`);
+  log('peak RSS: VmHWM of the target process at the end of its run');
   log('per round:');
   for (const rr of r.rounds) {
-    for (const x of [rr.normalizer, rr.plainForward]) {
+    for (const x of [rr.normalizer, rr.plainForward, rr.plainPlatformatic]) {
       log(
         `  round ${rr.round} ${x.name}: steady ${x.steadyPerSec} rec/s over ${x.steadySeconds} s, total ` +
           `${x.totalPerSec} rec/s, first commit at ${x.firstOutputAtS} s, done at ${x.doneAtS} s` +
@@ -324,22 +354,33 @@ async function run(options) {
         log(
           `  steady ${normalizer.steadyPerSec} rec/s, total ${normalizer.totalPerSec}; ${normalizer.check.verdict}`,
         );
-        log(`round ${n}/${options.rounds}: plain-forward`);
-        const plainForward = await runPlainForward({ ...common, children }, n);
-        log(
-          `  steady ${plainForward.steadyPerSec} rec/s, total ${plainForward.totalPerSec}; ${plainForward.check.verdict}`,
-        );
-        results.push({ round: n, normalizer, plainForward });
+        const result = { round: n, normalizer };
+        for (const plain of PLAINS) {
+          log(`round ${n}/${options.rounds}: ${plain.name}`);
+          const x = await runPlainForward({ ...common, children }, n, plain);
+          log(`  steady ${x.steadyPerSec} rec/s, total ${x.totalPerSec}; ${x.check.verdict}`);
+          result[plain.key] = x;
+        }
+        results.push(result);
       }
       return results;
     });
     const summary = {
       normalizer: summarize(rounds.map((r) => r.normalizer)),
       plainForward: summarize(rounds.map((r) => r.plainForward)),
+      plainPlatformatic: summarize(rounds.map((r) => r.plainPlatformatic)),
     };
+    summary.ratioSteadyPlatformatic = ratio(
+      summary.normalizer.steadyPerSec,
+      summary.plainPlatformatic.steadyPerSec,
+    );
     summary.ratioSteady = ratio(summary.normalizer.steadyPerSec, summary.plainForward.steadyPerSec);
     summary.ratioTotal = ratio(summary.normalizer.totalPerSec, summary.plainForward.totalPerSec);
-    const checks = rounds.flatMap((r) => [r.normalizer.check.verdict, r.plainForward.check.verdict]);
+    const checks = rounds.flatMap((r) => [
+      r.normalizer.check.verdict,
+      r.plainForward.check.verdict,
+      r.plainPlatformatic.check.verdict,
+    ]);
     const result = {
       benchmark: 'normalizer',
       startedAt,
@@ -353,7 +394,8 @@ async function run(options) {
         rawTopics: topics.raw,
         startOffsets: start,
         endOffsets: end,
-        order: 'normalizer, plain-forward in every round; each a child process with a new consumer group',
+        order:
+          'normalizer, plain-forward (kafkajs), plain-forward-platformatic in every round; each a child process with a new consumer group',
         pollIntervalMs: POLL_INTERVAL_MS,
         method: 'bench/README.md (normalizer) at machine.gitCommit',
         prefillResult: fill,

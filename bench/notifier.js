@@ -13,7 +13,7 @@ const { setTimeout: sleep } = require('node:timers/promises');
 const { Partitioners } = require('kafkajs');
 const { SchemaRegistry, SchemaType } = require('@kafkajs/confluent-schema-registry');
 const { Topics, canonicalSchema } = require('@ampflow/contracts');
-const { startCpuSample } = require('./lib/cpu');
+const { processMemoryMiB, startCpuSample } = require('./lib/cpu');
 const { prepare, stackPids } = require('./lib/infra');
 const kafka = require('./lib/kafka');
 const { RESULTS_DIR } = require('./lib/log');
@@ -28,6 +28,7 @@ const { assertOwn, runPrefix, runTopics } = require('./lib/topics');
 
 const { log } = report;
 const PLAIN_FORWARD = path.join(__dirname, 'targets', 'plain-notify-forward.js');
+const PLAIN_FORWARD_PLATFORMATIC = path.join(__dirname, 'targets', 'plain-notify-forward-platformatic.js');
 const PROFILES_DIR = path.join(RESULTS_DIR, 'profiles');
 const PARTITIONS = 6;
 const ENDPOINTS = 10;
@@ -215,6 +216,10 @@ function printReport(r) {
       'missing',
       'target cores',
       'sink cores',
+      'CPU µs/delivery',
+      'peak RSS MiB',
+      'vs kafkajs plain',
+      'vs platformatic plain',
     ],
     [
       [
@@ -226,24 +231,36 @@ function printReport(r) {
         x.notifier.accounting.missing,
         x.notifier.cpu.cores.target,
         x.notifier.cpu.cores.sinks,
+        x.notifier.cpuMicrosPerDelivery,
+        x.notifier.peakRssMiB,
+        x.ratio,
+        x.ratioPlatformatic,
       ],
-      [
-        'plain-notify-forward',
-        x.plain.throughput.perSec,
-        x.plain.throughput.seconds,
-        x.plain.throughput.deliveries,
-        x.plain.accounting.duplicates,
-        x.plain.accounting.missing,
-        x.plain.cpu.cores.target,
-        x.plain.cpu.cores.sinks,
-      ],
+      ...[
+        ['plain-notify-forward (kafkajs)', x.plain],
+        ['plain-notify-forward-platformatic', x.plainPlatformatic],
+      ].map(([label, y]) => [
+        label,
+        y.throughput.perSec,
+        y.throughput.seconds,
+        y.throughput.deliveries,
+        y.accounting.duplicates,
+        y.accounting.missing,
+        y.cpu.cores.target,
+        y.cpu.cores.sinks,
+        y.cpuMicrosPerDelivery,
+        y.peakRssMiB,
+        ratio(y.throughput.perSec, x.plain.throughput.perSec),
+        ratio(y.throughput.perSec, x.plainPlatformatic.throughput.perSec),
+      ]),
     ],
   );
+  log(`to ${ENDPOINTS} local endpoints; peak RSS: VmHWM of the target process before it was stopped`);
   log(
     'deliveries/s: first to last delivery at the sinks (backlog of pre-filled records); accounting over all',
   );
   log(
-    `records (pre-filled + latency phase): notifier ${x.notifier.accounting.verdict}; plain ${x.plain.accounting.verdict}`,
+    `records (pre-filled + latency phase): notifier ${x.notifier.accounting.verdict}; plain kafkajs ${x.plain.accounting.verdict}; plain platformatic ${x.plainPlatformatic.accounting.verdict}`,
   );
   const l = x.notifier.latency;
   report.printTable(
@@ -267,12 +284,16 @@ function printReport(r) {
     `notifier CPU cores: ${report.formatCores(x.notifier.cpu.cores)}; ${x.notifier.cpuMicrosPerDelivery} µs CPU/delivery`,
   );
   log(
-    `plain CPU cores: ${report.formatCores(x.plain.cpu.cores)}; ${x.plain.cpuMicrosPerDelivery} µs CPU/delivery`,
+    `plain kafkajs CPU cores: ${report.formatCores(x.plain.cpu.cores)}; ${x.plain.cpuMicrosPerDelivery} µs CPU/delivery`,
+  );
+  log(
+    `plain platformatic CPU cores: ${report.formatCores(x.plainPlatformatic.cpu.cores)}; ${x.plainPlatformatic.cpuMicrosPerDelivery} µs CPU/delivery`,
   );
   if (x.notifier.profile) log(`profile: ${x.notifier.profile}`);
   log('');
   log(`goal: >= ${GOALS.minDeliveriesPerSec} deliveries/s: ${report.met(r.goals.deliveriesPerSec)}`);
-  log(`goal: notifier/plain >= ${GOALS.minRatio} (${x.ratio}): ${report.met(r.goals.ratio)}`);
+  log(`goal: notifier/plain kafkajs >= ${GOALS.minRatio} (${x.ratio}): ${report.met(r.goals.ratio)}`);
+  log(`notifier/plain @platformatic/kafka: ${x.ratioPlatformatic}`);
   log(`goal: every delivery exactly once: ${report.met(r.goals.exactlyOnce)}`);
 }
 
@@ -368,33 +389,49 @@ async function run(options) {
       await waitForDeliveries(sinks, 'n', records * ENDPOINTS, notifier.handle);
       await sleep(1_000); // a duplicate would arrive after the last expected delivery
       const metrics = await scrapeMetrics(`${notifier.baseUrl}/metrics`).catch(() => []);
+      const peakRssN = processMemoryMiB(notifier.handle.pid)?.hwm;
       const exitN = await stopTarget(notifier.handle);
       const finalN = await sinks.request('report', { mode: 'n' });
 
-      // 5. The plain forwarder over the same records (its own group, from the range's start).
-      await kafka.setGroupOffsets(admin, plainGroupId, start);
-      const plain = await startTarget('plain-notify-forward', PLAIN_FORWARD, {
-        env: {
-          KAFKA_BROKERS: infra.kafkaBrokers,
-          BENCH_GROUP_ID: plainGroupId,
-          BENCH_SOURCE_TOPICS: topic,
-          BENCH_SINK_URLS: Array.from({ length: ENDPOINTS }, (_, i) => sinks.url('p', i)).join(','),
-          BENCH_ENDPOINT_CONCURRENCY: String(ENDPOINT_CONCURRENCY),
-        },
-        children,
+      // 5. The plain forwarders over the same records (each its own group, from the range's start).
+      const runPlain = async ({ name, script, groupId: plainGroup, mode }) => {
+        await kafka.setGroupOffsets(admin, plainGroup, start);
+        const plain = await startTarget(name, script, {
+          env: {
+            KAFKA_BROKERS: infra.kafkaBrokers,
+            BENCH_GROUP_ID: plainGroup,
+            BENCH_SOURCE_TOPICS: topic,
+            BENCH_SINK_URLS: Array.from({ length: ENDPOINTS }, (_, i) => sinks.url(mode, i)).join(','),
+            BENCH_ENDPOINT_CONCURRENCY: String(ENDPOINT_CONCURRENCY),
+          },
+          children,
+        });
+        const cpu = startCpuSample({
+          target: plain.handle.pid,
+          sinks: sinks.handle.pid,
+          benchProcess: process.pid,
+          ...pids,
+        });
+        await waitForDeliveries(sinks, mode, records * ENDPOINTS, plain.handle);
+        const usage = cpu.stop();
+        await sleep(1_000);
+        const final = await sinks.request('report', { mode, light: true });
+        const peakRssMiB = processMemoryMiB(plain.handle.pid)?.hwm;
+        const exit = await stopTarget(plain.handle);
+        return { usage, final, exit, peakRssMiB, throughput: rateOf(final) };
+      };
+      const p1 = await runPlain({
+        name: 'plain-notify-forward',
+        script: PLAIN_FORWARD,
+        groupId: plainGroupId,
+        mode: 'p',
       });
-      const cpuP = startCpuSample({
-        target: plain.handle.pid,
-        sinks: sinks.handle.pid,
-        benchProcess: process.pid,
-        ...pids,
+      const p2 = await runPlain({
+        name: 'plain-notify-forward-platformatic',
+        script: PLAIN_FORWARD_PLATFORMATIC,
+        groupId: `${plainGroupId}-platformatic`,
+        mode: 'q',
       });
-      await waitForDeliveries(sinks, 'p', records * ENDPOINTS, plain.handle);
-      const usageP = cpuP.stop();
-      await sleep(1_000);
-      const finalP = await sinks.request('report', { mode: 'p', light: true });
-      const exitP = await stopTarget(plain.handle);
-      const throughputP = rateOf(finalP);
 
       const verdict = (a) =>
         a.exact
@@ -402,8 +439,18 @@ async function run(options) {
           : `MISMATCH: ${a.received} received of ${a.expected}, ${a.missing} missing, ${a.duplicates} duplicates, ${a.unexpectedIds} unexpected ids`;
       const accN = accounting(finalN, records);
       accN.verdict = verdict(accN);
-      const accP = accounting(finalP, records);
-      accP.verdict = verdict(accP);
+      const plainResult = (x) => {
+        const acc = accounting(x.final, records);
+        acc.verdict = verdict(acc);
+        return {
+          throughput: x.throughput,
+          accounting: acc,
+          cpu: x.usage,
+          cpuMicrosPerDelivery: perDelivery(x.usage, x.final.deliveries),
+          peakRssMiB: x.peakRssMiB,
+          exit: x.exit,
+        };
+      };
       const perDelivery = (usage, n) =>
         usage.cores.target === undefined
           ? undefined
@@ -425,18 +472,15 @@ async function run(options) {
           signatures: { verified: finalN.verified, failed: finalN.verifyFailed, errors: finalN.verifyErrors },
           cpu: usageN,
           cpuMicrosPerDelivery: perDelivery(usageN, backlog.deliveries),
+          peakRssMiB: peakRssN,
           exit: exitN,
           profile: profile && fs.existsSync(profile) ? path.relative(report.ROOT, profile) : undefined,
           metrics: pick('notifier_'),
         },
-        plain: {
-          throughput: throughputP,
-          accounting: accP,
-          cpu: usageP,
-          cpuMicrosPerDelivery: perDelivery(usageP, finalP.deliveries),
-          exit: exitP,
-        },
-        ratio: ratio(throughputN.perSec, throughputP.perSec),
+        plain: plainResult(p1),
+        plainPlatformatic: plainResult(p2),
+        ratio: ratio(throughputN.perSec, p1.throughput.perSec),
+        ratioPlatformatic: ratio(throughputN.perSec, p2.throughput.perSec),
       };
     });
     const r = {

@@ -9,7 +9,7 @@
  * range is the pre-fill; were anything else appended meanwhile, it would be in the range, and records appended
  * later are not counted.
  */
-const { startCpuSample } = require('./cpu');
+const { processMemoryMiB, startCpuSample } = require('./cpu');
 const { committedSince, pollUntil, rangeSize, setGroupOffsets, throughput } = require('./kafka');
 const { isRunning, startTarget } = require('./processes');
 const { round } = require('./stats');
@@ -33,6 +33,8 @@ async function measureConsumerRun({ name, script, env, groupId, start, end, admi
   });
   const usage = cpu.stop();
   const targetCores = usage.cores.target;
+  // VmHWM: the target's peak resident memory since it started (read before the caller stops it).
+  const targetPeakRssMiB = processMemoryMiB(target.handle.pid)?.hwm;
   return {
     target,
     result: {
@@ -40,6 +42,7 @@ async function measureConsumerRun({ name, script, env, groupId, start, end, admi
       groupId,
       ...throughput(poll, records),
       cpu: usage,
+      targetPeakRssMiB,
       targetCpuMicrosPerRecord:
         targetCores === undefined ? undefined : round(((targetCores * usage.wallSeconds) / records) * 1e6, 1),
       pollSamples: poll.samples.length,

@@ -1,9 +1,10 @@
 'use strict';
+/* global URL */
 
 /** What every benchmark needs before it starts: built services and a reachable Kafka, registry and Redis. */
 const path = require('node:path');
 const { commandOutput, runCommand } = require('./processes');
-const { findPidByName, readPidFile } = require('./cpu');
+const { findPidByName, pidListeningOn, readPidFile } = require('./cpu');
 const { ROOT, log } = require('./log');
 
 /** Builds every workspace (`npx tsc -b` at the root; incremental, so quick when nothing changed). */
@@ -46,13 +47,31 @@ function ensureInfrastructure(env = process.env) {
   };
 }
 
-/** PIDs of the local stack's processes, for CPU accounting (undefined when not found). */
-function stackPids(infra) {
+function portOf(url, fallback) {
+  try {
+    const u = new URL(url.includes('://') ? url : `tcp://${url}`);
+    return Number(u.port) || fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * PIDs of the stack's processes, for CPU and memory accounting (undefined when not found): the process
+ * listening on the first broker's port, the registry's port and Redis's port (found through /proc, so also
+ * for a stack started from another checkout), else the local stack's pid files and the first redis-server.
+ */
+function stackPids(infra, { registry = false } = {}) {
   const local = infra.source !== 'environment';
-  return {
-    kafka: local ? readPidFile(path.join(ROOT, '.ampflow', 'pids', 'kafka.pid')) : undefined,
-    redis: findPidByName('redis-server'),
+  const pidFile = (name) =>
+    local ? readPidFile(path.join(ROOT, '.ampflow', 'pids', `${name}.pid`)) : undefined;
+  const firstBroker = infra.kafkaBrokers.split(/[\s,]+/).filter(Boolean)[0] ?? '127.0.0.1:9092';
+  const pids = {
+    kafka: pidListeningOn(portOf(firstBroker, 9092)) ?? pidFile('kafka'),
+    redis: pidListeningOn(portOf(infra.redisUrl, 6379)) ?? findPidByName('redis-server'),
   };
+  if (registry) pids.registry = pidListeningOn(portOf(infra.schemaRegistryUrl, 8081)) ?? pidFile('registry');
+  return pids;
 }
 
 /** Build (unless skipped) and infrastructure, logged; returns the endpoints and the brokers as a list. */

@@ -26,10 +26,20 @@ async function connectAdmin(brokers) {
 /** Creates the topics that do not exist yet (existing ones are left as they are). */
 async function createTopics(admin, topics, numPartitions) {
   assertBenchNames(topics);
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: topics.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })),
-  });
+  // Retried: a busy broker may answer a fresh topic's metadata before it knows its leaders ("This server
+  // does not host this topic-partition"); creating an existing topic again is a no-op (false).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: topics.map((topic) => ({ topic, numPartitions, replicationFactor: -1 })),
+      });
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+    }
+  }
 }
 
 /** Sum of the high watermarks of `topics` = records ever appended (a missing topic counts 0). */

@@ -1,5 +1,5 @@
 'use strict';
-/* global URL, setInterval, clearInterval */
+/* global setInterval, clearInterval */
 
 /**
  * The notifier's baseline: a plain kafkajs consumer (group BENCH_GROUP_ID over BENCH_SOURCE_TOPICS,
@@ -10,7 +10,7 @@
  * retries or durability: a failed POST is counted and logged, nothing more.
  */
 const { Kafka, logLevel } = require('kafkajs');
-const { Pool } = require('undici');
+const { endpointOf } = require('./endpoint-pool');
 
 const brokers = (process.env.KAFKA_BROKERS || '').split(/[\s,]+/).filter(Boolean);
 const groupId = process.env.BENCH_GROUP_ID;
@@ -24,48 +24,9 @@ if (brokers.length === 0 || !groupId || topics.length === 0 || sinkUrls.length =
   process.exit(1);
 }
 
-let failures = 0;
+const failures = { count: 0 };
 
-/** One endpoint: a keep-alive pool and a limit of `concurrency` requests in flight. */
-function endpointOf(url) {
-  const { origin, pathname } = new URL(url);
-  const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
-  let active = 0;
-  const waiting = [];
-  const release = () => {
-    active -= 1;
-    const next = waiting.shift();
-    if (next) next();
-  };
-  return {
-    pool,
-    async post(message) {
-      if (active >= concurrency) await new Promise((resolve) => waiting.push(resolve));
-      active += 1;
-      try {
-        const id = message.headers?.['event-id'];
-        const res = await pool.request({
-          path: pathname,
-          method: 'POST',
-          headers: {
-            'content-type': 'application/octet-stream',
-            'webhook-id': id ? id.toString() : `${message.offset}`,
-          },
-          body: message.value,
-        });
-        await res.body.dump();
-        if (res.statusCode >= 300) failures += 1;
-      } catch (err) {
-        failures += 1;
-        if (failures <= 5) process.stderr.write(`plain-notify-forward: POST failed: ${err.message}\n`);
-      } finally {
-        release();
-      }
-    },
-  };
-}
-
-const endpoints = sinkUrls.map(endpointOf);
+const endpoints = sinkUrls.map((url) => endpointOf(url, concurrency, failures, 'plain-notify-forward'));
 const kafka = new Kafka({ clientId: 'bench-plain-notify-forward', brokers, logLevel: logLevel.ERROR });
 const consumer = kafka.consumer({
   groupId,
@@ -91,7 +52,11 @@ async function start() {
       if (batch.messages.length === 0 || !isRunning() || isStale()) return;
       const beat = setInterval(() => heartbeat().catch(() => {}), 1_000);
       try {
-        await Promise.all(batch.messages.flatMap((m) => endpoints.map((e) => e.post(m))));
+        await Promise.all(
+          batch.messages.flatMap((m) =>
+            endpoints.map((e) => e.post(m.value, m.headers?.['event-id']?.toString() ?? `${m.offset}`)),
+          ),
+        );
       } finally {
         clearInterval(beat);
       }
@@ -105,7 +70,7 @@ async function start() {
 async function stop() {
   await consumer.disconnect().catch(() => {});
   await Promise.all(endpoints.map((e) => e.pool.close().catch(() => {})));
-  if (failures > 0) process.stderr.write(`plain-notify-forward: ${failures} failed POSTs\n`);
+  if (failures.count > 0) process.stderr.write(`plain-notify-forward: ${failures.count} failed POSTs\n`);
   process.exit(0);
 }
 process.once('SIGTERM', stop);

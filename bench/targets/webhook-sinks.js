@@ -12,7 +12,7 @@
  * read with a regex and arrival - occurredAt kept; with capture on, the body is parsed and kept (e2e sessions).
  *
  * IPC requests (`{ id, type, ... }`, answered `{ id, result }`): `secrets` { mode, secrets: [whsec per
- * endpoint] }, `latency` { mode, sinceMs }, `capture` { mode }, `report` { mode, light } (light: counts only).
+ * endpoint] }, `latency` { mode, sinceMs }, `capture` { mode }, `report` { mode, light } (light: counts only), `reset` { mode }.
  */
 const http = require('node:http');
 const { Buffer } = require('node:buffer');
@@ -137,6 +137,15 @@ const requests = {
     return true;
   },
   report: ({ mode, light }) => report(mode, light),
+  /** Forgets everything received under `mode` (keeps its capture flag and verifiers). */
+  reset: ({ mode }) => {
+    const old = modes.get(mode);
+    modes.delete(mode);
+    const m = modeOf(mode);
+    m.capture = old?.capture ?? false;
+    m.verifiers = old?.verifiers;
+    return true;
+  },
 };
 
 process.on('message', (msg) => {

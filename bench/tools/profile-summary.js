@@ -6,6 +6,13 @@
  * of the non-idle time.
  *
  *   node bench/tools/profile-summary.js bench/results/profiles/<file>.cpuprofile [--top=25]
+ *
+ * It also prints the share of self time per **stage** (HTTP, signature checks, JSON, Avro, kafkajs produce /
+ * fetch / encode-decode, socket writes, Redis, pino, prom-client, GC, ...): each sample goes to the first
+ * frame, from the leaf up, that belongs to a known stage (so a native `writev` under node:net counts as socket
+ * I/O, a `Buffer.concat` under kafkajs's encoder as Kafka encoding); samples with no such frame go to
+ * "other: <package of the leaf>". `stageShares(profile)` is what `npm run bench -- e2e` with BENCH_PROFILE=1
+ * prints per service.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -41,6 +48,122 @@ function describe(callFrame) {
     ? `${path.relative(ROOT, file).replace(/^(\.\.\/)+/, '')}:${callFrame.lineNumber + 1}`
     : '';
   return `${callFrame.functionName || '(anonymous)'} ${where}`.trim();
+}
+
+/** Node's internals and V8 builtins: only a stage when nothing above them on the stack is one. */
+const NODE_STAGES = [
+  [
+    /^node:(net|internal\/stream_base_commons|internal\/net|internal\/streams|stream|dgram|internal\/js_stream_socket)/,
+    'socket I/O (net, streams: writes, reads)',
+  ],
+  [/^node:(_http_|http|internal\/http)/, 'HTTP (node:http parse/serialize)'],
+  [/^node:(internal\/crypto|crypto)/, 'crypto (HMAC, hashes, random)'],
+  [/^node:(zlib|internal\/zlib)/, 'compression'],
+];
+
+const PACKAGE_STAGES = [
+  [/^kafkajs$/, (file) => kafkajsStage(file)],
+  [/^(avsc|@kafkajs\/confluent-schema-registry)$/, () => 'Avro (avsc, schema registry client)'],
+  [
+    /^(ioredis|@ioredis\/.*|redis-parser|redis-errors|cluster-key-slot|denque|standard-as-callback)$/,
+    () => 'Redis (ioredis)',
+  ],
+  [
+    /^(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|@pinojs\/.*|quick-format-unescaped|on-exit-leak-free|atomic-sleep|safe-stable-stringify|fast-copy|pino-abstract-transport)$/,
+    () => 'logging (pino)',
+  ],
+  [/^(prom-client|tdigest|bintrees)$/, () => 'metrics (prom-client)'],
+  [/^(svix|standardwebhooks|@stablelib\/.*|fast-sha256)$/, () => 'signatures (svix)'],
+  [
+    /^(express|router|body-parser|raw-body|finalhandler|send|serve-static|on-finished|path-to-regexp|content-type|type-is|accepts|negotiator|mime-types|qs|cookie|depd|http-errors|statuses|iconv-lite|media-typer|vary|etag|fresh|parseurl|proxy-addr|forwarded|ipaddr\.js|encodeurl|escape-html|merge-descriptors|utils-merge|debug|ms|content-disposition|range-parser|setprototypeof|toidentifier|unpipe|ee-first|bytes|destroy|call-bound|get-intrinsic|es-errors|math-intrinsics|dunder-proto|side-channel.*|object-inspect|function-bind|hasown|gopd|has-symbols|es-object-atoms|es-define-property|get-proto|call-bind-apply-helpers)$/,
+    () => 'HTTP framework (express)',
+  ],
+  [/^undici$/, () => 'HTTP client (undici)'],
+  [/^zod$/, () => 'validation (zod)'],
+  [/^@ampflow\//, (file, owner) => `service code (${owner})`],
+];
+
+function kafkajsStage(file) {
+  if (/\/protocol\/requests\/produce\//.test(file)) return 'kafkajs produce (encode)';
+  if (/\/protocol\/requests\/fetch\//.test(file)) return 'kafkajs fetch (decode)';
+  if (/\/protocol\/(recordBatch|messageSet|message|encoder|decoder|crc32|request|buffer)/.test(file))
+    return 'kafkajs encode/decode (records, CRC)';
+  if (/\/network\//.test(file)) return 'kafkajs network (requests, queues)';
+  if (/\/producer\//.test(file)) return 'kafkajs producer logic';
+  if (/\/consumer\//.test(file)) return 'kafkajs consumer logic';
+  return 'kafkajs other (cluster, admin, utils)';
+}
+
+function fileOf(callFrame) {
+  const url = callFrame.url || '';
+  return url.startsWith('file://') ? decodeURIComponent(url.slice(7)) : url;
+}
+
+/** The stage of one frame, or undefined when the frame alone does not say (Node internals, builtins). */
+function frameStage(callFrame, { nodeToo }) {
+  const name = callFrame.functionName;
+  if (name === '(garbage collector)') return 'GC';
+  if (name === '(program)') return 'V8 runtime (program)';
+  const url = callFrame.url || '';
+  if (!url) {
+    if (name === 'parse' || name === 'stringify') return 'JSON (parse, stringify)';
+    return undefined;
+  }
+  if (url.startsWith('node:')) {
+    if (!nodeToo) return undefined;
+    for (const [re, stage] of NODE_STAGES) if (re.test(url)) return stage;
+    return undefined;
+  }
+  const owner = ownerOf(callFrame);
+  for (const [re, stageOf] of PACKAGE_STAGES) if (re.test(owner)) return stageOf(fileOf(callFrame), owner);
+  return `other: ${owner}`;
+}
+
+/**
+ * The stage a sample belongs to, from its leaf node up: first a package frame or a JSON builtin; Node's own
+ * frames (socket, HTTP, crypto) only when they come before any package frame (they are then the work itself,
+ * e.g. a write under kafkajs's `sendRequest` is socket I/O). Falls back to the leaf's package.
+ */
+function stageOfSample(byId, parentOf, leafId) {
+  for (let id = leafId; id !== undefined; id = parentOf.get(id)) {
+    const frame = byId.get(id).callFrame;
+    if (frame.functionName === '(root)') break;
+    const stage = frameStage(frame, { nodeToo: true });
+    if (stage) return stage;
+  }
+  const leaf = byId.get(leafId).callFrame;
+  return `other: ${ownerOf(leaf)}`;
+}
+
+/** Self time per stage of a parsed .cpuprofile: `{ busyMicros, idleMicros, stages: [{ stage, ms, percent }] }`. */
+function stageShares(profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map();
+  for (const node of profile.nodes) for (const child of node.children || []) parentOf.set(child, node.id);
+  const byStage = new Map();
+  let busyMicros = 0;
+  let idleMicros = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const micros = profile.timeDeltas[i] || 0;
+    const node = byId.get(profile.samples[i]);
+    if (!node) continue;
+    if (node.callFrame.functionName === '(idle)') {
+      idleMicros += micros;
+      continue;
+    }
+    busyMicros += micros;
+    const stage = stageOfSample(byId, parentOf, node.id);
+    byStage.set(stage, (byStage.get(stage) || 0) + micros);
+  }
+  return {
+    busyMicros,
+    idleMicros,
+    stages: top(byStage, byStage.size, busyMicros).map((r) => ({
+      stage: r.key,
+      ms: r.ms,
+      percent: r.percent,
+    })),
+  };
 }
 
 function summarize(profile) {
@@ -119,6 +242,13 @@ function main() {
   printTop('inclusive time by package (on the stack)', top(s.totalByOwner, count, s.busyMicros));
   printTop('top functions by self time', top(s.selfByFunction, count, s.busyMicros));
   printTop('top functions by inclusive time', top(s.totalByFunction, count, s.busyMicros));
+  const st = stageShares(profile);
+  printTop(
+    'self time by stage (first known stage from the leaf up)',
+    st.stages.map((r) => ({ key: r.stage, ms: r.ms, percent: r.percent })),
+  );
 }
 
-main();
+if (require.main === module) main();
+
+module.exports = { stageShares, summarize };
