@@ -12,6 +12,8 @@ import type { AggregatorMetrics } from './metrics';
 import type { SessionStore, StateWrite } from './redis-session-store';
 import { initialState, reduce, type ReducerSettings } from './session-reducer';
 import { changelogOutput, countChanges, deadlineOf, sessionChangeOutput } from './session-outputs';
+import { changelogValueText } from './state-changelog';
+import { encodeState } from './state-codec';
 
 export interface SessionChunkDeps {
   codec: Pick<AvroCodec, 'encode' | 'decode'>;
@@ -84,20 +86,23 @@ export function createSessionChunkHandler(
     for (const [vehicleId, readings] of byVehicle) {
       const before = stored.get(vehicleId);
       let state = before?.state ?? initialState(readings[0]!.reading);
-      let touched = false;
+      // The state encoded once per reading: sized against the changelog's limit, and the last one per vehicle
+      // is what the changelog and Redis get.
+      let stateText: string | undefined;
       for (const { index, reading } of readings) {
         const result = reduce(state, reading, settings);
-        let encoded: OutputRecord[];
+        const encoded: OutputRecord[] = [];
+        let text: string | undefined;
         try {
-          encoded = result.changes.map((change) => sessionChangeOutput(codec, topics.sessions, change));
+          for (const change of result.changes) encoded.push(sessionChangeOutput(codec, topics.sessions, change));
           if (result.outcome !== 'duplicate') {
-            const write: StateWrite = {
-              vehicleId,
-              expectedRev: before?.rev ?? 0,
-              state: result.state,
+            text = encodeState(result.state);
+            const entry = {
+              rev: (before?.rev ?? 0) + 1,
               deadline: deadlineOf(result.state, startedAt, settings.inactivityTimeoutMs),
+              writtenAt: startedAt,
             };
-            checkStateSize(changelogOutput(topics.changelog, write, startedAt), changelogLimit);
+            checkStateSize(vehicleId, changelogValueText(entry, text), changelogLimit, topics.changelog);
           }
         } catch (error) {
           if (!isPermanent(error)) throw error;
@@ -107,14 +112,14 @@ export function createSessionChunkHandler(
           continue;
         }
         metrics.readings.inc({ outcome: result.outcome });
-        if (result.outcome !== 'duplicate') touched = true;
+        if (text !== undefined) stateText = text;
         state = result.state;
-        changes.push(...result.changes);
-        changeOutputs.push(...encoded);
+        for (const change of result.changes) changes.push(change);
+        for (const output of encoded) changeOutputs.push(output);
       }
-      if (touched) {
+      if (stateText !== undefined) {
         const deadline = deadlineOf(state, deps.now(), settings.inactivityTimeoutMs);
-        writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, deadline });
+        writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, stateText, deadline });
       }
     }
     outcome.outputs = changeOutputs;
@@ -142,12 +147,12 @@ export function createSessionChunkHandler(
 }
 
 /** Throws `record_too_large` when the vehicle's state would exceed what the changelog topic takes. */
-function checkStateSize(output: OutputRecord, limitBytes: number): void {
-  const bytes = recordBytes(output.message);
+function checkStateSize(vehicleId: string, value: string, limitBytes: number, topic: string): void {
+  const bytes = recordBytes({ key: vehicleId, value });
   if (bytes <= limitBytes) return;
   throw new ValidationError(
     'record_too_large',
-    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${output.topic} accepts (${limitBytes} bytes)`,
+    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${topic} accepts (${limitBytes} bytes)`,
     { httpStatus: 413 },
   );
 }
