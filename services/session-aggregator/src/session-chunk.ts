@@ -85,16 +85,18 @@ export function createSessionChunkHandler(
     const writes: StateWrite[] = [];
     for (const [vehicleId, readings] of byVehicle) {
       const before = stored.get(vehicleId);
-      let state = before?.state ?? initialState(readings[0]!.reading);
+      // A new vehicle's state starts from its first applied reading (not one dead-lettered below).
+      let state = before?.state;
       // The state encoded once per reading: sized against the changelog's limit, and the last one per vehicle
       // is what the changelog and Redis get.
       let stateText: string | undefined;
       for (const { index, reading } of readings) {
-        const result = reduce(state, reading, settings);
+        const result = reduce(state ?? initialState(reading), reading, settings);
         const encoded: OutputRecord[] = [];
         let text: string | undefined;
         try {
-          for (const change of result.changes) encoded.push(sessionChangeOutput(codec, topics.sessions, change));
+          for (const change of result.changes)
+            encoded.push(sessionChangeOutput(codec, topics.sessions, change));
           if (result.outcome !== 'duplicate') {
             text = encodeState(result.state);
             const entry = {
@@ -117,7 +119,7 @@ export function createSessionChunkHandler(
         for (const change of result.changes) changes.push(change);
         for (const output of encoded) changeOutputs.push(output);
       }
-      if (stateText !== undefined) {
+      if (stateText !== undefined && state) {
         const deadline = deadlineOf(state, deps.now(), settings.inactivityTimeoutMs);
         writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, stateText, deadline });
       }

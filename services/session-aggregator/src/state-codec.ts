@@ -17,7 +17,11 @@ export function encodeState(state: VehicleSessionState): string {
  * (same order, same duplicates caught). Returns null when `raw` is neither.
  */
 export function stateOf(raw: unknown): VehicleSessionState | null {
-  if (typeof raw !== 'object' || raw === null || typeof (raw as { vehicleId?: unknown }).vehicleId !== 'string')
+  if (
+    typeof raw !== 'object' ||
+    raw === null ||
+    typeof (raw as { vehicleId?: unknown }).vehicleId !== 'string'
+  )
     return null;
   const r = raw as Partial<VehicleSessionState> & { recentEventIds?: unknown };
   if (isWindow(r.recentEvents)) return r as VehicleSessionState;
