@@ -7,8 +7,9 @@
  * that only counts the bytes it is given): what is compared is this service's own CPU and Redis's.
  *
  *   bash services/session-aggregator/perf/baseline.sh <commit> && npx tsc -b services/session-aggregator
- *   node services/session-aggregator/perf/levers.js [vehicles=3000] [rounds=3]
+ *   node services/session-aggregator/perf/levers.js [vehicles=2000] [rounds=2] [warm readings per vehicle=64]
  *
+ * LEVERS_ONLY=current (or baseline) runs only that build's chunk handler (e.g. under --cpu-prof).
  * Reports, per lever, CPU µs per reading of this process and of Redis, and the ratio to the baseline.
  */
 const path = require('node:path');
@@ -28,8 +29,10 @@ const BUILDS = {
   baseline: path.join(HERE, 'baseline', 'dist'),
   current: path.join(HERE, '..', 'dist'),
 };
-const VEHICLES = Number(process.argv[2] ?? 3000);
-const ROUNDS = Number(process.argv[3] ?? 3);
+const VEHICLES = Number(process.argv[2] ?? 2000);
+const ROUNDS = Number(process.argv[3] ?? 2);
+/** Readings per vehicle applied before the measured 20, so that states hold 64 recent ids as in production. */
+const WARM_STEPS = Number(process.argv[4] ?? 64);
 const CHUNK = 500;
 const READINGS_PER_VEHICLE = 20;
 const PATTERN = [
@@ -41,13 +44,13 @@ const PATTERN = [
 function readingOf(index, step, runId) {
   const provider = index % 2 === 0 ? 'smartcar' : 'telematica';
   const providerVehicleId = `${runId}-v${index}`;
-  const phase = PATTERN[step];
+  const phase = PATTERN[step % PATTERN.length];
   const occurredAt = 1_700_000_000_000 + (index % 3_600) * 1_000 + step * 300_000;
   const charging = phase === 'charging';
   const soc = phase === 'full' ? 100 : Math.min(99, 30 + step * 4);
   const plugged = phase !== 'unplugged';
   const power = charging ? 7.4 + (step % 3) * 1.8 : 0;
-  const sessionStart = step < 11 ? 1 : 12;
+  const sessionStart = step % PATTERN.length < 11 ? 1 : 12;
   return {
     eventId: randomUUID(),
     provider,
@@ -92,9 +95,9 @@ function wire(value) {
 }
 
 /** Chunks of consumed records, step-major as the bench's pre-fill (each chunk ~500 different vehicles). */
-function chunksOf(runId) {
+function chunksOf(runId, fromStep, toStep) {
   const records = [];
-  for (let step = 0; step < READINGS_PER_VEHICLE; step++) {
+  for (let step = fromStep; step < toStep; step++) {
     for (let v = 0; v < VEHICLES; v++) {
       records.push({
         topic: 'telemetry',
@@ -159,7 +162,7 @@ async function main() {
     r.bytes += m.bytes ?? 0;
   };
 
-  async function chunkRun(build, ns, chunks) {
+  async function chunkRun(build, ns, warm, chunks) {
     const { createRedisSessionStore } = load(BUILDS[build], 'redis-session-store.js');
     const { createSessionChunkHandler } = load(BUILDS[build], 'session-chunk.js');
     const { createAggregatorMetrics } = load(BUILDS[build], 'metrics.js');
@@ -181,6 +184,8 @@ async function main() {
       metrics: createAggregatorMetrics(new Registry(), async () => 0),
       stateReset: () => new Error('reset'),
     });
+    for (const chunk of warm) await (await handle(chunk)).afterSend?.();
+    bytes = 0;
     const m = await measure(async () => {
       let n = 0;
       for (const chunk of chunks) {
@@ -233,11 +238,14 @@ async function main() {
 
   for (let round = 0; round < ROUNDS; round++) {
     const runId = `r${round}-${Math.random().toString(36).slice(2, 8)}`;
-    const chunks = chunksOf(runId);
+    const warm = chunksOf(runId, 0, WARM_STEPS);
+    const chunks = chunksOf(runId, WARM_STEPS, WARM_STEPS + READINGS_PER_VEHICLE);
     // 1. The whole chunk handler (decode, load, reduce, encode, changelog bytes, save), baseline vs current.
     for (const build of round % 2 === 0 ? ['baseline', 'current'] : ['current', 'baseline']) {
-      add(`chunk handler: ${build}`, await chunkRun(build, `lv:${runId}:${build}`, chunks));
+      if (process.env.LEVERS_ONLY && build !== process.env.LEVERS_ONLY) continue;
+      add(`chunk handler: ${build}`, await chunkRun(build, `lv:${runId}:${build}`, warm, chunks));
     }
+    if (process.env.LEVERS_ONLY) continue;
     // 2. Store round trips alone, on the same new-format states: MULTI + a script per vehicle vs one script.
     const idChunks = [];
     const all = [];
@@ -289,7 +297,7 @@ async function main() {
     bytes: r.bytes / r.units,
   }));
   process.stdout.write(
-    `${VEHICLES} vehicles x ${READINGS_PER_VEHICLE} readings, chunks of ${CHUNK}, ${ROUNDS} rounds alternated; ` +
+    `${VEHICLES} vehicles x ${READINGS_PER_VEHICLE} readings measured after ${WARM_STEPS} applied, chunks of ${CHUNK}, ${ROUNDS} rounds alternated; ` +
       `node ${process.version}; CPU µs per reading (per state for the store and encoding rows)\n`,
   );
   const pad = (s, n) => String(s).padEnd(n);
