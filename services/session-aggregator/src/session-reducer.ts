@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ChargingSession, GeoLocation, VehicleTelemetry } from '@ampflow/contracts';
 import { fingerprintOf, hasFingerprint, withFingerprint } from './recent-events';
 
@@ -92,7 +92,7 @@ export function initialState(
 
 /** Deterministic from the vehicle and the start time, so a replay yields the same ids. */
 export function sessionIdOf(vehicleId: string, startedAt: number): string {
-  const hex = createHash('sha256').update(`${vehicleId}|${startedAt}`).digest('hex');
+  const hex = hash('sha256', `${vehicleId}|${startedAt}`, 'hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
