@@ -12,6 +12,7 @@
  * LEVERS_ONLY=current (or baseline) runs only that build's chunk handler (e.g. under --cpu-prof).
  * Reports, per lever, CPU µs per reading of this process and of Redis, and the ratio to the baseline.
  */
+const { Buffer } = require('node:buffer');
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const fs = require('node:fs');
@@ -102,7 +103,12 @@ function chunksOf(runId, fromStep, toStep) {
       records.push({
         topic: 'telemetry',
         partition: 0,
-        message: { key: null, value: wire(readingOf(v, step, runId)), headers: {}, offset: String(records.length) },
+        message: {
+          key: null,
+          value: wire(readingOf(v, step, runId)),
+          headers: {},
+          offset: String(records.length),
+        },
       });
     }
   }
@@ -229,10 +235,14 @@ async function main() {
   const { encodeState, decodeState } = load(BUILDS.current, 'state-codec.js');
   // An old-format state of the same vehicle: 64 UUID-like event ids instead of their fingerprints.
   const oldFormat = (state) => {
-    const { recentEvents: _w, ...rest } = state;
+    const rest = { ...state };
+    delete rest.recentEvents;
     return {
       ...rest,
-      recentEventIds: Array.from({ length: 64 }, (_, i) => `smartcar:${i}-9b7f3c1e-0f5e-4d0b-a7a2-2d4c6c1e8f10`),
+      recentEventIds: Array.from(
+        { length: 64 },
+        (_, i) => `smartcar:${i}-9b7f3c1e-0f5e-4d0b-a7a2-2d4c6c1e8f10`,
+      ),
     };
   };
 
@@ -257,12 +267,20 @@ async function main() {
       add(`Redis save (new-format states): ${build}`, await storeRun(build, 'save', ns, idChunks, (s) => s));
     }
     // 3. State size: the current store's one-script save of old-format vs new-format states.
-    add('Redis save, one script: old-format states', await storeRun('current', 'save', ns, idChunks, oldFormat));
-    add('Redis save, one script: new-format states', await storeRun('current', 'save', ns, idChunks, (s) => s));
+    add(
+      'Redis save, one script: old-format states',
+      await storeRun('current', 'save', ns, idChunks, oldFormat),
+    );
+    add(
+      'Redis save, one script: new-format states',
+      await storeRun('current', 'save', ns, idChunks, (s) => s),
+    );
     // 4. Encoding alone: JSON of a state, old and new format, and the fingerprint.
-    const sample = (await load(BUILDS.current, 'redis-session-store.js')
-      .createRedisSessionStore(redis, { namespace: ns, stateTtlSeconds: 3600 })
-      .load(all.slice(0, 1))).states.get(all[0]).state;
+    const sample = (
+      await load(BUILDS.current, 'redis-session-store.js')
+        .createRedisSessionStore(redis, { namespace: ns, stateTtlSeconds: 3600 })
+        .load(all.slice(0, 1))
+    ).states.get(all[0]).state;
     const old = oldFormat(sample);
     const N = 20_000;
     add('encode+decode state: old format', {
@@ -302,7 +320,9 @@ async function main() {
   );
   const pad = (s, n) => String(s).padEnd(n);
   const num = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  process.stdout.write(`${pad('lever', 52)}${pad('self µs', 10)}${pad('redis µs', 10)}${pad('wall µs', 10)}bytes\n`);
+  process.stdout.write(
+    `${pad('lever', 52)}${pad('self µs', 10)}${pad('redis µs', 10)}${pad('wall µs', 10)}bytes\n`,
+  );
   for (const r of rows) {
     process.stdout.write(
       `${pad(r.name, 52)}${pad(num(r.selfUs), 10)}${pad(num(r.redisUs), 10)}${pad(num(r.wallUs), 10)}${r.bytes ? num(r.bytes, 0) : ''}\n`,
