@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { RestoreWrite } from './state-changelog';
 import type { VehicleSessionState } from './session-reducer';
+import { decodeState, encodeState } from './state-codec';
 
 /** A vehicle's state as stored, with the revision it was read at (for compare-and-set). */
 export interface StoredState {
@@ -22,6 +23,8 @@ export interface StateWrite {
   /** The revision the state was read at; 0 when there was none. */
   expectedRev: number;
   state: VehicleSessionState;
+  /** `state` encoded (`encodeState`), when the writer has it already; encoded on save otherwise. */
+  stateText?: string;
   /** Wall-clock time (epoch ms) at which an open session times out; null when none is open. */
   deadline: number | null;
 }
@@ -38,42 +41,71 @@ export interface DueVehicle {
   deadline: number;
 }
 
-// Compare-and-set of one vehicle's state together with its timeout deadline, in one atomic step, and only
-// while Redis still holds the marker (epoch) the state was loaded under: a write on top of a reset Redis
-// would store a state computed from a state Redis no longer has, next to other vehicles' missing ones.
-// KEYS: state hash, deadlines zset, marker. ARGV: epoch, expected rev, state JSON, TTL seconds,
-// deadline ('' = none), vehicle id. Returns 1 saved, 0 revision changed, -1 reset.
-const SAVE_SCRIPT = `
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
-local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
-if rev ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'rev', rev + 1, 'state', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if ARGV[5] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[6])
-else
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+// The states of a chunk's vehicles and the marker, at one instant (a reset between them cannot pass for vehicles
+// that merely have no state yet). One command for the whole chunk: a MULTI of one HMGET per vehicle costs a
+// command, a QUEUED reply and a client-side promise per vehicle.
+// KEYS: marker, then each vehicle's state hash. Returns {marker or nil, rev, state, rev, state, ...}.
+const LOAD_SCRIPT = `
+local out = { redis.call('GET', KEYS[1]) }
+for i = 2, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'rev', 'state')
+  out[#out + 1] = v[1]
+  out[#out + 1] = v[2]
 end
-return 1
+return out
 `;
 
-// A restore's write of one vehicle: only while the restore holds the lock and no marker is set, so a restore
-// that lost its lock (Redis reset again) or came second never overwrites states that are in use.
-// KEYS: state hash, deadlines zset, marker, restore lock. ARGV: lock token, rev, state JSON ('' = delete),
-// TTL seconds, deadline ('' = none), vehicle id. Returns 1 written, 0 refused.
-const RESTORE_SCRIPT = `
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
-if ARGV[3] == '' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[6])
-  return 1
+// Compare-and-set of each vehicle's state together with its timeout deadline, all in one atomic step, and
+// only while Redis still holds the marker (epoch) the states were loaded under: a write on top of a reset
+// Redis would store a state computed from a state Redis no longer has, next to other vehicles' missing ones.
+// One script for a chunk's vehicles (one round trip, one command). The keys are all passed in KEYS, none
+// built in the script, so that on a Redis Cluster a chunk could be saved per hash slot.
+// KEYS: marker, deadlines zset, then each vehicle's state hash. ARGV: epoch, TTL seconds, then per vehicle:
+// expected rev, state JSON, deadline ('' = none), vehicle id. Returns -1 (reset: nothing written) or, per
+// vehicle, 1 saved / 0 revision changed.
+const SAVE_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local out = {}
+for i = 3, #KEYS do
+  local a = 3 + (i - 3) * 4
+  local rev = tonumber(redis.call('HGET', KEYS[i], 'rev') or '0')
+  if rev ~= tonumber(ARGV[a]) then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', KEYS[i], 'rev', rev + 1, 'state', ARGV[a + 1])
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    if ARGV[a + 2] == '' then
+      redis.call('ZREM', KEYS[2], ARGV[a + 3])
+    else
+      redis.call('ZADD', KEYS[2], ARGV[a + 2], ARGV[a + 3])
+    end
+    out[#out + 1] = 1
+  end
 end
-redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'state', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if ARGV[5] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[6])
-else
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+return out
+`;
+
+// A restore's writes of a batch of vehicles: only while the restore holds the lock and no marker is set, so a
+// restore that lost its lock (Redis reset again) or came second never overwrites states that are in use.
+// KEYS: marker, restore lock, deadlines zset, then each vehicle's state hash. ARGV: lock token, then per
+// vehicle: rev, state JSON ('' = delete), TTL seconds, deadline ('' = none), vehicle id.
+// Returns 1 written, 0 refused (nothing written).
+const RESTORE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 4, #KEYS do
+  local a = 2 + (i - 4) * 5
+  if ARGV[a + 1] == '' then
+    redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[3], ARGV[a + 4])
+  else
+    redis.call('HSET', KEYS[i], 'rev', ARGV[a], 'state', ARGV[a + 1])
+    redis.call('EXPIRE', KEYS[i], ARGV[a + 2])
+    if ARGV[a + 3] == '' then
+      redis.call('ZREM', KEYS[3], ARGV[a + 4])
+    else
+      redis.call('ZADD', KEYS[3], ARGV[a + 3], ARGV[a + 4])
+    end
+  end
 end
 return 1
 `;
@@ -129,7 +161,7 @@ export interface RedisSessionStoreOptions {
   stateTtlSeconds: number;
 }
 
-type ScriptCall = (...args: (string | number)[]) => Promise<number>;
+type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
 
 /**
  * Per-vehicle session state in Redis: a hash `<ns>:vehicle:<id>` {rev, state} and a sorted set
@@ -144,55 +176,50 @@ export function createRedisSessionStore(redis: Redis, options: RedisSessionStore
   const restoreLockKey = `${options.namespace}:restore-lock`;
   const lockKey = (vehicleId: string) => `${options.namespace}:lock:${vehicleId}`;
   const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const script = (name: string, numberOfKeys: number, lua: string): ScriptCall => {
-    redis.defineCommand(name, { numberOfKeys, lua });
+  /** A Lua script as a command; without `numberOfKeys`, the call's first argument is the number of keys. */
+  const script = (name: string, numberOfKeys: number | undefined, lua: string): ScriptCall => {
+    redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
     const call = (redis as unknown as Record<string, ScriptCall>)[name]!;
     return (...args) => call.apply(redis, args);
   };
-  const saveScript = script('ampflowSaveSession', 3, SAVE_SCRIPT);
-  const restoreScript = script('ampflowRestoreSession', 4, RESTORE_SCRIPT);
+  const loadScript = script('ampflowLoadSessions', undefined, LOAD_SCRIPT);
+  const saveScript = script('ampflowSaveSessions', undefined, SAVE_SCRIPT);
+  const restoreScript = script('ampflowRestoreSessions', undefined, RESTORE_SCRIPT);
   const completeScript = script('ampflowCompleteRestore', 2, COMPLETE_RESTORE_SCRIPT);
   const compareAndDelete = script('ampflowCompareAndDelete', 1, COMPARE_AND_DELETE);
   const compareAndExpire = script('ampflowCompareAndExpire', 1, COMPARE_AND_EXPIRE);
 
   return {
     async load(vehicleIds) {
-      // MULTI: the marker and the states are read at one instant, so a reset between them cannot pass
-      // for a set of vehicles that merely have no state yet.
-      const tx = redis.multi();
-      for (const id of vehicleIds) tx.hmget(stateKey(id), 'rev', 'state');
-      tx.get(markerKey);
-      const results = await tx.exec();
-      if (!results) throw new Error('the Redis transaction was aborted');
-      for (const [err] of results) if (err) throw err;
+      const keys = [markerKey];
+      for (const id of vehicleIds) keys.push(stateKey(id));
+      const reply = (await loadScript(keys.length, ...keys)) as Array<string | null>;
       const states = new Map<string, StoredState>();
-      vehicleIds.forEach((id, i) => {
-        const [rev, state] = results[i]![1] as [string | null, string | null];
-        if (rev && state)
-          states.set(id, { rev: Number(rev), state: JSON.parse(state) as VehicleSessionState });
-      });
-      return { epoch: (results[vehicleIds.length]![1] as string | null) ?? null, states };
+      for (let i = 0; i < vehicleIds.length; i++) {
+        const rev = reply[1 + 2 * i];
+        const state = reply[2 + 2 * i];
+        if (rev && state) states.set(vehicleIds[i]!, { rev: Number(rev), state: decodeState(state) });
+      }
+      return { epoch: reply[0] ?? null, states };
     },
     async save(epoch, writes) {
-      const results = await Promise.all(
-        writes.map((w) =>
-          saveScript(
-            stateKey(w.vehicleId),
-            deadlinesKey,
-            markerKey,
-            epoch,
-            w.expectedRev,
-            JSON.stringify(w.state),
-            options.stateTtlSeconds,
-            w.deadline === null ? '' : String(w.deadline),
-            w.vehicleId,
-          ),
-        ),
-      );
-      return {
-        lost: writes.filter((_, i) => results[i] === 0).map((w) => w.vehicleId),
-        reset: results.some((r) => r === -1),
-      };
+      if (writes.length === 0) return { lost: [], reset: false };
+      const args: Array<string | number> = [writes.length + 2, markerKey, deadlinesKey];
+      for (const w of writes) args.push(stateKey(w.vehicleId));
+      args.push(epoch, options.stateTtlSeconds);
+      for (const w of writes) {
+        args.push(
+          w.expectedRev,
+          w.stateText ?? encodeState(w.state),
+          w.deadline === null ? '' : w.deadline,
+          w.vehicleId,
+        );
+      }
+      const results = (await saveScript(...args)) as number | number[];
+      if (results === -1 || !Array.isArray(results)) return { lost: [], reset: true };
+      const lost: string[] = [];
+      for (let i = 0; i < writes.length; i++) if (results[i] === 0) lost.push(writes[i]!.vehicleId);
+      return { lost, reset: false };
     },
     async due(now, limit) {
       const flat = await redis.zrangebyscore(deadlinesKey, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
@@ -226,36 +253,22 @@ export function createRedisSessionStore(redis: Redis, options: RedisSessionStore
       await compareAndDelete(restoreLockKey, lockToken);
     },
     async restore(lockToken, writes) {
-      const results = await Promise.all(
-        writes.map((w) =>
-          w.state === null
-            ? restoreScript(
-                stateKey(w.vehicleId),
-                deadlinesKey,
-                markerKey,
-                restoreLockKey,
-                lockToken,
-                0,
-                '',
-                0,
-                '',
-                w.vehicleId,
-              )
-            : restoreScript(
-                stateKey(w.vehicleId),
-                deadlinesKey,
-                markerKey,
-                restoreLockKey,
-                lockToken,
-                w.rev,
-                JSON.stringify(w.state),
-                w.ttlSeconds,
-                w.deadline === null ? '' : String(w.deadline),
-                w.vehicleId,
-              ),
-        ),
-      );
-      return results.every((r) => r === 1);
+      const args: Array<string | number> = [writes.length + 3, markerKey, restoreLockKey, deadlinesKey];
+      for (const w of writes) args.push(stateKey(w.vehicleId));
+      args.push(lockToken);
+      for (const w of writes) {
+        if (w.state === null) args.push(0, '', 0, '', w.vehicleId);
+        else {
+          args.push(
+            w.rev,
+            encodeState(w.state),
+            w.ttlSeconds,
+            w.deadline === null ? '' : w.deadline,
+            w.vehicleId,
+          );
+        }
+      }
+      return (await restoreScript(...args)) === 1;
     },
     async completeRestore(lockToken, epoch) {
       return (await completeScript(markerKey, restoreLockKey, lockToken, epoch)) === 1;

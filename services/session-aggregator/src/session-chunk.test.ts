@@ -6,6 +6,7 @@ import { DependencyError } from '@ampflow/runtime';
 import { createAggregatorMetrics } from './metrics';
 import { DEFAULT_REDUCER_SETTINGS } from './session-reducer';
 import { createSessionChunkHandler } from './session-chunk';
+import { fingerprintOf, hasFingerprint } from './recent-events';
 import { aFakeCodec, aFakeStore, aReading } from '../test/in-memory-fakes';
 
 const NOW = Date.parse('2025-08-06T00:00:00.000Z');
@@ -138,8 +139,10 @@ describe('the session chunk handler', () => {
 
   it('dead-letters a reading after which the state would be too large for the changelog, without applying it', async () => {
     const { chunk, store, changelogSends } = setup({ changelogLimitBytes: 4_000 });
-    const huge = aReading('smartcar:a', 8, { isCharging: true, eventId: `smartcar:${'x'.repeat(5_000)}` });
-    const outcome = await chunk([huge, aReading('smartcar:a', 9, { isCharging: true })]);
+    // A 5,000-character user id is kept in the state (event ids are not: only their fingerprints are).
+    const huge = aReading('smartcar:a', 8, { isCharging: true, userId: `smartcar:${'x'.repeat(5_000)}` });
+    const next = aReading('smartcar:a', 9, { isCharging: true, userId: 'smartcar:u1' });
+    const outcome = await chunk([huge, next]);
 
     expect(outcome.deadLetters).toEqual([
       { index: 0, error: expect.objectContaining({ code: 'record_too_large' }) },
@@ -148,8 +151,24 @@ describe('the session chunk handler', () => {
     await outcome.afterSend!();
     expect(changelogSends).toEqual([{ keys: ['smartcar:a'], statesAtSend: 0 }]);
     const state = store.states.get('smartcar:a')?.state;
-    expect(state?.recentEventIds).not.toContain(huge.eventId);
+    expect(hasFingerprint(state!.recentEvents, fingerprintOf(huge.eventId))).toBe(false);
+    expect(hasFingerprint(state!.recentEvents, fingerprintOf(next.eventId))).toBe(true);
+    expect(state?.userId).toBe('smartcar:u1');
     expect(state?.session?.startedAt).toBe(huge.occurredAt + 3600_000);
+  });
+
+  it('does not grow the state with the length of event ids', async () => {
+    const { chunk, store } = setup({ changelogLimitBytes: 4_000 });
+    const long = aReading('smartcar:a', 8, { isCharging: true, eventId: `smartcar:${'x'.repeat(20_000)}` });
+    const outcome = await chunk([long]);
+
+    expect(outcome.deadLetters).toEqual([]);
+    await outcome.afterSend!();
+    const state = store.states.get('smartcar:a')!.state;
+    expect(hasFingerprint(state.recentEvents, fingerprintOf(long.eventId))).toBe(true);
+    // The redelivery is still a duplicate.
+    const again = await chunk([long]);
+    expect(changesIn(again.outputs)).toEqual([]);
   });
 
   it('writes nothing for a vehicle whose readings were all duplicates', async () => {

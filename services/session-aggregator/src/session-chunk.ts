@@ -12,6 +12,8 @@ import type { AggregatorMetrics } from './metrics';
 import type { SessionStore, StateWrite } from './redis-session-store';
 import { initialState, reduce, type ReducerSettings } from './session-reducer';
 import { changelogOutput, countChanges, deadlineOf, sessionChangeOutput } from './session-outputs';
+import { changelogValueText } from './state-changelog';
+import { encodeState } from './state-codec';
 
 export interface SessionChunkDeps {
   codec: Pick<AvroCodec, 'encode' | 'decode'>;
@@ -79,25 +81,32 @@ export function createSessionChunkHandler(
     const changelogLimit = byVehicle.size > 0 ? await deps.producer.messageSizeLimit(topics.changelog) : 0;
     const startedAt = deps.now();
     const changes: ChargingSession[] = [];
+    // Counted per chunk: a labelled counter's inc per reading costs more than the tally.
+    const tally = { applied: 0, duplicate: 0, late: 0 };
     const changeOutputs: OutputRecord[] = [];
     const writes: StateWrite[] = [];
     for (const [vehicleId, readings] of byVehicle) {
       const before = stored.get(vehicleId);
-      let state = before?.state ?? initialState(readings[0]!.reading);
-      let touched = false;
+      // A new vehicle's state starts from its first applied reading (not one dead-lettered below).
+      let state = before?.state;
+      // The state encoded once per reading: sized against the changelog's limit, and the last one per vehicle
+      // is what the changelog and Redis get.
+      let stateText: string | undefined;
       for (const { index, reading } of readings) {
-        const result = reduce(state, reading, settings);
-        let encoded: OutputRecord[];
+        const result = reduce(state ?? initialState(reading), reading, settings);
+        const encoded: OutputRecord[] = [];
+        let text: string | undefined;
         try {
-          encoded = result.changes.map((change) => sessionChangeOutput(codec, topics.sessions, change));
+          for (const change of result.changes)
+            encoded.push(sessionChangeOutput(codec, topics.sessions, change));
           if (result.outcome !== 'duplicate') {
-            const write: StateWrite = {
-              vehicleId,
-              expectedRev: before?.rev ?? 0,
-              state: result.state,
+            text = encodeState(result.state);
+            const entry = {
+              rev: (before?.rev ?? 0) + 1,
               deadline: deadlineOf(result.state, startedAt, settings.inactivityTimeoutMs),
+              writtenAt: startedAt,
             };
-            checkStateSize(changelogOutput(topics.changelog, write, startedAt), changelogLimit);
+            checkStateSize(vehicleId, changelogValueText(entry, text), changelogLimit, topics.changelog);
           }
         } catch (error) {
           if (!isPermanent(error)) throw error;
@@ -106,17 +115,19 @@ export function createSessionChunkHandler(
           outcome.deadLetters.push({ index, error });
           continue;
         }
-        metrics.readings.inc({ outcome: result.outcome });
-        if (result.outcome !== 'duplicate') touched = true;
+        tally[result.outcome] += 1;
+        if (text !== undefined) stateText = text;
         state = result.state;
-        changes.push(...result.changes);
-        changeOutputs.push(...encoded);
+        for (const change of result.changes) changes.push(change);
+        for (const output of encoded) changeOutputs.push(output);
       }
-      if (touched) {
+      if (stateText !== undefined && state) {
         const deadline = deadlineOf(state, deps.now(), settings.inactivityTimeoutMs);
-        writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, deadline });
+        writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, stateText, deadline });
       }
     }
+    for (const [readingOutcome, n] of Object.entries(tally))
+      if (n > 0) metrics.readings.inc({ outcome: readingOutcome }, n);
     outcome.outputs = changeOutputs;
     outcome.afterSend = async () => {
       // In this order: the changes are acknowledged (the runner sent them), then the states that include them,
@@ -142,12 +153,12 @@ export function createSessionChunkHandler(
 }
 
 /** Throws `record_too_large` when the vehicle's state would exceed what the changelog topic takes. */
-function checkStateSize(output: OutputRecord, limitBytes: number): void {
-  const bytes = recordBytes(output.message);
+function checkStateSize(vehicleId: string, value: string, limitBytes: number, topic: string): void {
+  const bytes = recordBytes({ key: vehicleId, value });
   if (bytes <= limitBytes) return;
   throw new ValidationError(
     'record_too_large',
-    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${output.topic} accepts (${limitBytes} bytes)`,
+    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${topic} accepts (${limitBytes} bytes)`,
     { httpStatus: 413 },
   );
 }

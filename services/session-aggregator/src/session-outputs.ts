@@ -3,7 +3,8 @@ import type { AvroCodec, OutputRecord } from '@ampflow/kafka';
 import type { AggregatorMetrics } from './metrics';
 import type { StateWrite } from './redis-session-store';
 import type { VehicleSessionState } from './session-reducer';
-import { encodeChangelogValue } from './state-changelog';
+import { changelogValueText } from './state-changelog';
+import { encodeState } from './state-codec';
 
 /**
  * A session change as produced to the sessions topic, keyed by vehicle. Throws the codec's
@@ -24,16 +25,16 @@ export function sessionChangeOutput(
   };
 }
 
-/** The vehicle's new state as the changelog keeps it, produced with the session changes. */
+/**
+ * The vehicle's new state as the changelog keeps it, produced with the session changes. Uses the write's
+ * encoded state when it has one.
+ */
 export function changelogOutput(changelogTopic: string, write: StateWrite, writtenAt: number): OutputRecord {
-  const entry = {
-    vehicleId: write.vehicleId,
-    rev: write.expectedRev + 1,
-    state: write.state,
-    deadline: write.deadline,
-    writtenAt,
-  };
-  return { topic: changelogTopic, message: { key: write.vehicleId, value: encodeChangelogValue(entry) } };
+  const value = changelogValueText(
+    { rev: write.expectedRev + 1, deadline: write.deadline, writtenAt },
+    write.stateText ?? encodeState(write.state),
+  );
+  return { topic: changelogTopic, message: { key: write.vehicleId, value: Buffer.from(value) } };
 }
 
 /** Wall-clock time (epoch ms) at which the vehicle's open session times out; null when none is open. */

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ChargingSession, GeoLocation, VehicleTelemetry } from '@ampflow/contracts';
+import { fingerprintOf, hasFingerprint, withFingerprint } from './recent-events';
 
 /** The part of a telemetry reading the reducer looks at. */
 export type Reading = Pick<
@@ -41,8 +42,12 @@ export interface VehicleSessionState {
   userId: string | null;
   /** Provider time of the newest reading applied; older readings are late. */
   lastAppliedAt: number | null;
-  /** Ids of the most recent readings, newest last, to drop redeliveries. */
-  recentEventIds: string[];
+  /**
+   * Fingerprints of the ids of the most recent readings (up to `recentEventIdLimit`), newest last, to drop
+   * redeliveries: 11 characters each, see `recent-events.ts`. (States written before this held the ids
+   * themselves, `recentEventIds`; `state-codec.ts` reads both.)
+   */
+  recentEvents: string;
   /** Last known battery capacity, kWh (Smartcar sends it with some deliveries only). */
   batteryCapacityKwh: number | null;
   session: OpenSession | null;
@@ -79,7 +84,7 @@ export function initialState(
     provider: reading.provider,
     userId: reading.userId,
     lastAppliedAt: null,
-    recentEventIds: [],
+    recentEvents: '',
     batteryCapacityKwh: null,
     session: null,
   };
@@ -87,7 +92,7 @@ export function initialState(
 
 /** Deterministic from the vehicle and the start time, so a replay yields the same ids. */
 export function sessionIdOf(vehicleId: string, startedAt: number): string {
-  const hex = createHash('sha256').update(`${vehicleId}|${startedAt}`).digest('hex');
+  const hex = hash('sha256', `${vehicleId}|${startedAt}`, 'hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
@@ -183,11 +188,12 @@ export function reduce(
   reading: Reading,
   settings: ReducerSettings = DEFAULT_REDUCER_SETTINGS,
 ): ReduceResult {
-  if (previous.recentEventIds.includes(reading.eventId))
+  const fingerprint = fingerprintOf(reading.eventId);
+  if (hasFingerprint(previous.recentEvents, fingerprint))
     return { state: previous, changes: [], outcome: 'duplicate' };
-  const recentEventIds = [...previous.recentEventIds, reading.eventId].slice(-settings.recentEventIdLimit);
+  const recentEvents = withFingerprint(previous.recentEvents, fingerprint, settings.recentEventIdLimit);
   if (previous.lastAppliedAt !== null && reading.occurredAt < previous.lastAppliedAt) {
-    return { state: { ...previous, recentEventIds }, changes: [], outcome: 'late' };
+    return { state: { ...previous, recentEvents }, changes: [], outcome: 'late' };
   }
 
   const timedOut = expire(previous, reading.occurredAt, settings);
@@ -196,7 +202,7 @@ export function reduce(
     ...timedOut.state,
     userId: reading.userId ?? timedOut.state.userId,
     lastAppliedAt: reading.occurredAt,
-    recentEventIds,
+    recentEvents,
     batteryCapacityKwh: reading.batteryCapacityKwh ?? timedOut.state.batteryCapacityKwh,
   };
   const signal = says(reading);

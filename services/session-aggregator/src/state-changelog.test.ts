@@ -53,7 +53,7 @@ describe('changelog record encoding', () => {
     [
       'another format version',
       'smartcar:v1',
-      Buffer.from(JSON.stringify({ v: 2, rev: 1, writtenAt: 1, state: {} })),
+      Buffer.from(JSON.stringify({ v: 3, rev: 1, writtenAt: 1, deadline: null, state: anOpenState() })),
     ],
     ['a key that is not the state’s vehicle', 'smartcar:other', encodeChangelogValue(anEntry())],
     [

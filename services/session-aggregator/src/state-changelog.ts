@@ -1,5 +1,6 @@
 import { ValidationError } from '@ampflow/runtime';
 import type { VehicleSessionState } from './session-reducer';
+import { encodeState, stateOf } from './state-codec';
 
 /**
  * The changelog topic of a consumer group when none is configured: `<groupId>-state-changelog`, as Kafka Streams
@@ -27,25 +28,33 @@ export interface ChangelogEntry {
   writtenAt: number;
 }
 
-const FORMAT_VERSION = 1;
+/**
+ * Version 2: the state's recent event ids are fingerprints (`recentEvents`). Version 1 (the ids themselves,
+ * `recentEventIds`) is still read, its ids turned into fingerprints, so a changelog written before restores.
+ */
+const FORMAT_VERSION = 2;
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
+
+/**
+ * The changelog value of a state already encoded (`encodeState`): built around the text, so that a state is
+ * serialized once for its size check, its changelog record and Redis.
+ */
+export function changelogValueText(
+  entry: Pick<ChangelogEntry, 'rev' | 'deadline' | 'writtenAt'>,
+  stateText: string,
+): string {
+  return `{"v":${FORMAT_VERSION},"rev":${entry.rev},"deadline":${entry.deadline === null ? 'null' : entry.deadline},"writtenAt":${entry.writtenAt},"state":${stateText}}`;
+}
 
 export function encodeChangelogValue(entry: ChangelogEntry): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      v: FORMAT_VERSION,
-      rev: entry.rev,
-      deadline: entry.deadline,
-      writtenAt: entry.writtenAt,
-      state: entry.state,
-    }),
-  );
+  return Buffer.from(changelogValueText(entry, encodeState(entry.state)));
 }
 
 const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /**
- * Reads one changelog record: the entry, or null for a tombstone (nothing kept for the vehicle).
- * A record that is not one of ours throws a {@link ValidationError}.
+ * Reads one changelog record (version 1 or 2): the entry, or null for a tombstone (nothing kept for the
+ * vehicle). A record that is not one of ours throws a {@link ValidationError}.
  */
 export function decodeChangelogRecord(
   key: Buffer | string | null,
@@ -63,17 +72,15 @@ export function decodeChangelogRecord(
     });
   }
   const p = parsed as Record<string, unknown> | null;
-  const state = p?.state as Partial<VehicleSessionState> | undefined;
+  const state = stateOf(p?.state);
   if (
     !p ||
-    p.v !== FORMAT_VERSION ||
+    !READABLE_VERSIONS.includes(p.v) ||
     !isFiniteNumber(p.rev) ||
     !isFiniteNumber(p.writtenAt) ||
     !(p.deadline === null || isFiniteNumber(p.deadline)) ||
-    typeof state !== 'object' ||
     state === null ||
-    state.vehicleId !== vehicleId ||
-    !Array.isArray(state.recentEventIds)
+    state.vehicleId !== vehicleId
   ) {
     throw new ValidationError(
       'bad_changelog_record',
@@ -83,7 +90,7 @@ export function decodeChangelogRecord(
   return {
     vehicleId,
     rev: p.rev,
-    state: state as VehicleSessionState,
+    state,
     deadline: p.deadline as number | null,
     writtenAt: p.writtenAt,
   };

@@ -81,13 +81,17 @@ describe('session aggregator and outputs too large for their topics', () => {
     const ok = `smartcar:${tag}-ok`;
     // A 3,000-character vehicle id: its session change (key and value) exceeds 4 KiB, its state fits 16 KiB.
     const longId = `smartcar:${tag}-${'l'.repeat(3_000)}`;
-    // A 20,000-character event id is kept in the vehicle's state (recent ids), never in a session change.
+    // A 20,000-character user id on a reading that changes no session: kept in the vehicle's state, in no
+    // session change. (A long event id no longer makes a large state: only its fingerprint is kept.)
     const bloated = `smartcar:${tag}-bloated`;
-    const bloatedEventId = `smartcar:${'e'.repeat(20_000)}`;
     const readings = [
       charging(ok, `smartcar:${tag}-ok-1`, 8),
       charging(longId, `smartcar:${tag}-long-1`, 8),
-      charging(bloated, bloatedEventId, 8),
+      {
+        ...charging(bloated, `smartcar:${tag}-bloated-1`, 8),
+        isCharging: false,
+        userId: `smartcar:${'u'.repeat(20_000)}`,
+      },
       charging(bloated, `smartcar:${tag}-bloated-2`, 9),
       { ...charging(ok, `smartcar:${tag}-ok-2`, 10), isCharging: false },
     ];
