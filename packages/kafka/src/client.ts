@@ -1,5 +1,7 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from '@ampflow/observability';
+// Side effect: kafkajs's request queue wakes only while requests are in flight (see the module).
+import './request-queue-timers';
 
 const levelName: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
