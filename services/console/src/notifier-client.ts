@@ -33,7 +33,7 @@ export function createNotifierClient(options: {
       const search = query && [...query.keys()].length > 0 ? `?${query.toString()}` : '';
       let response: Response;
       try {
-        response = await doFetch(`${base}/v1${path}`, {
+        response = await doFetch(`${base}/v1${path}${search}`, {
           method,
           headers: {
             authorization: `Bearer ${options.adminToken}`,
