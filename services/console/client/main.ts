@@ -1,0 +1,41 @@
+import { role } from './api';
+import { say } from './dom';
+import { endpointsView } from './views/endpoints';
+import { deadLettersView, messagesView } from './views/messages';
+import { pipelineView, portalLinksView, sessionsView, stopPipeline, traceView } from './views/ops';
+
+type View = (main: HTMLElement) => Promise<void>;
+const VIEWS: Record<string, View> = {
+  endpoints: endpointsView,
+  messages: messagesView,
+  'dead-letters': deadLettersView,
+};
+const OPERATOR_VIEWS: Record<string, View> = {
+  trace: traceView,
+  sessions: sessionsView,
+  pipeline: pipelineView,
+  'portal-links': portalLinksView,
+};
+
+function route(): void {
+  const main = document.getElementById('main');
+  if (!main) return;
+  stopPipeline();
+  const name = window.location.hash.replace(/^#\/?/, '') || 'endpoints';
+  const view = VIEWS[name] ?? (role() === 'operator' ? OPERATOR_VIEWS[name] : undefined) ?? endpointsView;
+  for (const link of document.querySelectorAll<HTMLAnchorElement>('nav a[data-view]')) {
+    if (link.dataset.view === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  main.setAttribute('aria-busy', 'true');
+  view(main).then(
+    () => main.setAttribute('aria-busy', 'false'),
+    (error: Error) => {
+      main.setAttribute('aria-busy', 'false');
+      say(error.message, 'error');
+    },
+  );
+}
+
+window.addEventListener('hashchange', route);
+route();
