@@ -58,13 +58,22 @@ export function table(caption: string, headers: string[], rows: Child[][]): HTML
   );
 }
 
-/** Replaces the main area's content and moves focus to its heading (keyboard and screen-reader users land there). */
+/** Whether a view's heading takes the focus: after a navigation, not at page load (the skip link comes first). */
+let focusHeading = false;
+export const focusHeadingFromNowOn = (): void => {
+  focusHeading = true;
+};
+
+/**
+ * Replaces the main area's content; after a navigation, moves focus to its heading (keyboard and screen-reader
+ * users land there).
+ */
 export function render(main: HTMLElement, title: string, ...children: Child[]): void {
   main.replaceChildren();
   const heading = h('h1', { tabindex: '-1' }, title);
   append(main, heading, ...children);
   document.title = `${title} · ampflow console`;
-  heading.focus();
+  if (focusHeading) heading.focus();
 }
 
 export function say(text: string, kind: 'info' | 'error' = 'info'): void {

@@ -1,5 +1,5 @@
 import { role } from './api';
-import { say } from './dom';
+import { focusHeadingFromNowOn, say } from './dom';
 import { endpointsView } from './views/endpoints';
 import { deadLettersView, messagesView } from './views/messages';
 import { pipelineView, portalLinksView, sessionsView, stopPipeline, traceView } from './views/ops';
@@ -37,5 +37,8 @@ function route(): void {
   );
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  focusHeadingFromNowOn();
+  route();
+});
 route();
