@@ -45,7 +45,7 @@ export const consoleEnv = z.object({
     'ingress=http://127.0.0.1:8080/metrics,normalizer=http://127.0.0.1:9102/metrics,' +
       'session-aggregator=http://127.0.0.1:9103/metrics,notifier=http://127.0.0.1:8090/metrics',
   ),
-  SHUTDOWN_DRAIN_MS: positiveInt(5_000),
+  SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });
 
 export type ConsoleConfig = z.infer<typeof consoleEnv>;

@@ -35,4 +35,12 @@ export async function loadPuppeteer(): Promise<PuppeteerNode> {
 }
 
 /** Headless Chromium from Debian's `chromium` package (CHROMIUM_PATH to use another). */
-export const chromiumPath = (): string => process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export function chromiumPath(): string {
+  const path = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(path)) {
+    throw new Error(
+      `no Chromium at ${path}: install Debian's chromium package (npm test does when it may: apt-get install chromium) or set CHROMIUM_PATH`,
+    );
+  }
+  return path;
+}

@@ -23,7 +23,11 @@ import { startPlatform, startReceiver, type Platform, type Receiver } from './pl
  * Screenshots of the main pages go to docs/img/.
  */
 const SESSION_KEY = `console-browser-test-key-${'x'.repeat(16)}`;
-const IMG = join(repoRoot(), 'docs', 'img');
+/**
+ * Where the screenshots go: .ampflow/console-screenshots (git-ignored) unless CONSOLE_SCREENSHOTS_DIR says
+ * otherwise; `CONSOLE_SCREENSHOTS_DIR=docs/img` refreshes the ones the docs show (a test run leaves the tree clean).
+ */
+const IMG = join(repoRoot(), process.env.CONSOLE_SCREENSHOTS_DIR ?? '.ampflow/console-screenshots');
 const MARKUP = '<img src=x onerror="window.__pwned=1"><b>bold</b> & more';
 
 jest.setTimeout(180_000);
