@@ -56,6 +56,7 @@ beforeAll(async () => {
       if (!one[2]) return send(200, endpoint);
       if (one[2] === '/attempts')
         return send(200, { data: attempts.filter((a) => a.endpointId === endpoint.id) });
+      if (one[2] === '/secret') return send(200, { secret: 'whsec_c2VjcmV0LWZvci10ZXN0cw==' });
       return send(202, { queued: 1 });
     }
     const messageAttempts = /^\/v1\/messages\/([^/]+)\/attempts$/.exec(url.pathname);
