@@ -6,10 +6,10 @@ import { attemptsTable } from './messages';
 
 /**
  * Event trace: `GET /api/ops/trace?eventId=…|vehicle=…` →
- * `{ query, retention?: { maxEvents, maxAgeMs }, events: [{ eventId, raw: { provider, topic, partition, offset,
- *    receivedAt, body } | null, canonical: { topic, eventType, eventId, at, value }[], sessionChanges: { sessionId,
- *    version, state, at }[], webhooks: { messageId, endpointId, eventType, status, attempts: Attempt[] }[] }] }`.
- * A single-event answer (`{ eventId, raw, canonical, sessionChanges, webhooks }`) is rendered as well.
+ * `{ retention: { maxEvents, maxAgeMs, heldRecords, oldestRecordAt }, data: Trace[] }`, Trace =
+ * `{ eventId, raw: Record[], deadLetters: Record[], canonical: Record[], sessionChanges: (Record & { session })[],
+ *    webhooks: { messageId, type, sourceId, attempts: Attempt[] | null, error? }[] }`,
+ * Record = `{ topic, partition, offset, timestamp, key, headers, value }` (values redacted by the data module).
  */
 export async function traceView(main: HTMLElement): Promise<void> {
   const eventId = h('input', { type: 'text', name: 'eventId' });
@@ -29,11 +29,20 @@ export async function traceView(main: HTMLElement): Promise<void> {
       : `vehicle=${encodeURIComponent(vehicle.value)}`;
     api('GET', `/api/ops/trace?${q}`).then(
       (answer: Json) => {
-        const events: Json[] = Array.isArray(answer?.events) ? answer.events : [answer];
+        const traces: Json[] = answer?.data ?? [];
+        const kept = answer?.retention;
+        const note = kept
+          ? h(
+              'p',
+              {},
+              `The trace keeps the last ${kept.maxEvents} records for at most ${Math.round(kept.maxAgeMs / 3_600_000)} h; it holds ${kept.heldRecords} now, the oldest from ${when(kept.oldestRecordAt)}.`,
+            )
+          : null;
         results.replaceChildren(
-          ...(events.length === 0
+          ...[note].filter((n): n is HTMLParagraphElement => n !== null),
+          ...(traces.length === 0
             ? [h('p', {}, 'Nothing found within the trace retention.')]
-            : events.map(traceEvent)),
+            : traces.map(traceEvent)),
         );
       },
       (error: Error) =>
@@ -46,62 +55,70 @@ export async function traceView(main: HTMLElement): Promise<void> {
     h(
       'p',
       {},
-      'One provider event, or every recent event of a vehicle, from the raw record to the customer webhooks.',
+      'One provider event, or the recent events of a vehicle, from the raw record to the customer webhooks.',
     ),
     form,
     results,
   );
 }
 
+const recordsTable = (caption: string, records: Json[]) =>
+  records.length === 0
+    ? h('p', {}, `${caption}: none.`)
+    : table(
+        caption,
+        ['Topic', 'Partition/offset', 'Time', 'Key', 'Value'],
+        records.map((r) => [
+          r.topic,
+          `${r.partition}/${r.offset}`,
+          when(r.timestamp),
+          h('code', {}, text(r.key)),
+          h('pre', {}, JSON.stringify(r.value, null, 1)),
+        ]),
+      );
+
 function traceEvent(e: Json): HTMLElement {
   return h(
     'article',
     { class: 'card trace' },
     h('h2', {}, `Event ${text(e.eventId)}`),
-    h('h3', {}, 'Raw record'),
-    e.raw
-      ? h('pre', {}, JSON.stringify(e.raw, null, 2))
-      : h('p', {}, 'Not found (outside the retention, or not received).'),
-    h('h3', {}, 'Canonical records'),
-    table(
-      'Canonical records',
-      ['Topic', 'Type', 'Event id', 'At', 'Value'],
-      (e.canonical ?? []).map((c: Json) => [
-        c.topic,
-        text(c.eventType ?? c.type),
-        h('code', {}, text(c.eventId)),
-        when(c.at ?? c.timestamp),
-        h('pre', {}, JSON.stringify(c.value ?? c.record ?? {}, null, 1)),
-      ]),
-    ),
-    h('h3', {}, 'Session changes'),
-    table(
-      'Session changes',
-      ['Session', 'Version', 'State', 'At'],
-      (e.sessionChanges ?? []).map((s: Json) => [
-        h('code', {}, text(s.sessionId)),
-        text(s.version),
-        text(s.state ?? s.status),
-        when(s.at ?? s.updatedAt),
-      ]),
-    ),
+    recordsTable('Raw record', e.raw ?? []),
+    (e.deadLetters ?? []).length > 0 ? recordsTable('Dead letters', e.deadLetters) : null,
+    recordsTable('Canonical records', e.canonical ?? []),
+    (e.sessionChanges ?? []).length === 0
+      ? h('p', {}, 'Session changes: none.')
+      : table(
+          'Session changes',
+          ['Session', 'Version', 'Status', 'Time', 'Energy (kWh)', 'End reason'],
+          (e.sessionChanges ?? []).map((c: Json) => [
+            h('code', {}, text(c.session?.sessionId)),
+            text(c.session?.version),
+            text(c.session?.status),
+            when(c.timestamp),
+            text(c.session?.energyAddedKwh),
+            text(c.session?.endReason),
+          ]),
+        ),
     h('h3', {}, 'Customer webhooks'),
-    ...(e.webhooks ?? []).map((w: Json) =>
-      h(
-        'div',
-        {},
-        h('p', {}, `${w.eventType ?? ''} to `, h('code', {}, text(w.endpointId)), `: ${text(w.status)}`),
-        attemptsTable(`Attempts of ${w.messageId}`, w.attempts ?? []),
-      ),
-    ),
+    ...((e.webhooks ?? []).length === 0
+      ? [h('p', {}, 'None.')]
+      : (e.webhooks ?? []).map((w: Json) =>
+          h(
+            'div',
+            {},
+            h('p', {}, `${text(w.type)} `, h('code', {}, text(w.messageId)), w.error ? ` (${w.error})` : ''),
+            w.attempts ? attemptsTable(`Attempts of ${w.messageId}`, w.attempts) : null,
+          ),
+        )),
   );
 }
 
 /**
  * Charging sessions.
- * - Per vehicle: `GET /api/ops/vehicles/:vehicle/sessions` → `{ data: Session[] }`, Session = `{ sessionId, vehicleId,
- *   state, startedAt, endedAt, energyKwh, socStart, socEnd, endReason }`.
- * - One session: `GET /api/ops/sessions/:id` → `{ session: Session, series: { at, soc, powerKw }[] }`.
+ * - Per vehicle: `GET /api/ops/vehicles/:vehicle/sessions` → `{ data: Session[] }`, Session = `{ sessionId,
+ *   vehicleId, provider, status, startedAt, endedAt, durationSeconds, energyAddedKwh, socStartPercent,
+ *   socEndPercent, maxPowerKw, endReason, eventCount, version }`.
+ * - One session: `GET /api/ops/sessions/:id` → `{ session, series: { at, socPercent, powerKw }[], seriesComplete }`.
  * - Fleet: `GET /api/ops/sessions/open` → `{ data: Session[] }`.
  */
 export async function sessionsView(main: HTMLElement): Promise<void> {
@@ -116,7 +133,7 @@ export async function sessionsView(main: HTMLElement): Promise<void> {
           [
             'Session',
             'Vehicle',
-            'State',
+            'Status',
             'Start',
             'End',
             'Energy (kWh)',
@@ -128,12 +145,12 @@ export async function sessionsView(main: HTMLElement): Promise<void> {
           rows.map((s) => [
             h('code', {}, s.sessionId),
             text(s.vehicleId),
-            text(s.state),
+            text(s.status),
             when(s.startedAt),
             when(s.endedAt),
-            text(s.energyKwh),
-            text(s.socStart),
-            text(s.socEnd),
+            text(s.energyAddedKwh),
+            s.socStartPercent == null ? '—' : `${s.socStartPercent} %`,
+            s.socEndPercent == null ? '—' : `${s.socEndPercent} %`,
             text(s.endReason),
             h(
               'button',
@@ -152,10 +169,10 @@ export async function sessionsView(main: HTMLElement): Promise<void> {
       const series: Json[] = answer.series ?? [];
       lineChart(
         chart,
-        `SOC (%) and power (kW) over session ${sessionId}`,
+        `SOC (%) and power (kW) over session ${sessionId}${answer.seriesComplete === false ? ' (its start is older than the trace retention)' : ''}`,
         series.map((p) => new Date(p.at).toLocaleTimeString()),
         [
-          { label: 'SOC %', values: series.map((p) => p.soc ?? null) },
+          { label: 'SOC %', values: series.map((p) => p.socPercent ?? null) },
           { label: 'Power kW', values: series.map((p) => p.powerKw ?? null), right: true },
         ],
       );
@@ -188,9 +205,10 @@ export async function sessionsView(main: HTMLElement): Promise<void> {
 }
 
 /**
- * Pipeline health: `GET /api/ops/pipeline` → `{ samples: { at, consumerLag: Record<group, number>,
- * recordsPerSecond: Record<service, number>, dlq: Record<topic, number>, deliveriesPerSecond: number,
- * failureRate: number }[] }`, oldest first. Refreshed every 5 s while the view is open.
+ * Pipeline health: `GET /api/ops/pipeline` → `{ intervalMs, data: { at, consumerLag: Record<group, number>,
+ * recordsPerSecond: Record<service, number | null>, deadLetters: Record<topic, number>,
+ * deliveriesPerSecond: number | null, failureRate: number | null, errors: string[] }[] }`, oldest first.
+ * Refreshed every 5 s while the view is open.
  */
 let pipelineTimer: number | undefined;
 export function stopPipeline(): void {
@@ -223,19 +241,20 @@ export async function pipelineView(main: HTMLElement): Promise<void> {
   const refresh = async () => {
     try {
       const answer = await api('GET', '/api/ops/pipeline');
-      const samples: Json[] = answer.samples ?? [];
+      const samples: Json[] = answer.data ?? [];
       const labels = samples.map((s) => new Date(s.at).toLocaleTimeString());
       charts.splice(0).forEach((c) => c.destroy());
       charts.push(
         lineChart(boxes.lag, 'Consumer lag per group (records)', labels, keyed(samples, 'consumerLag')),
         lineChart(boxes.rate, 'Records per second per service', labels, keyed(samples, 'recordsPerSecond')),
-        lineChart(boxes.dlq, 'Dead letters per topic', labels, keyed(samples, 'dlq')),
+        lineChart(boxes.dlq, 'Dead letters per topic', labels, keyed(samples, 'deadLetters')),
         lineChart(boxes.deliveries, 'Deliveries per second and failure rate', labels, [
           { label: 'deliveries/s', values: samples.map((s) => s.deliveriesPerSecond ?? null) },
           { label: 'failure rate', values: samples.map((s) => s.failureRate ?? null), right: true },
         ]),
       );
-      note.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.`;
+      const errors: string[] = samples.at(-1)?.errors ?? [];
+      note.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.${errors.length ? ` Not read: ${errors.join('; ')}` : ''}`;
     } catch (error) {
       note.textContent = `Pipeline data not available: ${(error as Error).message}`;
     }
