@@ -36,6 +36,36 @@ describe('portal scope', () => {
     expect(rowsOf('not a list', owned)).toEqual([]);
   });
 
+  it('cuts the notifier’s message summaries to the owner’s endpoints', () => {
+    const owned = new Set(['ep_a']);
+    const summaries = [
+      {
+        id: 'msg_1',
+        endpoints: [
+          { endpointId: 'ep_a', status: 'delivered' },
+          { endpointId: 'ep_b', status: 'failed' },
+        ],
+      },
+      { id: 'msg_2', endpoints: [{ endpointId: 'ep_b', status: 'failed' }] },
+    ];
+    expect(rowsOf(summaries, owned)).toEqual([
+      { id: 'msg_1', endpoints: [{ endpointId: 'ep_a', status: 'delivered' }] },
+    ]);
+    const detail = {
+      id: 'msg_1',
+      body: {},
+      endpoints: summaries[0]!.endpoints,
+      attempts: [{ endpointId: 'ep_b' }],
+    };
+    expect(scopeMessage(detail, owned)).toEqual({
+      id: 'msg_1',
+      body: {},
+      endpoints: [{ endpointId: 'ep_a', status: 'delivered' }],
+      attempts: [],
+    });
+    expect(scopeMessage({ id: 'msg_2', endpoints: summaries[1]!.endpoints, attempts: [] }, owned)).toBeNull();
+  });
+
   it('shows a message with the owner’s attempts only, and nothing of another owner’s message', () => {
     const owned = new Set(['ep_a']);
     const message = {

@@ -16,12 +16,26 @@ export function ownedEndpointIds(list: Json, owner: string): Set<string> {
   return new Set(data.filter((e) => isOwnedBy(e, owner)).map((e) => String(e.id)));
 }
 
-/** A row's endpoint ids: `endpointId`, or `endpointIds` for a row that spans endpoints. */
+/**
+ * A row's endpoint ids: `endpointId` (attempts, dead letters), `endpoints[].endpointId` (the notifier's message
+ * summaries and details: one entry per endpoint a message went to), or `endpointIds`.
+ */
 function endpointIdsOf(row: Json): string[] {
   if (typeof row !== 'object' || row === null) return [];
   if (typeof row.endpointId === 'string') return [row.endpointId];
+  if (Array.isArray(row.endpoints)) return row.endpoints.map((e: Json) => String(e?.endpointId));
   if (Array.isArray(row.endpointIds)) return row.endpointIds.map(String);
   return [];
+}
+
+/** The row with its per-endpoint lists cut to the owned endpoints (another owner's delivery states stay hidden). */
+function withOwnedEndpoints(row: Json, owned: ReadonlySet<string>): Json {
+  const scoped: Json = { ...row };
+  if (Array.isArray(row.endpoints))
+    scoped.endpoints = row.endpoints.filter((e: Json) => owned.has(String(e?.endpointId)));
+  if (Array.isArray(row.endpointIds))
+    scoped.endpointIds = row.endpointIds.filter((id: string) => owned.has(id));
+  return scoped;
 }
 
 /** Rows (messages, attempts, dead letters) that concern one of `owned` only. Rows naming no endpoint are dropped. */
@@ -29,11 +43,7 @@ export function rowsOf(rows: Json, owned: ReadonlySet<string>): Json[] {
   if (!Array.isArray(rows)) return [];
   return rows
     .filter((row) => endpointIdsOf(row).some((id) => owned.has(id)))
-    .map((row) =>
-      Array.isArray(row.endpointIds)
-        ? { ...row, endpointIds: row.endpointIds.filter((id: string) => owned.has(id)) }
-        : row,
-    );
+    .map((row) => withOwnedEndpoints(row, owned));
 }
 
 /** `{ data: rows, ...rest }` with the rows scoped; other fields (`nextCursor`) kept. */
@@ -50,8 +60,5 @@ export function scopeMessage(message: Json, owned: ReadonlySet<string>): Json | 
   const attempts = rowsOf(message.attempts, owned);
   const own = endpointIdsOf(message).some((id) => owned.has(id));
   if (!own && attempts.length === 0) return null;
-  const scoped: Json = { ...message, attempts };
-  if (Array.isArray(message.endpointIds))
-    scoped.endpointIds = message.endpointIds.filter((id: string) => owned.has(id));
-  return scoped;
+  return { ...withOwnedEndpoints(message, owned), attempts };
 }

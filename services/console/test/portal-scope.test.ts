@@ -27,6 +27,11 @@ const attempts = [
   { messageId: 'msg_2', endpointId: 'ep_globex', attempt: 1, status: 'failed' },
 ];
 
+const endpointsOf = (messageId: string) =>
+  attempts
+    .filter((a) => a.messageId === messageId)
+    .map((a) => ({ endpointId: a.endpointId, status: a.status, attempts: 1 }));
+
 let notifier: Server;
 let app: ConsoleApp;
 let base: string;
@@ -65,11 +70,20 @@ beforeAll(async () => {
     const message = /^\/v1\/messages\/([^/]+)$/.exec(url.pathname);
     if (message && req.method === 'GET') {
       const own = attempts.filter((a) => a.messageId === message[1]);
-      return send(200, { id: message[1], eventType: 'vehicle.telemetry', attempts: own });
+      return send(200, {
+        id: message[1],
+        type: 'vehicle.telemetry',
+        body: {},
+        endpoints: endpointsOf(message[1]!),
+        attempts: own,
+      });
     }
     if (url.pathname === '/v1/messages') {
-      // A notifier that ignores the filter: the console must filter anyway.
-      return send(200, { data: attempts.map((a) => ({ id: a.messageId, endpointId: a.endpointId })) });
+      // The notifier's summaries, one entry per endpoint; and a notifier that ignores the filter: the console
+      // must filter anyway.
+      return send(200, {
+        data: ['msg_1', 'msg_2'].map((id) => ({ id, type: 'vehicle.telemetry', endpoints: endpointsOf(id) })),
+      });
     }
     if (url.pathname === '/v1/dead-letters')
       return send(200, { data: attempts.map((a) => ({ ...a, reason: 'exhausted' })) });
@@ -163,11 +177,18 @@ describe('a portal session, through the proxy', () => {
   it('sees only its owner’s messages, attempts and dead letters', async () => {
     const call = await portal('acme');
     const messages = await call('GET', '/api/v1/messages?endpointId=ep_acme');
-    expect(messages.body!.data!.map((m) => m.endpointId)).toEqual(['ep_acme']);
+    expect(messages.body!.data).toEqual([
+      {
+        id: 'msg_1',
+        type: 'vehicle.telemetry',
+        endpoints: [{ endpointId: 'ep_acme', status: 'succeeded', attempts: 1 }],
+      },
+    ]);
     expect((await call('GET', '/api/v1/messages')).status).toBe(400);
     expect((await call('GET', '/api/v1/messages?endpointId=ep_globex')).status).toBe(404);
     const one = await call('GET', '/api/v1/messages/msg_1');
     expect((one.body!.attempts as Json[]).map((a) => a.endpointId)).toEqual(['ep_acme']);
+    expect((one.body!.endpoints as Json[]).map((e) => e.endpointId)).toEqual(['ep_acme']);
     expect((await call('GET', '/api/v1/messages/msg_2')).status).toBe(404);
     expect(
       (await call('GET', '/api/v1/messages/msg_1/attempts')).body!.data!.map((a) => a.endpointId),

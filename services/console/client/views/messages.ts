@@ -4,12 +4,13 @@ import { field, h, render, say, table, text, when } from '../dom';
 /**
  * Messages and attempts.
  * - Log: `GET /api/v1/messages?endpointId&eventType&vehicle&status&since&until&limit` →
- *   `{ data: { id, endpointId, eventType, vehicleId?, status, createdAt, attempts? }[], nextCursor? }`.
+ *   `{ data: { id, type, vehicleId?, createdAt, endpoints: { endpointId, status, attempts, lastStatusCode?,
+ *   nextAttemptAt? }[] }[], nextCursor? }` (status: delivered, failed, pending or dead).
  * - Attempts of a message: `GET /api/v1/messages/:id/attempts` → `{ data: Attempt[] }`; of an endpoint:
  *   `GET /api/v1/endpoints/:id/attempts` → same; Attempt = `{ messageId, endpointId, eventType, attempt, status,
  *   httpStatus, durationMs, responseExcerpt, error, at, next, nextAttemptAt? }`.
  * - Retry one: `POST /api/v1/messages/:id/retry {endpointId}`; retry the filtered selection:
- *   `POST /api/v1/messages/retry {filter}`; recover: `POST /api/v1/endpoints/:id/recover {since}`.
+ *   `POST /api/v1/messages/retry { endpointId?, eventType?, status?: failed|dead, since?, until? }`; recover: `POST /api/v1/endpoints/:id/recover {since}`.
  */
 export function attemptsTable(caption: string, attempts: Json[], onRetry?: (a: Json) => void): HTMLElement {
   return table(
@@ -108,14 +109,27 @@ export async function messagesView(main: HTMLElement): Promise<void> {
           ? h('p', {}, 'No messages match.')
           : table(
               'Messages',
-              ['Message', 'Endpoint', 'Event type', 'Vehicle', 'Status', 'Created', ''],
+              ['Message', 'Event type', 'Vehicle', 'Created', 'Deliveries', ''],
               rows.map((m) => [
                 h('code', {}, m.id ?? m.messageId),
-                h('code', {}, text(m.endpointId)),
-                m.eventType,
+                text(m.type ?? m.eventType),
                 text(m.vehicleId ?? m.vehicle),
-                m.status,
                 when(m.createdAt ?? m.at),
+                h(
+                  'ul',
+                  { class: 'plain' },
+                  ...(m.endpoints ?? [{ endpointId: m.endpointId, status: m.status }]).map((d: Json) =>
+                    h(
+                      'li',
+                      {},
+                      h('code', {}, text(d.endpointId)),
+                      ` ${text(d.status)}`,
+                      d.attempts ? `, ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}` : '',
+                      d.lastStatusCode ? `, HTTP ${d.lastStatusCode}` : '',
+                      d.nextAttemptAt ? `, next ${when(d.nextAttemptAt)}` : '',
+                    ),
+                  ),
+                ),
                 h(
                   'button',
                   {
@@ -155,7 +169,10 @@ export async function messagesView(main: HTMLElement): Promise<void> {
     {
       type: 'button',
       onclick: () => {
-        const body = Object.fromEntries(Object.entries(filter()).filter(([, v]) => v !== undefined));
+        // The selection the notifier re-sends: failed (a retry is scheduled) or dead deliveries; no vehicle filter.
+        const { vehicle: _vehicle, status: chosen, ...rest } = filter();
+        const selection = { ...rest, status: chosen === 'failed' || chosen === 'dead' ? chosen : undefined };
+        const body = Object.fromEntries(Object.entries(selection).filter(([, v]) => v !== undefined));
         api('POST', '/api/v1/messages/retry', body).then(
           (r: Json) => say(`Retried ${r?.retried ?? 0} messages`),
           (e: Error) => say(`Retry failed: ${e.message}`, 'error'),

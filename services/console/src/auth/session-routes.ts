@@ -169,10 +169,7 @@ export function createSessionAuth(deps: SessionDeps): SessionAuth {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const owner = body.owner;
     if (typeof owner !== 'string' || !OWNER_PATTERN.test(owner))
-      throw new ValidationError(
-        'invalid_request',
-        'owner: 1 to 100 letters, digits or . _ : @ -, starting with a letter or digit',
-      );
+      throw new ValidationError('invalid_request', 'owner: 1 to 64 characters of A-Z a-z 0-9 . _ : -');
     const ttlMs = body.ttlMinutes === undefined ? 24 * 3_600_000 : Number(body.ttlMinutes) * 60_000;
     if (!Number.isInteger(body.ttlMinutes ?? 1440) || ttlMs <= 0 || ttlMs > settings.portalLinkMaxTtlMs)
       throw new ValidationError(

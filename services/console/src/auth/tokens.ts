@@ -26,8 +26,8 @@ export interface PortalLinkPayload {
 export type VerifyResult<T> =
   { ok: true; payload: T } | { ok: false; reason: 'malformed' | 'bad_signature' | 'expired' };
 
-/** An owner label as the notifier stores it; also what a portal link may name. */
-export const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$/;
+/** An owner label as the notifier accepts it (1 to 64 of `A-Z a-z 0-9 . _ : -`); what a portal link may name. */
+export const OWNER_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export interface TokenSigner {
   sign(kind: 'session', payload: SessionPayload): string;
