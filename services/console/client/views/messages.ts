@@ -91,19 +91,35 @@ export async function messagesView(main: HTMLElement): Promise<void> {
       (r: Json) => say(`Retry queued (${r?.queued ?? 0})`),
       (error: Error) => say(`Retry failed: ${error.message}`, 'error'),
     );
+  /** A message as sent (`GET /api/v1/messages/:id`: `{ body, endpoints, attempts }`) and its attempts. */
   const showAttempts = async (m: Json) => {
-    const answer = await api('GET', `/api/v1/messages/${m.id ?? m.messageId}/attempts`);
-    attempts.replaceChildren(attemptsTable(`Attempts of ${m.id ?? m.messageId}`, answer.data ?? [], retry));
+    const id = String(m.id ?? m.messageId);
+    const detail: Json = await api('GET', `/api/v1/messages/${id}`).catch(() => null);
+    const list: Json[] = detail?.attempts ?? (await api('GET', `/api/v1/messages/${id}/attempts`)).data ?? [];
+    attempts.replaceChildren(
+      detail?.body != null
+        ? h(
+            'details',
+            {},
+            h('summary', {}, `Body of ${id}`),
+            h('pre', {}, JSON.stringify(detail.body, null, 2)),
+          )
+        : '',
+      attemptsTable(`Attempts of ${id}`, list, retry),
+    );
   };
   const endpointAttempts = async () => {
     if (!endpoint.value) return;
     const answer = await api('GET', `/api/v1/endpoints/${endpoint.value}/attempts?limit=50`);
     attempts.replaceChildren(attemptsTable(`Latest attempts of ${endpoint.value}`, answer.data ?? [], retry));
   };
-  const search = async () => {
+  /** The log so far (pages appended by "More messages"). */
+  let rows: Json[] = [];
+  const search = async (cursor?: string) => {
     try {
-      const answer = await api('GET', `/api/v1/messages${query(filter())}`);
-      const rows: Json[] = answer.data ?? [];
+      const answer = await api('GET', `/api/v1/messages${query({ ...filter(), cursor })}`);
+      rows = cursor ? [...rows, ...(answer.data ?? [])] : (answer.data ?? []);
+      const more: string | undefined = answer.nextCursor;
       results.replaceChildren(
         rows.length === 0
           ? h('p', {}, 'No messages match.')
@@ -141,13 +157,23 @@ export async function messagesView(main: HTMLElement): Promise<void> {
                 ),
               ]),
             ),
+        more
+          ? h(
+              'button',
+              {
+                type: 'button',
+                onclick: () => void search(more).catch((e: Error) => say(e.message, 'error')),
+              },
+              'More messages',
+            )
+          : '',
       );
     } catch (error) {
       results.replaceChildren(
         h('p', { class: 'error' }, `Message log not available: ${(error as Error).message}`),
       );
     }
-    await endpointAttempts().catch((error: Error) => say(error.message, 'error'));
+    if (!cursor) await endpointAttempts().catch((error: Error) => say(error.message, 'error'));
   };
   const form = h(
     'form',
