@@ -72,6 +72,8 @@ export function render(main: HTMLElement, title: string, ...children: Child[]): 
   main.replaceChildren();
   const heading = h('h1', { tabindex: '-1' }, title);
   append(main, heading, ...children);
+  // A view finishing after the user moved on draws into its detached container, and leaves title and focus alone.
+  if (!main.isConnected) return;
   document.title = `${title} · ampflow console`;
   if (focusHeading) heading.focus();
 }

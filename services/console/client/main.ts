@@ -21,20 +21,26 @@ function route(): void {
   const main = document.getElementById('main');
   if (!main) return;
   stopPipeline();
+  say('');
   const name = window.location.hash.replace(/^#\/?/, '') || 'endpoints';
   const view = VIEWS[name] ?? (role() === 'operator' ? OPERATOR_VIEWS[name] : undefined) ?? endpointsView;
   for (const link of document.querySelectorAll<HTMLAnchorElement>('nav a[data-view]')) {
     if (link.dataset.view === name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  // Each navigation draws into a fresh container: a view still loading when another is opened finishes into its
+  // own, detached, container and never overwrites the newer view.
+  const container = document.createElement('div');
+  container.className = 'view';
+  main.replaceChildren(container);
   main.setAttribute('aria-busy', 'true');
-  view(main).then(
-    () => main.setAttribute('aria-busy', 'false'),
-    (error: Error) => {
-      main.setAttribute('aria-busy', 'false');
-      say(error.message, 'error');
-    },
-  );
+  const done = () => {
+    if (container.isConnected) main.setAttribute('aria-busy', 'false');
+  };
+  view(container).then(done, (error: Error) => {
+    done();
+    if (container.isConnected) say(error.message, 'error');
+  });
 }
 
 window.addEventListener('hashchange', () => {

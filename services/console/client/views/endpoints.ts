@@ -112,7 +112,7 @@ export async function endpointsView(main: HTMLElement): Promise<void> {
   try {
     endpoints = (await api('GET', '/api/v1/endpoints')).data ?? [];
   } catch (error) {
-    say(`Endpoints not loaded: ${(error as Error).message}`, 'error');
+    if (main.isConnected) say(`Endpoints not loaded: ${(error as Error).message}`, 'error');
   }
   const act = (label: string, action: () => Promise<unknown>, e: Json) =>
     h(

@@ -260,6 +260,7 @@ export async function pipelineView(main: HTMLElement): Promise<void> {
     }
   };
   await refresh();
+  if (!main.isConnected) return;
   stopPipeline();
   pipelineTimer = window.setInterval(() => void refresh(), 5_000);
 }
