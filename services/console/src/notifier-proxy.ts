@@ -144,9 +144,30 @@ export function createNotifierProxy(notifier: NotifierClient): Router {
     res.json(scoped);
   });
 
+  /**
+   * Whether message `messageId` went to `endpointId`: its detail lists the endpoint, or one of its attempts was
+   * to it. The notifier re-sends a message to whatever endpoint a retry names, so a portal's retry must not carry
+   * another owner's message to the portal's endpoint.
+   */
+  const messageWentTo = async (messageId: string, endpointId: string) => {
+    const path = `/messages/${encodeURIComponent(messageId)}`;
+    const detail = await notifier.call('GET', path);
+    const listed: Json[] =
+      detail.status === 200 && Array.isArray(detail.body?.endpoints) ? detail.body.endpoints : [];
+    if (listed.some((e) => e?.endpointId === endpointId)) return true;
+    const attempts = await notifier.call('GET', `${path}/attempts`);
+    const tried: Json[] =
+      attempts.status === 200 && Array.isArray(attempts.body?.data) ? attempts.body.data : [];
+    return tried.some((a) => a?.endpointId === endpointId);
+  };
+
   router.post('/messages/:id/retry', async (req, res) => {
     const p = principalOf(res);
-    if (p.role === 'portal') await requireOwnedEndpointParam(p.owner, bodyOf(req).endpointId);
+    if (p.role === 'portal') {
+      const endpointId = await requireOwnedEndpointParam(p.owner, bodyOf(req).endpointId);
+      if (!(await messageWentTo(String(req.params.id), endpointId)))
+        throw notFound(`message ${String(req.params.id)} for endpoint ${endpointId}`);
+    }
     return pass(req, res, `/messages/${id(req)}/retry`, req.body);
   });
 

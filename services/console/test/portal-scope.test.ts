@@ -200,6 +200,9 @@ describe('a portal session, through the proxy', () => {
     expect((await call('POST', '/api/v1/messages/msg_1/retry', { endpointId: 'ep_globex' })).status).toBe(
       404,
     );
+    // Another owner's message is not re-sent to the portal's own endpoint either.
+    expect((await call('POST', '/api/v1/messages/msg_2/retry', { endpointId: 'ep_acme' })).status).toBe(404);
+    expect(forwarded.some((f) => f.url === '/v1/messages/msg_2/retry')).toBe(false);
     expect((await call('POST', '/api/v1/messages/msg_1/retry', {})).status).toBe(400);
     expect(
       (await call('POST', '/api/v1/messages/retry', { endpointId: 'ep_acme', status: 'failed' })).status,
