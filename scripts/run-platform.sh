@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's run command (`npm start`): builds, brings up the local infrastructure (Kafka, Apicurio Registry,
-# Redis; deploy/local/stack.sh) and runs the four services in the foreground until Ctrl-C, restarting any that
-# exits. Ctrl-C stops the services; the infrastructure stays up for the next start (`npm run stack -- down`).
+# Redis; deploy/local/stack.sh) and runs the five services (the pipeline's four and the console) in the foreground
+# until Ctrl-C, restarting any that exits. Ctrl-C stops the services; the infrastructure stays up for the next
+# start (`npm run stack -- down`).
 #
 # Secrets come from the environment. Any that is not set is generated once for this checkout into
 # .ampflow/dev-secrets.env (git-ignored) so a fresh clone runs; the values are never printed.
@@ -32,6 +33,10 @@ fi
 if ! grep -q '^NOTIFIER_SECRETS_KEY=' "$secrets"; then
   (umask 077 && echo "NOTIFIER_SECRETS_KEY=dev:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$secrets")
 fi
+# The console's key for session cookies and portal links (added to older files too; replacing it signs everyone out).
+if ! grep -q '^CONSOLE_SESSION_KEY=' "$secrets"; then
+  (umask 077 && echo "CONSOLE_SESSION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$secrets")
+fi
 while IFS='=' read -r name value; do
   [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
 done <"$secrets"
@@ -59,8 +64,8 @@ spec=$(node -e '
   process.stderr.write(`[run] services run on Node ${process.version} (${process.execPath})\n`);
   process.stdout.write(JSON.stringify({
     services,
-    readyMessage: "webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; notifier admin API: http://127.0.0.1:8090/v1 (Bearer NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); npm run demo; Ctrl-C to stop",
+    readyMessage: "console: http://127.0.0.1:8088 (sign in with NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; notifier admin API: http://127.0.0.1:8090/v1 (Bearer NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); npm run demo; Ctrl-C to stop",
     stoppedMessage: "services stopped; infrastructure still up (npm run stack -- down to stop it)",
   }));
-' "$STATE" ingress:8080 normalizer:9102 session-aggregator:9103 notifier:8090)
+' "$STATE" ingress:8080 normalizer:9102 session-aggregator:9103 notifier:8090 console:8088)
 exec node scripts/supervise.mjs "$spec"

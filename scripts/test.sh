@@ -18,6 +18,14 @@ if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
     echo "[test] could not install promtool (not root?); the Prometheus rule test will say how" >&2
 fi
+# The console's browser tests drive headless Chromium from Debian's chromium package with puppeteer-core
+# (CHROMIUM_PATH names another executable; puppeteer's own browser download cannot be fetched here).
+if [[ -z "${CHROMIUM_PATH:-}" ]] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  echo "[test] installing chromium (Debian package chromium) for the console's browser tests" >&2
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+    echo "[test] could not install chromium (not root?); the console's browser tests will say how" >&2
+fi
 echo "[test] type-checking tests and linting" >&2
 npx --no-install tsc -p tsconfig.test.json
 npx --no-install eslint packages services bench reliability test

@@ -8,6 +8,7 @@ import { TOPIC_CLASSES } from '@ampflow/contracts';
 import { ingressEnv } from '../../services/ingress/src/config';
 import { normalizerEnv } from '../../services/normalizer/src/config';
 import { notifierEnv } from '../../services/notifier/src/config';
+import { consoleEnv } from '../../services/console/src/config';
 import { aggregatorEnv } from '../../services/session-aggregator/src/config';
 
 /**
@@ -25,16 +26,27 @@ const SERVICES: Record<string, z.ZodObject> = {
   normalizer: normalizerEnv,
   'session-aggregator': aggregatorEnv,
   notifier: notifierEnv,
+  console: consoleEnv,
 };
 
 /** Set to compose-network addresses, not passed through from `.env` (see .env.example). */
-const FIXED = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'REDIS_URL', 'HTTP_PORT', 'HTTP_HOST']);
+const FIXED = new Set([
+  'KAFKA_BROKERS',
+  'SCHEMA_REGISTRY_URL',
+  'REDIS_URL',
+  'HTTP_PORT',
+  'HTTP_HOST',
+  // The console reaches the notifier and the services' metrics by their compose names.
+  'NOTIFIER_URL',
+  'CONSOLE_METRICS_TARGETS',
+]);
 
 /** Well-formed stand-ins for the secrets that compose takes from `.env`. */
 const SECRETS: Record<string, string> = {
   TELEMATICA_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci10ZXN0cw==',
   NOTIFIER_ADMIN_TOKEN: 'a-stand-in-admin-token-of-32-characters',
   NOTIFIER_SECRETS_KEY: `k1:${'0f'.repeat(32)}`,
+  CONSOLE_SESSION_KEY: 'a-stand-in-console-session-key-of-32-characters',
 };
 
 interface ComposeService {

@@ -22,6 +22,7 @@ import { createOpsListener } from '@ampflow/runtime';
 import { ingressEnv } from '../../services/ingress/src/config';
 import { normalizerEnv } from '../../services/normalizer/src/config';
 import { notifierEnv } from '../../services/notifier/src/config';
+import { consoleEnv } from '../../services/console/src/config';
 import { NOTIFIER_ENDPOINTS_TOPIC as notifierEndpointsTopic } from '../../services/notifier/src/app';
 import { RETRY_TIERS, retryTopic } from '../../services/notifier/src/delivery/retry-tiers';
 import { aggregatorEnv } from '../../services/session-aggregator/src/config';
@@ -45,6 +46,7 @@ const SERVICES: Record<string, z.ZodObject> = {
   normalizer: normalizerEnv,
   'session-aggregator': aggregatorEnv,
   notifier: notifierEnv,
+  console: consoleEnv,
 };
 
 /** Well-formed stand-ins for the Secret's values (the repository holds none). */
@@ -53,6 +55,7 @@ const SECRET_STANDINS: Record<string, string> = {
   NOTIFIER_ADMIN_TOKEN: 'a-stand-in-admin-token-of-32-characters',
   NOTIFIER_SECRETS_KEY: `k2:${'0f'.repeat(32)}`,
   NOTIFIER_SECRETS_KEY_PREVIOUS: `k1:${'f0'.repeat(32)}`,
+  CONSOLE_SESSION_KEY: 'a-stand-in-console-session-key-of-32-characters',
 };
 
 /** packages/runtime/src/lifecycle.ts: a stop that outlasts this exits 1. */

@@ -65,6 +65,10 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
       NOTIFIER_ADMIN_TOKEN: `process-test-admin-${randomBytes(16).toString('hex')}`,
       NOTIFIER_SECRETS_KEY: `process-test:${randomBytes(32).toString('base64')}`,
     },
+    console: {
+      NOTIFIER_ADMIN_TOKEN: `process-test-admin-${randomBytes(16).toString('hex')}`,
+      CONSOLE_SESSION_KEY: randomBytes(32).toString('hex'),
+    },
   };
 
   it.each(Object.keys(secrets))('%s', async (name) => {
@@ -94,6 +98,7 @@ describe('each service runs as a process: ready, observable, and stops cleanly o
   it.each([
     ['ingress', ['SMARTCAR_MANAGEMENT_TOKEN', 'TELEMATICA_WEBHOOK_SECRET']],
     ['notifier', ['NOTIFIER_ADMIN_TOKEN', 'NOTIFIER_SECRETS_KEY']],
+    ['console', ['NOTIFIER_ADMIN_TOKEN', 'CONSOLE_SESSION_KEY']],
   ])('%s refuses to start without its secrets, naming each', async (name, variables) => {
     const service = runService(name, infra());
     expect(await service.exited).toBe(1);
