@@ -22,16 +22,12 @@ export function murmur2(data: Uint8Array, length = data.length): number {
     k = Math.imul(k, M);
     h = Math.imul(h, M) ^ k;
   }
-  switch (length & 3) {
-    case 3:
-      h ^= data[length4 + 2]! << 16;
-    // falls through
-    case 2:
-      h ^= data[length4 + 1]! << 8;
-    // falls through
-    case 1:
-      h ^= data[length4]!;
-      h = Math.imul(h, M);
+  const rest = length & 3;
+  if (rest > 0) {
+    if (rest === 3) h ^= data[length4 + 2]! << 16;
+    if (rest >= 2) h ^= data[length4 + 1]! << 8;
+    h ^= data[length4]!;
+    h = Math.imul(h, M);
   }
   h ^= h >>> 13;
   h = Math.imul(h, M);
