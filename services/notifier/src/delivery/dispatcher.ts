@@ -1,7 +1,7 @@
 import type { Logger } from '@ampflow/observability';
 import type { AttemptView } from '../admin/delivery-control';
 import type { Endpoint } from '../endpoints/model';
-import { statusClass, type NotifierMetrics } from '../metrics';
+import { counterChildren, statusClass, type NotifierMetrics } from '../metrics';
 import {
   CLOSED_CIRCUIT,
   acquire,
@@ -144,6 +144,7 @@ export function createDispatcher(deps: {
   const disabledAnnounced = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let queuedTotal = 0;
+  const deliveries = counterChildren(metrics.deliveries, 'outcome', 'status_class');
 
   const laneOf = (endpointId: string): Lane => {
     let lane = lanes.get(endpointId);
@@ -326,7 +327,7 @@ export function createDispatcher(deps: {
     const endpoint = deps.endpoints.get(item.endpointId);
     if (!endpoint) {
       // Deleted: nobody to deliver to, nothing to keep.
-      metrics.deliveries.inc({ outcome: 'endpoint_deleted', status_class: 'none' });
+      deliveries('endpoint_deleted', 'none').inc();
       job.resolve(true);
       return;
     }
@@ -368,7 +369,7 @@ export function createDispatcher(deps: {
     }
     const secrets = signingSecrets(endpoint.secrets, startedAt, settings.secretOverlapMs);
     const headers = signatureHeaders(item.messageId, new Date(startedAt), item.body, secrets);
-    const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers: { ...headers } });
+    const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers });
     const at = now();
     metrics.attemptSeconds.observe(sent.durationMs / 1_000);
     lane.avgAttemptMs = 0.8 * lane.avgAttemptMs + 0.2 * sent.durationMs;
@@ -380,7 +381,8 @@ export function createDispatcher(deps: {
     const failingSince = lane.circuit.failingSince;
     if (isEndpointFailure(classification)) lane.circuit = recordFailure(lane.circuit, at, settings.circuit);
     else if (classification.kind === 'success') lane.circuit = recordSuccess(lane.circuit);
-    refreshCircuitGauge();
+    // The gauge counts over every lane: refreshed when this one's circuit changed, not after every attempt.
+    if (wasPaused !== (lane.circuit.status !== 'closed')) refreshCircuitGauge();
 
     const view = (next: AttemptView['next'], nextAttemptAt: number | null = null): AttemptView => ({
       messageId: item.messageId,
@@ -396,8 +398,7 @@ export function createDispatcher(deps: {
       next,
       nextAttemptAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString(),
     });
-    const count = (outcome: string) =>
-      metrics.deliveries.inc({ outcome, status_class: statusClass(status, failureKind) });
+    const count = (outcome: string) => deliveries(outcome, statusClass(status, failureKind)).inc();
     const lastFailure = (reason: DeadLetterReason): DeadLetterInfo => ({
       reason,
       attempts: item.attempt,

@@ -8,14 +8,14 @@ export interface EndpointSecrets {
 }
 
 /** Standard Webhooks headers plus the `svix-*` aliases that older Svix libraries read. */
-export interface SignatureHeaders {
+export type SignatureHeaders = {
   'webhook-id': string;
   'webhook-timestamp': string;
   'webhook-signature': string;
   'svix-id': string;
   'svix-timestamp': string;
   'svix-signature': string;
-}
+};
 
 /**
  * The secrets to sign with at `nowMs`: the current one, and the previous one while the rotation is younger
