@@ -298,11 +298,17 @@ export function createDispatcher(deps: {
     }
   }
 
-  /** Runs `task` as one of the lane's active slots (when `counts`), then pumps the lane again. */
+  /**
+   * Runs `task` as one of the lane's active slots (when `counts`), then pumps the lane again. One async
+   * function, not `.catch().finally()` on the task: one promise per delivery instead of three.
+   */
   function start(lane: Lane, job: Job, task: () => Promise<void>, counts = true): Promise<void> {
     if (counts) lane.active += 1;
-    const run = task()
-      .catch(async (error: unknown) => {
+    const slot: { run?: Promise<void> } = {};
+    const run = (async () => {
+      try {
+        await task();
+      } catch (error) {
         // Not an attempt's outcome (those are handled) but a failure around it, e.g. the endpoint store not
         // taking a write in time: the delivery is tried again later rather than left unfinished, which would
         // hold its partition's committed offset for good.
@@ -312,12 +318,14 @@ export function createDispatcher(deps: {
         );
         const dueAt = Math.max(now() + 5_000, job.item.dueAt + 1);
         job.resolve(await schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal));
-      })
-      .finally(() => {
+      } finally {
         if (counts) lane.active -= 1;
-        inFlight.delete(run);
+        // The task awaited at least once, so `slot.run` is set by now.
+        if (slot.run) inFlight.delete(slot.run);
         pump(job.item.endpointId);
-      });
+      }
+    })();
+    slot.run = run;
     inFlight.add(run);
     return run;
   }
