@@ -87,6 +87,29 @@ export function createNotifierMetrics(registry: Registry) {
 
 export type NotifierMetrics = ReturnType<typeof createNotifierMetrics>;
 
+/**
+ * A labelled counter's children by label values, looked up in a map instead of prom-client hashing a labels
+ * object on every increment (the delivery path counts every attempt and every event). Label values here come
+ * from small fixed sets (outcomes, status classes, event types), so the map stays small.
+ */
+export function counterChildren<L extends string>(
+  counter: Counter<L>,
+  ...labelNames: L[]
+): (...values: string[]) => { inc(value?: number): void } {
+  const children = new Map<string, { inc(value?: number): void }>();
+  return (...values) => {
+    const key = values.join('\u0000');
+    let child = children.get(key);
+    if (child === undefined) {
+      const labels = {} as Record<L, string>;
+      labelNames.forEach((name, i) => (labels[name] = values[i]!));
+      child = counter.labels(labels);
+      children.set(key, child);
+    }
+    return child;
+  };
+}
+
 /** `2xx`, `4xx`, ..., or `timeout` / `network_error` when no response came. */
 export function statusClass(status: number | null, failure?: string): string {
   if (status === null) return failure ?? 'network_error';

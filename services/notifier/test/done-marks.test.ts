@@ -92,4 +92,28 @@ describe('done marks', () => {
     expect((await marks.done([source], 'source')).done).toEqual([false]);
     await redis.del(source, tier, doneGenerationKey(ns));
   });
+
+  it('writes marks made while a write is in flight with the next one, in chunks, all readable after flush', async () => {
+    const ns = uniqueName('marks');
+    const marks = createDoneMarks(redis, {
+      namespace: ns,
+      ttlSeconds: 60,
+      logger: pino({ level: 'silent' }),
+    });
+    const keys = Array.from({ length: 1_250 }, (_, i) =>
+      marks.keyOf({ ...item, messageId: `msg_${i}` }, 'source'),
+    );
+    // Three turns of the event loop: the first write is in flight while the next marks come.
+    marks.mark(keys[0]!, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const key of keys.slice(1, 600)) marks.mark(key, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const key of keys.slice(600)) marks.mark(key, 2);
+    await marks.flush();
+    const stored = await redis.mget(keys);
+    expect(stored.filter((v) => v === 'g0')).toHaveLength(600);
+    expect(stored.slice(600).every((v) => v === 'g2')).toBe(true);
+    expect(await redis.ttl(keys[1_249]!)).toBeGreaterThan(0);
+    await redis.del(...keys);
+  });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '@ampflow/observability';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
@@ -69,6 +70,28 @@ const MAX_IN_FLIGHT = 4;
 /** Buffered writes at most, in batches: about 10,000 entries, two seconds of the hot path. */
 const MAX_BUFFERED_BATCHES = 20;
 
+/**
+ * Pushes a batch's values onto capped lists. KEYS: the lists; ARGV[1]: the TTL (ms); then per list its cap,
+ * its number of values and the values (oldest first). One command per batch instead of three per list.
+ */
+const PUSH_LISTS_SCRIPT = `local i = 2
+for k = 1, #KEYS do
+  local cap = tonumber(ARGV[i])
+  local n = tonumber(ARGV[i + 1])
+  local j = i + 2
+  local last = i + 1 + n
+  while j <= last do
+    local e = math.min(j + 999, last)
+    redis.call('LPUSH', KEYS[k], unpack(ARGV, j, e))
+    j = e + 1
+  end
+  redis.call('LTRIM', KEYS[k], 0, cap - 1)
+  redis.call('PEXPIRE', KEYS[k], ARGV[1])
+  i = i + 2 + n
+end
+return #KEYS`;
+const PUSH_LISTS_SHA = createHash('sha1').update(PUSH_LISTS_SCRIPT).digest('hex');
+
 /** Values to push onto capped lists, gathered per key over one batch: one LPUSH/LTRIM/PEXPIRE per key. */
 type ListPushes = Map<string, { cap: number; values: string[] }>;
 type Entry = (pipeline: ChainableCommander, lists: ListPushes) => void;
@@ -86,8 +109,9 @@ type Entry = (pipeline: ChainableCommander, lists: ListPushes) => void;
  * Every write sets the key's TTL to the retention, so history of a quiet endpoint disappears on its own. The
  * sorted sets are also pruned of dead letters that failed longer ago than the retention (one that old is not
  * indexed at all) and trimmed to the cap at each dead-letter write; a record whose index entry was pruned or
- * trimmed expires with its TTL, and listing skips index entries whose record is gone. Single-key commands only (no MULTI): a
- * batch is a pipeline, written in order on one connection, so a clear after a record lands after it.
+ * trimmed expires with its TTL, and listing skips index entries whose record is gone. No MULTI: a batch is a
+ * pipeline, written in order on one connection, so a clear after a record lands after it; the capped lists of a
+ * batch are pushed by one script over all their keys, last in the pipeline.
  */
 export function createAttemptLog(
   redis: Redis,
@@ -133,14 +157,27 @@ export function createAttemptLog(
       const pipeline = redis.pipeline();
       const lists: ListPushes = new Map();
       for (const entry of batch) entry(pipeline, lists);
-      // Values pushed in order, so the newest ends up first.
-      for (const [key, { cap, values }] of lists) {
-        pipeline
-          .lpush(key, ...values)
-          .ltrim(key, 0, cap - 1)
-          .pexpire(key, retentionMs);
+      // Every capped list of the batch in one script call (LPUSH, LTRIM, PEXPIRE per list, as three commands
+      // each would), last in the pipeline. Values pushed in order, so the newest ends up first.
+      let pushArgs: string[] | undefined;
+      if (lists.size > 0) {
+        const keys: string[] = [];
+        const argv: string[] = [String(retentionMs)];
+        for (const [key, { cap, values }] of lists) {
+          keys.push(key);
+          argv.push(String(cap), String(values.length));
+          for (const value of values) argv.push(value);
+        }
+        pushArgs = [String(keys.length), ...keys, ...argv];
+        pipeline.evalsha(PUSH_LISTS_SHA, ...(pushArgs as [string, ...string[]]));
       }
       const results = (await pipeline.exec()) ?? [];
+      const scriptError = pushArgs ? results[results.length - 1]?.[0] : null;
+      if (pushArgs && scriptError && String(scriptError.message).startsWith('NOSCRIPT')) {
+        // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it.
+        await redis.eval(PUSH_LISTS_SCRIPT, ...(pushArgs as [string, ...string[]]));
+        results.pop();
+      }
       const firstError = results.find(([error]) => error)?.[0];
       if (firstError) {
         // Commands are not tied back to entries: count the batch as lost, since which history survived is unknown.

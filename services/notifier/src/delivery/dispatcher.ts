@@ -1,7 +1,7 @@
 import type { Logger } from '@ampflow/observability';
 import type { AttemptView } from '../admin/delivery-control';
 import type { Endpoint } from '../endpoints/model';
-import { statusClass, type NotifierMetrics } from '../metrics';
+import { counterChildren, statusClass, type NotifierMetrics } from '../metrics';
 import {
   CLOSED_CIRCUIT,
   acquire,
@@ -146,6 +146,7 @@ export function createDispatcher(deps: {
   const disabledAnnounced = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let queuedTotal = 0;
+  const deliveries = counterChildren(metrics.deliveries, 'outcome', 'status_class');
 
   const laneOf = (endpointId: string): Lane => {
     let lane = lanes.get(endpointId);
@@ -299,11 +300,17 @@ export function createDispatcher(deps: {
     }
   }
 
-  /** Runs `task` as one of the lane's active slots (when `counts`), then pumps the lane again. */
+  /**
+   * Runs `task` as one of the lane's active slots (when `counts`), then pumps the lane again. One async
+   * function, not `.catch().finally()` on the task: one promise per delivery instead of three.
+   */
   function start(lane: Lane, job: Job, task: () => Promise<void>, counts = true): Promise<void> {
     if (counts) lane.active += 1;
-    const run = task()
-      .catch(async (error: unknown) => {
+    const slot: { run?: Promise<void> } = {};
+    const run = (async () => {
+      try {
+        await task();
+      } catch (error) {
         // Not an attempt's outcome (those are handled) but a failure around it, e.g. the endpoint store not
         // taking a write in time: the delivery is tried again later rather than left unfinished, which would
         // hold its partition's committed offset for good.
@@ -313,12 +320,14 @@ export function createDispatcher(deps: {
         );
         const dueAt = Math.max(now() + 5_000, job.item.dueAt + 1);
         job.resolve(await schedule({ ...job.item, dueAt, reason: 'deferred' }, job.signal));
-      })
-      .finally(() => {
+      } finally {
         if (counts) lane.active -= 1;
-        inFlight.delete(run);
+        // The task awaited at least once, so `slot.run` is set by now.
+        if (slot.run) inFlight.delete(slot.run);
         pump(job.item.endpointId);
-      });
+      }
+    })();
+    slot.run = run;
     inFlight.add(run);
     return run;
   }
@@ -328,7 +337,7 @@ export function createDispatcher(deps: {
     const endpoint = deps.endpoints.get(item.endpointId);
     if (!endpoint) {
       // Deleted: nobody to deliver to, nothing to keep.
-      metrics.deliveries.inc({ outcome: 'endpoint_deleted', status_class: 'none' });
+      deliveries('endpoint_deleted', 'none').inc();
       job.resolve(true);
       return;
     }
@@ -370,7 +379,7 @@ export function createDispatcher(deps: {
     }
     const secrets = signingSecrets(endpoint.secrets, startedAt, settings.secretOverlapMs);
     const headers = signatureHeaders(item.messageId, new Date(startedAt), item.body, secrets);
-    const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers: { ...headers } });
+    const sent = await deps.sender.send({ url: endpoint.url, body: item.body, headers });
     const at = now();
     metrics.attemptSeconds.observe(sent.durationMs / 1_000);
     lane.avgAttemptMs = 0.8 * lane.avgAttemptMs + 0.2 * sent.durationMs;
@@ -382,7 +391,8 @@ export function createDispatcher(deps: {
     const failingSince = lane.circuit.failingSince;
     if (isEndpointFailure(classification)) lane.circuit = recordFailure(lane.circuit, at, settings.circuit);
     else if (classification.kind === 'success') lane.circuit = recordSuccess(lane.circuit);
-    refreshCircuitGauge();
+    // The gauge counts over every lane: refreshed when this one's circuit changed, not after every attempt.
+    if (wasPaused !== (lane.circuit.status !== 'closed')) refreshCircuitGauge();
 
     const view = (next: AttemptView['next'], nextAttemptAt: number | null = null): AttemptView => ({
       messageId: item.messageId,
@@ -398,8 +408,7 @@ export function createDispatcher(deps: {
       next,
       nextAttemptAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString(),
     });
-    const count = (outcome: string) =>
-      metrics.deliveries.inc({ outcome, status_class: statusClass(status, failureKind) });
+    const count = (outcome: string) => deliveries(outcome, statusClass(status, failureKind)).inc();
     const lastFailure = (reason: DeadLetterReason): DeadLetterInfo => ({
       reason,
       attempts: item.attempt,

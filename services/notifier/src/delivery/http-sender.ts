@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, util as undiciUtil, type Dispatcher } from 'undici';
 import type { AttemptResult } from './outcome';
 import {
   checkEndpointUrl,
@@ -99,36 +99,6 @@ export function errorCode(error: unknown): string {
   return 'UNKNOWN';
 }
 
-/** Reads up to `max` bytes of `body` and pauses it there (without destroying it, so it can still be drained). */
-function readExcerpt(body: NodeJS.ReadableStream & { destroyed?: boolean }, max: number): Promise<Buffer> {
-  if (max <= 0) return Promise.resolve(Buffer.alloc(0));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (error?: Error) => {
-      body.removeListener('data', onData);
-      body.removeListener('end', onEnd);
-      body.removeListener('error', onError);
-      body.removeListener('close', onClose);
-      if (error) reject(error);
-      else resolve(Buffer.concat(chunks, size).subarray(0, max));
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= max) {
-        body.pause();
-        done();
-      }
-    };
-    const onEnd = () => done();
-    const onError = (error: Error) => done(error);
-    // Destroyed without an error (it should not happen while we read): keep what arrived.
-    const onClose = () => done();
-    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
-  });
-}
-
 /**
  * The notifier's HTTP client: one pooled keep-alive undici `Agent` whose connections resolve host names through
  * the SSRF guard at connect time, so the address checked is the address connected to. IP-literal hosts never
@@ -162,68 +132,133 @@ export function createHttpSender(options: SenderOptions): HttpSender {
     return checked;
   }
 
-  async function send(req: SendRequest, signal?: AbortSignal): Promise<SendResult> {
+  /**
+   * One attempt through undici's dispatcher API with a handler of our own (no response stream, no
+   * AbortController, no body dump): the excerpt is kept from the data as it comes, up to
+   * `DISCARD_LIMIT_BYTES` more is read and dropped so the connection goes back to the pool, and a larger or
+   * announced-larger body, the deadline and the caller's abort destroy the connection (undici's `abort`).
+   */
+  function send(req: SendRequest, signal?: AbortSignal): Promise<SendResult> {
     const startedAt = performance.now();
     const elapsed = () => performance.now() - startedAt;
     const checked = checkUrl(req.url);
     if (!checked.ok) {
-      return {
+      return Promise.resolve({
         result: { kind: 'network_error', code: 'destination_refused' },
         durationMs: elapsed(),
         responseExcerpt: null,
-      };
+      });
     }
     if (signal?.aborted) {
-      return { result: { kind: 'network_error', code: 'aborted' }, durationMs: 0, responseExcerpt: null };
+      return Promise.resolve({
+        result: { kind: 'network_error', code: 'aborted' },
+        durationMs: 0,
+        responseExcerpt: null,
+      });
     }
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new AttemptTimeout());
-    }, timeoutMs);
-    const onCallerAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener('abort', onCallerAbort, { once: true });
-    const failed = (error: unknown): SendResult => {
-      const result: AttemptResult =
-        timedOut || UNDICI_TIMEOUT_CODES.has(errorCode(error))
-          ? { kind: 'timeout' }
-          : { kind: 'network_error', code: signal?.aborted ? 'aborted' : errorCode(error) };
-      return { result, durationMs: elapsed(), responseExcerpt: null };
-    };
-    try {
-      let response;
-      try {
-        response = await agent.request({
-          origin: checked.origin,
-          path: checked.path,
-          method: 'POST',
-          headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT },
-          body: req.body,
-          signal: controller.signal,
-        });
-      } catch (error) {
-        return failed(error);
-      }
-      const { statusCode, headers, body } = response;
-      let excerpt: Buffer;
-      try {
-        excerpt = await readExcerpt(body, maxResponseBytes);
-      } catch (error) {
-        return failed(error);
-      }
-      // Drains a small rest so the connection goes back to the pool; dump() never rejects without a signal.
-      await body.dump({ limit: DISCARD_LIMIT_BYTES });
-      if (timedOut) return failed(new AttemptTimeout());
-      return {
-        result: { kind: 'response', status: statusCode, headers: { ...headers } },
-        durationMs: elapsed(),
-        responseExcerpt: excerpt.toString('utf8'),
+    return new Promise<SendResult>((resolve) => {
+      let settled = false;
+      let timedOut = false;
+      /** undici's abort of this request, once it is on a connection; the reason to abort with before that. */
+      let abort: ((reason?: Error) => void) | undefined;
+      let abortReason: Error | undefined;
+      let status = 0;
+      let headers: Record<string, string | string[] | undefined> = {};
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      let received = 0;
+      /** Bytes read at most before the connection is destroyed (the excerpt and what is worth draining). */
+      let readLimit = maxResponseBytes + DISCARD_LIMIT_BYTES;
+
+      const cancel = (reason: Error) => {
+        if (abort) abort(reason);
+        else abortReason ??= reason;
       };
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onCallerAbort);
-    }
+      const finish = (result: SendResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onCallerAbort);
+        resolve(result);
+      };
+      const failed = (error: unknown) =>
+        finish({
+          result:
+            timedOut || UNDICI_TIMEOUT_CODES.has(errorCode(error))
+              ? { kind: 'timeout' }
+              : { kind: 'network_error', code: signal?.aborted ? 'aborted' : errorCode(error) },
+          durationMs: elapsed(),
+          responseExcerpt: null,
+        });
+      const responded = () =>
+        finish({
+          result: { kind: 'response', status, headers },
+          durationMs: elapsed(),
+          responseExcerpt: kept === 0 ? '' : Buffer.concat(chunks, kept).toString('utf8'),
+        });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const error = new AttemptTimeout();
+        failed(error);
+        cancel(error);
+      }, timeoutMs);
+      const onCallerAbort = () => {
+        const reason = signal?.reason instanceof Error ? signal.reason : new Error('aborted');
+        failed(reason);
+        cancel(reason);
+      };
+      signal?.addEventListener('abort', onCallerAbort, { once: true });
+
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect(undiciAbort) {
+          abort = undiciAbort;
+          if (abortReason) undiciAbort(abortReason);
+        },
+        onHeaders(statusCode, rawHeaders) {
+          status = statusCode;
+          headers = undiciUtil.parseHeaders(rawHeaders);
+          // Announced larger than what is worth draining: the excerpt, then the connection is destroyed.
+          const length = Number(headers['content-length']);
+          if (length > readLimit) readLimit = maxResponseBytes;
+          return true;
+        },
+        onData(chunk) {
+          received += chunk.length;
+          if (kept < maxResponseBytes) {
+            const part =
+              kept + chunk.length <= maxResponseBytes ? chunk : chunk.subarray(0, maxResponseBytes - kept);
+            chunks.push(part);
+            kept += part.length;
+          }
+          if (received > readLimit || (readLimit === maxResponseBytes && received === readLimit)) {
+            responded();
+            cancel(new Error('response body not read to the end'));
+            return false;
+          }
+          return true;
+        },
+        onComplete() {
+          responded();
+        },
+        onError(error) {
+          failed(error);
+        },
+      };
+      try {
+        agent.dispatch(
+          {
+            origin: checked.origin,
+            path: checked.path,
+            method: 'POST',
+            headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT },
+            body: req.body,
+          },
+          handler,
+        );
+      } catch (error) {
+        failed(error);
+      }
+    });
   }
 
   return {

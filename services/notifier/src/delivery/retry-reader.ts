@@ -50,6 +50,36 @@ export function createRetryReader(deps: {
     });
   }
 
+  /**
+   * Done checks of the records that came due in the same turn of the event loop, read in one MGET: records held
+   * to one due time (a deferred batch, a retry wave) wake together, and were one round trip each.
+   */
+  let pendingChecks: Array<{ key: string; resolve: (check: { done: boolean; generation: number }) => void }> =
+    [];
+  function checkDone(marks: DoneMarks, key: string): Promise<{ done: boolean; generation: number }> {
+    return new Promise((resolve) => {
+      if (pendingChecks.length === 0) {
+        setImmediate(() => {
+          const checks = pendingChecks;
+          pendingChecks = [];
+          // `done` answers "not done" for all when Redis fails; anything else counts the same (deliver rather
+          // than drop), never leaving a record waiting for its check.
+          marks
+            .done(
+              checks.map((c) => c.key),
+              'tier',
+            )
+            .catch(() => ({ done: [] as boolean[], generation: 0 }))
+            .then(({ done, generation }) =>
+              checks.forEach((c, i) => c.resolve({ done: done[i] ?? false, generation })),
+            )
+            .catch(() => undefined);
+        });
+      }
+      pendingChecks.push({ key, resolve });
+    });
+  }
+
   return async (records, signal) =>
     records.map(async (record) => {
       let item: WorkItem;
@@ -75,11 +105,12 @@ export function createRetryReader(deps: {
       // Timers may fire a millisecond early: hold until the due time has really come.
       while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
       if (signal.aborted) return false;
-      const key = deps.marks?.keyOf(item, 'tier');
-      const check = key ? await deps.marks!.done([key], 'tier') : undefined;
-      if (check?.done[0]) return true;
+      const marks = deps.marks;
+      const key = marks?.keyOf(item, 'tier');
+      const check = marks && key ? await checkDone(marks, key) : undefined;
+      if (check?.done) return true;
       const durable = await deps.submit(item, signal);
-      if (durable && key) deps.marks!.mark(key, check!.generation);
+      if (durable && marks && key) marks.mark(key, check!.generation);
       return durable;
     });
 }

@@ -1,5 +1,5 @@
 import { Webhook } from 'svix';
-import { signatureHeaders, signingSecrets } from './signing';
+import { sign, signatureHeaders, signingSecrets } from './signing';
 
 const OLD = 'whsec_plJ3nmyCDGBKInavdOK15jsl';
 const NEW = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -95,4 +95,72 @@ describe('signingSecrets', () => {
   ] as const)('%s', (_c, secrets, nowMs, expected) => {
     expect(signingSecrets(secrets, nowMs, overlapMs)).toEqual(expected);
   });
+});
+
+/** A small seeded generator (mulberry32): the same cases on every run, so a failure can be replayed. */
+function seeded(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
+  // Code units from every range that matters to UTF-8: ASCII, 2- and 3-byte characters, surrogate pairs, and
+  // lone surrogates (which TextEncoder and Buffer both turn into U+FFFD).
+  const pools: Array<() => string> = [
+    () => String.fromCharCode(int(0x20, 0x7e)),
+    () => String.fromCharCode(int(0, 0x1f)),
+    () => String.fromCharCode(int(0x80, 0x7ff)),
+    () => String.fromCharCode(int(0x800, 0xd7ff)),
+    () => String.fromCodePoint(int(0x10000, 0x10ffff)),
+    () => String.fromCharCode(int(0xd800, 0xdfff)),
+    () => '"{}.:,\\ ',
+  ];
+  const text = (maxLength: number) => {
+    let out = '';
+    const length = int(0, maxLength);
+    while (out.length < length) out += pools[int(0, pools.length - 1)]!();
+    return out;
+  };
+  const bytes = (length: number) => Buffer.from(Array.from({ length }, () => int(0, 255)));
+  return { int, text, bytes, next };
+}
+
+describe('sign (node:crypto) against the svix library', () => {
+  it('gives byte-identical signatures for 2,000 random secrets, ids, timestamps and bodies', () => {
+    const g = seeded(20261206);
+    for (let i = 0; i < 2_000; i++) {
+      const secret = `whsec_${g.bytes(g.int(1, 64)).toString('base64')}`;
+      const msgId = g.int(0, 3) === 0 ? g.text(40) : `msg_${g.text(32)}`;
+      // Whole and fractional seconds, before and after 1970 and 2038.
+      const ms = Math.round((g.next() - 0.3) * 4_000_000_000_000);
+      const body = g.int(0, 5) === 0 ? g.text(5_000) : g.text(300);
+      const expected = new Webhook(secret).sign(msgId, new Date(ms), body);
+      expect({ i, signature: sign(secret, msgId, Math.floor(ms / 1000), body) }).toEqual({
+        i,
+        signature: expected,
+      });
+    }
+  });
+
+  it('gives the same header as svix for one or two secrets', () => {
+    const g = seeded(7);
+    for (let i = 0; i < 200; i++) {
+      const secrets = [0, 1].slice(0, g.int(1, 2)).map(() => `whsec_${g.bytes(32).toString('base64')}`);
+      const at = new Date(Math.round(g.next() * 2_000_000_000_000));
+      const body = g.text(500);
+      const expected = secrets.map((s) => new Webhook(s).sign('msg_x', at, body)).join(' ');
+      expect(signatureHeaders('msg_x', at, body, secrets)['webhook-signature']).toBe(expected);
+    }
+  });
+
+  it.each(['whsec_', 'whsec_not base64!', 'whsec_aQ', 'whsec_a==='])(
+    'refuses the malformed secret %s instead of signing with some other key',
+    (secret) => {
+      expect(() => sign(secret, 'msg_x', 1, '{}')).toThrow(/not valid base64/);
+    },
+  );
 });

@@ -31,7 +31,7 @@ import {
   type CanonicalRecord,
   type KnownVehicle,
 } from '../events/vehicle-directory';
-import type { NotifierMetrics } from '../metrics';
+import { counterChildren, type NotifierMetrics } from '../metrics';
 import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
 
 /** The source topics and which canonical record each carries. */
@@ -85,6 +85,7 @@ type Decoded =
 export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
   const { redis, topics, metrics } = deps;
   const now = deps.now ?? Date.now;
+  const countEvent = counterChildren(metrics.events, 'type');
   const vehicleKey = (id: string) => `${deps.namespace}:vehicle:${id}`;
   const plugKey = (id: string) => `${deps.namespace}:plug:${id}`;
   /** The plug event a reading fired, by its event id: a reading read again fires it again, whatever came since. */
@@ -252,7 +253,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       if ('error' in d) return [];
       const items: WorkItem[] = [];
       for (const event of perRecord[i]!) {
-        metrics.events.inc({ type: event.type });
+        countEvent(event.type).inc();
         const targets = endpoints.filter((endpoint) => endpointMatches(endpoint, event));
         if (targets.length === 0) continue;
         const body = JSON.stringify(toBody(event));
