@@ -25,7 +25,10 @@ import { subscribeWhenReady } from './topics-admin';
  * so the partition's next reader does it. Throwing retries the chunk after a backoff. A per-record promise must
  * not reject: a rejection is a bug and calls `onFatal`.
  */
-export type TakeHandler = (records: ConsumedRecord[], signal: AbortSignal) => Promise<Array<Promise<boolean>>>;
+export type TakeHandler = (
+  records: ConsumedRecord[],
+  signal: AbortSignal,
+) => Promise<Array<Promise<boolean>>>;
 
 export interface ConsumerOptions {
   kafka: Kafka;
@@ -111,7 +114,9 @@ interface Lane {
   pumping: boolean;
   /** Aborts when the partition is revoked or the consumer stops: held work is let go. */
   abort: AbortController;
+  /** The highest offset committed, and the highest sent in a commit request (acknowledged or not). */
   committed: bigint;
+  requested: bigint;
   highWatermark: bigint;
   /** Fetching paused because too many records are in flight; resumed as they finish. */
   paused: boolean;
@@ -177,6 +182,7 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
         pumping: false,
         abort: new AbortController(),
         committed: -1n,
+        requested: -1n,
         highWatermark: -1n,
         paused: false,
         maxInFlight: maxInFlightOf(topic),
@@ -208,7 +214,8 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     isStopping: () => stopping,
     onJoin: (assignment) => {
       const keep = new Set<string>();
-      for (const [topic, list] of Object.entries(assignment)) for (const p of list) keep.add(laneId(topic, p));
+      for (const [topic, list] of Object.entries(assignment))
+        for (const p of list) keep.add(laneId(topic, p));
       // A partition this member keeps goes on where it was: nobody else had it in between.
       for (const lane of [...lanes.values()]) if (!keep.has(lane.id)) release(lane);
     },
@@ -218,32 +225,34 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
 
   // --- commits -------------------------------------------------------------------------------------------
 
-  async function commit(): Promise<void> {
-    const offsets: Array<{ topic: string; partition: number; offset: string }> = [];
-    const moved: Array<[Lane, bigint]> = [];
-    for (const lane of lanes.values()) {
-      const offset = lane.progress.committable();
-      if (offset === null || offset <= lane.committed) continue;
-      offsets.push({ topic: lane.topic, partition: lane.partition, offset: offset.toString() });
-      moved.push([lane, offset]);
-    }
-    if (offsets.length === 0) return;
-    try {
-      await consumer.commitOffsets(offsets);
-      for (const [lane, offset] of moved) lane.committed = offset;
-    } catch (error) {
-      // A rebalance in between (the partition is someone else's now) or a broker away: tried again later with
-      // whatever is committable then; nothing is lost, at worst read again.
-      log.warn({ err: error }, 'offset commit failed; retrying at the next interval');
-      scheduleCommit();
-    }
-  }
-
+  /** Commits what is finished now (serially after any commit in flight); a failure is retried later. */
   function commitNow(): Promise<void> {
     clearTimeout(commitTimer);
     commitTimer = undefined;
     uncommittedRecords = 0;
-    committing = committing.then(commit, commit);
+    const offsets: Array<{ topic: string; partition: number; offset: string }> = [];
+    const moved: Array<[Lane, bigint]> = [];
+    for (const lane of lanes.values()) {
+      const offset = lane.progress.committable();
+      if (offset === null || offset <= lane.requested) continue;
+      lane.requested = offset;
+      offsets.push({ topic: lane.topic, partition: lane.partition, offset: offset.toString() });
+      moved.push([lane, offset]);
+    }
+    if (offsets.length === 0) return committing;
+    const commit = async () => {
+      try {
+        await consumer.commitOffsets(offsets);
+        for (const [lane, offset] of moved) if (offset > lane.committed) lane.committed = offset;
+      } catch (error) {
+        // A rebalance in between (the partition is someone else's now) or a broker away: tried again later with
+        // whatever is committable then; nothing is lost, at worst read again.
+        for (const [lane] of moved) lane.requested = lane.committed;
+        log.warn({ err: error }, 'offset commit failed; retrying at the next interval');
+        scheduleCommit();
+      }
+    };
+    committing = committing.then(commit);
     return committing;
   }
 
@@ -324,7 +333,11 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
 
   function settle(lane: Lane, records: ConsumedRecord[], done: boolean): void {
     lane.queue.settle(records);
-    if (done) finished(lane, records.map((r) => BigInt(r.message.offset)));
+    if (done)
+      finished(
+        lane,
+        records.map((r) => BigInt(r.message.offset)),
+      );
     if (!lane.abort.signal.aborted) void pump(lane);
   }
 
@@ -357,7 +370,12 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
               (done) => settle(lane, [record], done),
               (error: unknown) => {
                 log.error(
-                  { err: error, topic: record.topic, partition: record.partition, offset: record.message.offset },
+                  {
+                    err: error,
+                    topic: record.topic,
+                    partition: record.partition,
+                    offset: record.message.offset,
+                  },
                   'record work failed',
                 );
                 if (!stopping) options.onFatal(error);

@@ -68,7 +68,11 @@ describe('ordered queue', () => {
 
   it('unordered: hands out every chunk at once, whatever is in flight', () => {
     const queue = aQueue('unordered', ['a', 'a', 'a', 'a', 'a'], 2);
-    expect([offsets(queue.next()), offsets(queue.next()), offsets(queue.next())]).toEqual([[0, 1], [2, 3], [4]]);
+    expect([offsets(queue.next()), offsets(queue.next()), offsets(queue.next())]).toEqual([
+      [0, 1],
+      [2, 3],
+      [4],
+    ]);
     expect(queue.next()).toEqual([]);
     expect(queue.handedOut).toBe(5);
   });
