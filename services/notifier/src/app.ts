@@ -243,6 +243,9 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
     maxInFlightPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
+    // A partition paused for back-pressure is fetched again within this once resumed (a fetch with every
+    // partition paused sleeps this long).
+    maxWaitTimeMs: 500,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
     onBatchDone: ({ topic, partition, lag: pending }) => {
