@@ -74,17 +74,6 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   });
   const schemasRegistered = () => CANONICAL_TOPICS.every((t) => codec.schemaId(topicName(t)) !== undefined);
 
-  /** Counter children by topic: a label lookup per record costs more than the increment. */
-  const recordsOut = new Map<string, { inc(): void }>();
-  const countOut = (topic: string) => {
-    let child = recordsOut.get(topic);
-    if (!child) {
-      child = metrics.recordsOut.labels({ topic });
-      recordsOut.set(topic, child);
-    }
-    child.inc();
-  };
-
   // Stateless per record: order matters per key only (the canonical key is derived from the raw one), so a
   // chunk is mapped while the previous one's outputs wait for their acknowledgement.
   const runner = createConsumer({
@@ -102,7 +91,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     onFatal: deps.onFatal,
     onRecordDone: (record, outcome) => {
       if (!isDeadLetter(outcome)) {
-        for (const { topic } of outcome.outputs) countOut(topic);
+        for (const { topic } of outcome.outputs) metrics.countOut(topic);
         return;
       }
       const error = outcome.deadLetter;

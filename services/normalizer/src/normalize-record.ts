@@ -13,7 +13,7 @@ import type { NormalizerMetrics } from './metrics';
 export interface NormalizeRecordDeps {
   /** Encodes with the schema registered for each canonical topic name. */
   codec: Pick<AvroCodec, 'encode'>;
-  metrics: Pick<NormalizerMetrics, 'recordsIn' | 'skippedSignals' | 'mappingSeconds'>;
+  metrics: Pick<NormalizerMetrics, 'countIn' | 'countSkippedSignals' | 'mappingSeconds'>;
   /** Name of the topic each canonical stream goes to. */
   topicName: (topic: CanonicalTopic) => string;
 }
@@ -33,17 +33,6 @@ function header(headers: IHeaders | undefined, name: string): string | undefined
  */
 export function createRecordNormalizer(deps: NormalizeRecordDeps): (record: ConsumedRecord) => RecordOutcome {
   const { metrics } = deps;
-  /** Counter children by label values: a label lookup per record costs more than the increment. */
-  const recordsIn = new Map<string, { inc(): void }>();
-  const countIn = (provider: string, eventType: string) => {
-    const id = `${provider}\u0000${eventType}`;
-    let child = recordsIn.get(id);
-    if (!child) {
-      child = metrics.recordsIn.labels({ provider, event_type: eventType });
-      recordsIn.set(id, child);
-    }
-    child.inc();
-  };
   return (record) => {
     try {
       return normalize(record);
@@ -59,7 +48,7 @@ export function createRecordNormalizer(deps: NormalizeRecordDeps): (record: Cons
     const providerEventId = header(message.headers, RawHeaders.eventId);
     const eventType = header(message.headers, RawHeaders.eventType);
     const receivedAt = Date.parse(header(message.headers, RawHeaders.receivedAt) ?? '');
-    countIn(
+    metrics.countIn(
       provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
       eventType && KNOWN_PROVIDER_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
     );
@@ -76,10 +65,9 @@ export function createRecordNormalizer(deps: NormalizeRecordDeps): (record: Cons
       throw new ValidationError('bad_json', 'the record value is not JSON');
     }
     const mapped = mapRawEvent({ provider, providerEventId, eventType, receivedAt, body });
-    if (mapped.failedSignals > 0)
-      metrics.skippedSignals.inc({ provider, reason: 'failed' }, mapped.failedSignals);
+    if (mapped.failedSignals > 0) metrics.countSkippedSignals(provider, 'failed', mapped.failedSignals);
     if (mapped.unknownSignals.length > 0) {
-      metrics.skippedSignals.inc({ provider, reason: 'unknown_code' }, mapped.unknownSignals.length);
+      metrics.countSkippedSignals(provider, 'unknown_code', mapped.unknownSignals.length);
     }
     const topic = deps.topicName(mapped.topic);
     const value = deps.codec.encode(topic, mapped.value);
