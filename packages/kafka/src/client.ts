@@ -1,5 +1,6 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from '@ampflow/observability';
+import { fixKafkajsRequestQueueTimer } from './kafkajs-request-queue';
 
 const levelName: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -22,6 +23,7 @@ export interface KafkaClientOptions {
 
 /** The one way services build a kafkajs client: logs go through pino, kafkajs noise stays at WARN. */
 export function createKafka(options: KafkaClientOptions): Kafka {
+  fixKafkajsRequestQueueTimer();
   const log = options.logger.child({ component: 'kafkajs' });
   return new Kafka({
     clientId: options.clientId,

@@ -14,6 +14,7 @@ import {
   createWorkHealth,
   ensureTopics,
   isDeadLetter,
+  type ConsumerOptions,
 } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import { AppError, createOpsService, createRetryPolicy, type Service } from '@ampflow/runtime';
@@ -38,6 +39,8 @@ export interface NormalizerSettings {
   /** Not ready after this long without progress; restart (`onFatal`) after `stuckExitMs` (defaults 30 s, 5 min). */
   notReadyAfterMs?: number;
   stuckExitMs?: number;
+  /** Fetch and commit settings of the consumer (the consumer's defaults unless given; measurements vary them). */
+  consumer?: Pick<ConsumerOptions, 'minBytes' | 'maxWaitTimeMs' | 'commitIntervalMs' | 'commitAfterRecords'>;
 }
 
 export interface NormalizerDeps {
@@ -83,6 +86,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     ordering: 'key',
     handler: { perRecord: createRecordNormalizer({ codec, metrics, topicName }) },
     producer,
+    ...settings.consumer,
     logger,
     initialRetryMs: settings.initialRetryMs,
     maxRetryMs: settings.maxRetryMs,
