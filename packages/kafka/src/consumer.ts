@@ -454,7 +454,12 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
       if (started) {
         // Fetching stops but the membership stays, so that what finishes while draining can still be committed
         // (kafkajs's `stop()` leaves the group, after which no commit is possible).
-        consumer.pause(options.topics.map((topic) => ({ topic })));
+        try {
+          consumer.pause(options.topics.map((topic) => ({ topic })));
+        } catch (error) {
+          // kafkajs gave up on the consumer (a crash): nothing is fetching anyway.
+          log.warn({ err: error }, 'could not pause the consumer while stopping');
+        }
         // Held work and retries are let go now; work in progress gets `drainMs` to finish.
         for (const lane of lanes.values()) lane.abort.abort();
         let timer: NodeJS.Timeout | undefined;
