@@ -79,8 +79,9 @@ export interface ConsumerOptions {
   /** Outcome handlers: called for each record once its outputs (or dead letter) are acknowledged. */
   onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome) => void;
   /**
-   * Called after each fetched batch, and with 0 for a partition this member no longer holds: `lag` is the
-   * records of the partition not finished yet (behind its high watermark, or fetched and in flight).
+   * Called after each fetched batch, when every record fetched of a partition finished, and with 0 for a
+   * partition this member no longer holds: `lag` is the records of the partition not finished yet (behind its
+   * high watermark as of the last fetch, or fetched and in flight).
    */
   onBatchDone?: (info: { topic: string; partition: number; lag: number }) => void;
 }
@@ -268,6 +269,10 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
   function finished(lane: Lane, offsets: bigint[]): void {
     for (const offset of offsets) lane.progress.finish(offset);
     if (lane.paused && lane.progress.outstanding <= lane.maxInFlight / 2) resume(lane);
+    // Caught up: the lag reported with the last batch counted these records, and no batch may come for a while.
+    if (lane.progress.outstanding === 0) {
+      options.onBatchDone?.({ topic: lane.topic, partition: lane.partition, lag: lagOf(lane) });
+    }
     uncommittedRecords += offsets.length;
     if (uncommittedRecords >= commitAfterRecords && !stopping) void commitNow();
     else scheduleCommit();

@@ -92,11 +92,13 @@ describe('createConsumer', () => {
       Array.from({ length: 300 }, (_, i) => ({ key: keys[i % 7 === 0 ? 0 : i % 5], value: String(i) })),
     );
     const groupId = uniqueName('group');
+    const lags: number[] = [];
     const consumer = await aConsumer({
       groupId,
       topics: [topic],
       ordering: 'key',
       maxChunkRecords: 7,
+      onBatchDone: ({ lag }) => lags.push(lag),
       producer,
       handler: {
         perRecord: ({ message }) => ({
@@ -116,6 +118,9 @@ describe('createConsumer', () => {
       expect(ofKey).toEqual([...ofKey].sort((x, y) => x - y));
     }
     expect(await committedOffsets(groupId, topic)).toEqual({ 0: '300' });
+    // Reported with the batches while records were in flight, and 0 once every record finished.
+    expect(Math.max(...lags)).toBeGreaterThan(0);
+    expect(lags.at(-1)).toBe(0);
   });
 
   it('unordered: commits only the finished prefix; a record let go on stop is read again with everything after it', async () => {
