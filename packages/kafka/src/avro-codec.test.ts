@@ -7,25 +7,47 @@ const logger = pino({ level: 'silent' });
 
 /**
  * A stand-in Avro type: a value fits when it is an object with a string `vehicleId`; the body is its JSON text.
- * Enough to exercise the codec's classification without a registry or avsc.
+ * Enough to exercise the codec's classification without a registry or avsc. Like avsc's, writing a value that
+ * does not fit throws; `encode` (avsc's write into a given buffer) is there unless `withEncode` is false.
  */
-const aType = (): AvroType => ({
-  isValid: (value, options) => {
-    const ok = typeof (value as { vehicleId?: unknown })?.vehicleId === 'string';
-    if (!ok) options?.errorHook?.(['vehicleId'], value);
-    return ok;
-  },
-  toBuffer: (value) => Buffer.from(JSON.stringify(value)),
-  fromBuffer: (buffer) => JSON.parse(buffer.toString('utf8')) as unknown,
-});
+const aType = (withEncode = true): AvroType => {
+  const fits = (value: unknown) => typeof (value as { vehicleId?: unknown })?.vehicleId === 'string';
+  const body = (value: unknown) => {
+    if (!fits(value)) throw new Error('invalid "string": 42');
+    return Buffer.from(JSON.stringify(value));
+  };
+  return {
+    isValid: (value, options) => {
+      if (!fits(value)) options?.errorHook?.(['vehicleId'], value);
+      return fits(value);
+    },
+    toBuffer: body,
+    ...(withEncode
+      ? {
+          encode: (value: unknown, buffer: Buffer, position: number) => {
+            const bytes = body(value);
+            if (position + bytes.length > buffer.length) return buffer.length - (position + bytes.length);
+            bytes.copy(buffer, position);
+            return position + bytes.length;
+          },
+        }
+      : {}),
+    fromBuffer: (buffer) => JSON.parse(buffer.toString('utf8')) as unknown,
+  };
+};
 
 const status = (code: number) => Object.assign(new Error(`registry answered ${code}`), { status: code });
 
 /** A fake registry: knows the ids given, fails the first `failures` calls of each operation. */
 function aFakeRegistry(
-  options: { ids?: number[]; registerFailures?: unknown[]; lookupFailure?: unknown } = {},
+  options: {
+    ids?: number[];
+    registerFailures?: unknown[];
+    lookupFailure?: unknown;
+    withEncode?: boolean;
+  } = {},
 ) {
-  const known = new Map((options.ids ?? [7]).map((id) => [id, aType()]));
+  const known = new Map((options.ids ?? [7]).map((id) => [id, aType(options.withEncode)]));
   const registerFailures = [...(options.registerFailures ?? [])];
   const calls = { register: [] as string[], typeOf: [] as number[] };
   const client: RegistryClient = {
@@ -78,6 +100,55 @@ describe('the Avro codec', () => {
     expect(await codec.decode(encoded)).toEqual({ vehicleId: 'smartcar:1' });
     expect(await codec.decode(encoded)).toEqual({ vehicleId: 'smartcar:1' });
     expect(calls).toEqual({ register: ['t-value'], typeOf: [7] });
+  });
+
+  it.each([
+    ['written in place', true],
+    ['joined to its header', false],
+  ])('encodes values of any size the same way (%s)', async (_, withEncode) => {
+    const codec = createAvroCodec({ client: aFakeRegistry({ withEncode }).client, logger });
+    await codec.register('t', Topics.chargingSessions);
+    // Larger than the scratch space the writer starts with, then small again.
+    for (const vehicleId of ['smartcar:1', 'x'.repeat(200_000), 'smartcar:2']) {
+      const encoded = codec.encode('t', { vehicleId });
+      expect(encoded.readInt32BE(1)).toBe(7);
+      expect(encoded.subarray(5).toString()).toBe(JSON.stringify({ vehicleId }));
+    }
+  });
+
+  it('decodes many values with one look-up per new schema id, each value its own result', async () => {
+    const { client, calls } = aFakeRegistry({ ids: [7, 8] });
+    const codec = createAvroCodec({ client, logger });
+    const results = await codec.decodeAll([
+      wire(7, '{"vehicleId":"a"}'),
+      wire(8, '{"vehicleId":"b"}'),
+      wire(99, '{}'),
+      Buffer.from('{"vehicleId":"x"}'),
+      wire(7, '{"vehicleId":"c"}'),
+      wire(7, '{not avro'),
+      null,
+    ]);
+    expect(results.map((r) => ('value' in r ? r.value : r.error.code))).toEqual([
+      { vehicleId: 'a' },
+      { vehicleId: 'b' },
+      'unknown_schema',
+      'bad_avro',
+      { vehicleId: 'c' },
+      'bad_avro',
+      'bad_avro',
+    ]);
+    expect(calls.typeOf.sort()).toEqual([7, 8, 99]);
+    await codec.decodeAll([wire(7, '{"vehicleId":"d"}'), wire(8, '{"vehicleId":"e"}')]);
+    expect(calls.typeOf).toHaveLength(3);
+  });
+
+  it('rejects a batch as retriable when the registry does not answer for an id it needs', async () => {
+    const codec = createAvroCodec({
+      client: aFakeRegistry({ lookupFailure: status(503) }).client,
+      logger,
+    });
+    const error = await caught(codec.decodeAll([wire(7, '{"vehicleId":"a"}')]));
+    expect(error).toMatchObject({ code: 'registry_unavailable', retriable: true });
   });
 
   it('retries registration while the registry does not answer', async () => {

@@ -11,12 +11,20 @@ import {
 } from '@ampflow/runtime';
 import { registerSubjectSchema } from './schema-registration';
 
-/** An Avro type as the codec uses it: the subset of avsc's `Type` it needs. */
+/**
+ * An Avro type as the codec uses it: the subset of avsc's `Type` it needs. As avsc's do, `toBuffer` and
+ * `encode` throw on a value that does not fit; `isValid` then says where.
+ */
 export interface AvroType {
   toBuffer(value: unknown): Buffer;
+  /** Writes `value` into `buffer` from `position`; the position after it, or a negative count of bytes missing. */
+  encode?(value: unknown, buffer: Buffer, position: number): number;
   fromBuffer(buffer: Buffer): unknown;
   isValid(value: unknown, options?: { errorHook?: (path: string[], value: unknown) => void }): boolean;
 }
+
+/** What {@link AvroCodec.decodeAll} makes of one record value. */
+export type DecodeResult = { value: unknown } | { error: AppError };
 
 /**
  * The schema registry as the codec sees it. {@link createRegistryClient} is the real one; unit tests give a fake.
@@ -68,6 +76,13 @@ export interface AvroCodec {
    * `DependencyError('registry_unavailable')` when the registry does not answer.
    */
   decode(buffer: Buffer | null | undefined): Promise<unknown>;
+  /**
+   * Decodes many record values at once: one look-up per schema id not seen before (none once every id is
+   * known), then each value is decoded in turn, with no promise per value. Per value, the value or the
+   * `ValidationError` `decode` would throw; rejects with `DependencyError('registry_unavailable')` when the
+   * registry does not answer for an id some value needs.
+   */
+  decodeAll(buffers: ReadonlyArray<Buffer | null | undefined>): Promise<DecodeResult[]>;
 }
 
 export interface AvroCodecOptions {
@@ -82,11 +97,64 @@ export interface AvroCodecOptions {
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
+/** The schema id of a value in Confluent wire format; throws `bad_avro` for anything else. */
+function schemaIdOf(buffer: Buffer | null | undefined): number {
+  if (!buffer || buffer.length < HEADER_BYTES || buffer.readUInt8(0) !== MAGIC_BYTE) {
+    throw new ValidationError('bad_avro', 'the record is not in Confluent wire format');
+  }
+  return buffer.readInt32BE(1);
+}
+
+function decodeWith(type: AvroType, buffer: Buffer): unknown {
+  try {
+    return type.fromBuffer(buffer.subarray(HEADER_BYTES));
+  } catch (err) {
+    throw new ValidationError('bad_avro', `the Avro body cannot be read: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Scratch space of {@link writerOf}'s writers, grown when a value does not fit. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * How values of `type` are written in wire format with schema `id`: header and body into the scratch buffer,
+ * copied out once (avsc's `toBuffer` and a header joined to it would copy the body twice).
+ */
+function writerOf(type: AvroType, id: number): (value: unknown) => Buffer {
+  const encode = type.encode?.bind(type);
+  if (!encode) {
+    return (value) => {
+      const body = type.toBuffer(value);
+      const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+      out.writeUInt8(MAGIC_BYTE, 0);
+      out.writeInt32BE(id, 1);
+      body.copy(out, HEADER_BYTES);
+      return out;
+    };
+  }
+  return (value) => {
+    for (;;) {
+      const end = encode(value, scratch, HEADER_BYTES);
+      if (end >= 0) {
+        scratch.writeUInt8(MAGIC_BYTE, 0);
+        scratch.writeInt32BE(id, 1);
+        const out = Buffer.allocUnsafe(end);
+        scratch.copy(out, 0, 0, end);
+        return out;
+      }
+      scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
+    }
+  };
+}
+
 export function createAvroCodec(options: AvroCodecOptions): AvroCodec {
   const { client } = options;
   const log = options.logger.child({ component: 'avro-codec' });
   const policy = options.retryPolicy ?? createRetryPolicy({ baseDelayMs: 500, maxDelayMs: 10_000 });
-  const registered = new Map<string, { id: number; type: AvroType }>();
+  /** Per topic: the writer schema's id (known since registration), its type and how to write a value. */
+  const registered = new Map<string, { id: number; type: AvroType; write: (value: unknown) => Buffer }>();
   const types = new Map<number, AvroType>();
 
   /** Look-ups in flight, shared: a batch of records with a new schema id fetches and parses it once. */
@@ -135,7 +203,8 @@ export function createAvroCodec(options: AvroCodecOptions): AvroCodec {
             log.warn({ err: error, subject, attempt, delayMs }, 'schema registry not answering; retrying'),
         },
       );
-      registered.set(topic, { id, type: types.get(id)! });
+      const type = types.get(id)!;
+      registered.set(topic, { id, type, write: writerOf(type, id) });
       return id;
     },
 
@@ -145,39 +214,63 @@ export function createAvroCodec(options: AvroCodecOptions): AvroCodec {
       const entry = registered.get(topic);
       // A programming error (registration skipped), not a property of the record: never dead-letter for it.
       if (!entry) throw new Error(`no Avro schema registered for topic ${topic}`);
-      const invalid: string[] = [];
-      const fits = entry.type.isValid(value, {
-        errorHook: (path) => invalid.push(path.join('.') || '(record)'),
-      });
-      let body: Buffer;
       try {
-        if (!fits) throw new Error(`invalid ${invalid.join(', ')}`);
-        body = entry.type.toBuffer(value);
+        // A record's writer would take any non-object for a record whose fields all have defaults.
+        if (value === null || typeof value !== 'object') throw new Error('not a record');
+        return entry.write(value);
       } catch (err) {
+        // Writing throws at the first field that does not fit; validation names every one (only on failure:
+        // it walks the whole value).
+        const invalid: string[] = [];
+        entry.type.isValid(value, { errorHook: (path) => invalid.push(path.join('.') || '(record)') });
+        const why = invalid.length > 0 ? `invalid ${invalid.join(', ')}` : (err as Error).message;
         throw new ValidationError(
           'encode_failed',
-          `the record does not fit the Avro schema of ${subjectOf(topic)}: ${(err as Error).message}`,
+          `the record does not fit the Avro schema of ${subjectOf(topic)}: ${why}`,
           { cause: err },
         );
       }
-      const header = Buffer.alloc(HEADER_BYTES);
-      header.writeUInt8(MAGIC_BYTE, 0);
-      header.writeInt32BE(entry.id, 1);
-      return Buffer.concat([header, body]);
     },
 
-    async decode(buffer) {
-      if (!buffer || buffer.length < HEADER_BYTES || buffer.readUInt8(0) !== MAGIC_BYTE) {
-        throw new ValidationError('bad_avro', 'the record is not in Confluent wire format');
-      }
-      const type = await typeOf(buffer.readInt32BE(1));
+    decode(buffer) {
       try {
-        return type.fromBuffer(buffer.subarray(HEADER_BYTES));
-      } catch (err) {
-        throw new ValidationError('bad_avro', `the Avro body cannot be read: ${(err as Error).message}`, {
-          cause: err,
-        });
+        const id = schemaIdOf(buffer);
+        const type = types.get(id);
+        // A known schema: the value decoded now, in an already settled promise.
+        if (type) return Promise.resolve(decodeWith(type, buffer!));
+        return typeOf(id).then((found) => decodeWith(found, buffer!));
+      } catch (error) {
+        return Promise.reject(error);
       }
+    },
+
+    async decodeAll(buffers) {
+      const missing = new Set<number>();
+      for (const buffer of buffers) {
+        if (!buffer || buffer.length < HEADER_BYTES || buffer.readUInt8(0) !== MAGIC_BYTE) continue;
+        const id = buffer.readInt32BE(1);
+        if (!types.has(id)) missing.add(id);
+      }
+      /** Ids the registry does not know, with the error each of their values gets. */
+      const unknown = new Map<number, AppError>();
+      await Promise.all(
+        [...missing].map((id) =>
+          typeOf(id).catch((error: unknown) => {
+            if (error instanceof ValidationError) unknown.set(id, error);
+            else throw error;
+          }),
+        ),
+      );
+      return buffers.map((buffer): DecodeResult => {
+        try {
+          const id = schemaIdOf(buffer);
+          const failure = unknown.get(id);
+          if (failure) return { error: failure };
+          return { value: decodeWith(types.get(id)!, buffer!) };
+        } catch (error) {
+          return { error: error as AppError };
+        }
+      });
     },
   };
 }

@@ -1,9 +1,8 @@
 import type { Consumer, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
-import { AppError, createRetryPolicy, isPermanent } from '@ampflow/runtime';
+import { AppError, isPermanent } from '@ampflow/runtime';
 import { DeadLetterHeaders, dlqTopic } from '@ampflow/contracts';
 import type { Logger } from '@ampflow/observability';
 import type { ReliableProducer } from './producer';
-import { subscribeWhenReady } from './topics-admin';
 
 export interface ConsumedRecord {
   topic: string;
@@ -34,10 +33,12 @@ export interface ChunkOutcome {
 }
 
 /**
- * The one handler contract, in two explicit shapes. A handler returns an outcome for "done" and throws for
- * "try again": the chunk runs again after a backoff, so handlers must be idempotent. A per-record handler that
- * throws an {@link AppError} with `retriable: false` has its record dead-lettered, never retried.
- * - `perRecord`: one record at a time, in partition order.
+ * The outcome contract, in two explicit shapes (the consumer's third, `take`, owns its records' work: see
+ * {@link TakeHandler}). A handler returns an outcome for "done" and throws for "try again": the chunk runs again
+ * after a backoff, so handlers must be idempotent. A per-record handler that throws an {@link AppError} with
+ * `retriable: false` has its record dead-lettered, never retried.
+ * - `perRecord`: one record at a time, in the chunk's order; it may answer synchronously (no promise per
+ *   record for a handler that does no I/O).
  * - `perChunk`: a whole chunk of one partition's records (for handlers that batch their own I/O). It names the
  *   records that can never succeed by index. A retriable error it throws retries the whole chunk (until
  *   `maxFailingMs`); a permanent one, or a permanent refusal of its outputs or in its `afterSend`, has the chunk
@@ -47,65 +48,12 @@ export interface ChunkOutcome {
  * `max.message.bytes`) is dead-lettered with that error, and the partition goes on.
  */
 export type ConsumerHandler =
-  | { perRecord: (record: ConsumedRecord) => Promise<RecordOutcome> }
+  | { perRecord: (record: ConsumedRecord) => RecordOutcome | Promise<RecordOutcome> }
   | { perChunk: (records: ConsumedRecord[]) => Promise<ChunkOutcome> };
 
 /** True when the outcome sends the record to its dead-letter topic. */
 export function isDeadLetter(outcome: RecordOutcome): outcome is { deadLetter: unknown } {
   return 'deadLetter' in outcome;
-}
-
-export interface ConsumerRunnerOptions {
-  kafka: Kafka;
-  groupId: string;
-  topics: string[];
-  fromBeginning?: boolean;
-  handler: ConsumerHandler;
-  /** Produces the handlers' outputs and the dead letters (`<topic>.dlq`). */
-  producer: ReliableProducer;
-  logger: Logger;
-  /** Records handled before their outputs are sent together (default 500). */
-  maxChunkRecords?: number;
-  /**
-   * Partitions handled at once (default 3). Order within a partition is kept; chunks of different
-   * partitions overlap their waits for Kafka and share produce requests.
-   */
-  partitionsConsumedConcurrently?: number;
-  /** Backoff between retries of a failing chunk: exponential with full jitter from `initialRetryMs` (200) up to `maxRetryMs` (10 s). */
-  initialRetryMs?: number;
-  maxRetryMs?: number;
-  /**
-   * Consumer group session timeout (default 10 s): how long the group waits for a member that stopped
-   * heartbeating (a SIGKILLed process) before its partitions move. Heartbeats go every second.
-   */
-  sessionTimeoutMs?: number;
-  /**
-   * How long one chunk may keep failing before the runner gives up and calls `onFatal` (default 5 min): past
-   * that the process is assumed stuck in a state it cannot leave and is better restarted by its supervisor.
-   */
-  maxFailingMs?: number;
-  /**
-   * Called when the consumer cannot go on by itself: kafkajs gave up on it (a CRASH without restart), or a chunk
-   * kept failing for `maxFailingMs`. Services stop and exit non-zero so that a supervisor restarts them.
-   */
-  onFatal: (error: unknown) => void;
-  /**
-   * Called for each record once its outputs (or its dead letter) are acknowledged, with its outcome. Records of a
-   * chunk handler that were not dead-lettered get `{ outputs: [] }`: a chunk's outputs belong to no one record.
-   */
-  onRecordDone?: (record: ConsumedRecord, outcome: RecordOutcome) => void;
-  /** Called after a fetched batch is done, with the records still behind the partition's high watermark. */
-  onBatchDone?: (info: { topic: string; partition: number; lag: number }) => void;
-}
-
-export interface ConsumerRunner {
-  start(): Promise<void>;
-  /** Finishes the chunk in hand, commits, leaves the group. */
-  stop(): Promise<void>;
-  /** True while the consumer is a member of its group. */
-  isRunning(): boolean;
-  health(): ConsumerHealth;
-  readonly consumer: Consumer;
 }
 
 /** What readiness reads off a consumer runner. */
@@ -170,7 +118,9 @@ interface ChunkRun {
   deadLettered: Set<ConsumedRecord>;
 }
 
-function handleEachRecord(perRecord: (record: ConsumedRecord) => Promise<RecordOutcome>): HandleChunk {
+function handleEachRecord(
+  perRecord: (record: ConsumedRecord) => RecordOutcome | Promise<RecordOutcome>,
+): HandleChunk {
   const memo = new Map<ConsumedRecord, RecordOutcome>();
   return async (records) => {
     const outcomes: RecordOutcome[] = [];
@@ -178,7 +128,8 @@ function handleEachRecord(perRecord: (record: ConsumedRecord) => Promise<RecordO
       let outcome = memo.get(record);
       if (!outcome) {
         try {
-          outcome = await perRecord(record);
+          const result = perRecord(record);
+          outcome = result instanceof Promise ? await result : result;
         } catch (error) {
           // A permanent failure retried would stall the partition for good.
           if (!isPermanent(error)) throw error;
@@ -278,14 +229,15 @@ function deadLetterOutput(record: ConsumedRecord, error: unknown, now: Date, log
  */
 export function groupConsumer(
   kafka: Kafka,
-  options: { groupId: string; sessionTimeoutMs?: number; maxWaitTimeInMs: number },
+  options: { groupId: string; sessionTimeoutMs?: number; maxWaitTimeInMs: number; minBytes?: number },
 ): Consumer {
   return kafka.consumer({
     groupId: options.groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 10_000,
     heartbeatInterval: 1_000,
-    // Bounds an idle fetch; a fetch returns at once when records are there.
+    // The broker answers a fetch once `minBytes` are there (default 1: at once), else after `maxWaitTimeInMs`.
     maxWaitTimeInMs: options.maxWaitTimeInMs,
+    minBytes: options.minBytes ?? 1,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
@@ -325,126 +277,4 @@ export function watchMembership(
     if (!options.isStopping()) options.onFatal(error);
   });
   return { running: () => running };
-}
-
-/**
- * The one consumer runner: per-partition order; a chunk of records is handled, its outputs and dead letters
- * sent in one go, and only then are its offsets resolved (at-least-once). Retriable failures are retried
- * with backoff while heartbeating; permanent ones go to `<topic>.dlq` and processing continues.
- */
-export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
-  const log = options.logger.child({ component: 'consumer', groupId: options.groupId });
-  const retry = createRetryPolicy({
-    baseDelayMs: options.initialRetryMs ?? 200,
-    maxDelayMs: options.maxRetryMs ?? 10_000,
-  });
-  const maxChunkRecords = options.maxChunkRecords ?? 500;
-  const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
-  const chunkDeps: ChunkDeps = { producer: options.producer, logger: log };
-  const consumer = groupConsumer(options.kafka, {
-    groupId: options.groupId,
-    sessionTimeoutMs: options.sessionTimeoutMs,
-    maxWaitTimeInMs: 1_000,
-  });
-  let stopping = false;
-  /** When the chunk in hand started failing, per partition being consumed (`topic:partition`). */
-  const failingSince = new Map<string, number>();
-  const membership = watchMembership(consumer, {
-    logger: log,
-    onFatal: options.onFatal,
-    isStopping: () => stopping,
-  });
-
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-  return {
-    consumer,
-    isRunning: () => membership.running(),
-    health: () => ({
-      running: membership.running(),
-      failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
-    }),
-    async start() {
-      await consumer.connect();
-      await subscribeWhenReady(consumer, {
-        topics: options.topics,
-        fromBeginning: options.fromBeginning ?? true,
-      });
-      await consumer.run({
-        autoCommit: true,
-        autoCommitInterval: 1_000,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
-        eachBatch: async ({
-          batch,
-          resolveOffset,
-          heartbeat,
-          isRunning,
-          isStale,
-          commitOffsetsIfNecessary,
-        }) => {
-          for (let i = 0; i < batch.messages.length; i += maxChunkRecords) {
-            const chunk = batch.messages.slice(i, i + maxChunkRecords).map((message): ConsumedRecord => ({
-              topic: batch.topic,
-              partition: batch.partition,
-              message,
-            }));
-            let outcomes: RecordOutcome[] | undefined;
-            // Each partition keeps its own clock: a partition that keeps failing is not reset by another's success.
-            const key = `${batch.topic}:${batch.partition}`;
-            try {
-              for (let attempt = 0; ; attempt += 1) {
-                if (!isRunning() || isStale()) return;
-                try {
-                  outcomes = await processChunk(chunk, options.handler, chunkDeps);
-                  break;
-                } catch (error) {
-                  const since = failingSince.get(key) ?? Date.now();
-                  failingSince.set(key, since);
-                  if (Date.now() - since > maxFailingMs) {
-                    log.error({ err: error, maxFailingMs }, 'records kept failing; giving up');
-                    options.onFatal(error);
-                    return;
-                  }
-                  const delayMs = retry.delayMs(attempt);
-                  log.warn(
-                    {
-                      err: error,
-                      topic: batch.topic,
-                      partition: batch.partition,
-                      offset: chunk[0]!.message.offset,
-                      delayMs,
-                    },
-                    'records failed; retrying',
-                  );
-                  // Sleep in slices so the group membership stays alive and a stop is not held up.
-                  const until = Date.now() + delayMs;
-                  while (Date.now() < until) {
-                    if (!isRunning() || isStale()) return;
-                    await heartbeat();
-                    await sleep(Math.min(500, until - Date.now()));
-                  }
-                }
-              }
-            } finally {
-              failingSince.delete(key);
-            }
-            chunk.forEach((record, j) => options.onRecordDone?.(record, outcomes[j]!));
-            resolveOffset(chunk[chunk.length - 1]!.message.offset);
-            await commitOffsetsIfNecessary();
-            await heartbeat();
-          }
-          options.onBatchDone?.({
-            topic: batch.topic,
-            partition: batch.partition,
-            lag: Number(batch.offsetLag()),
-          });
-        },
-      });
-    },
-    async stop() {
-      stopping = true;
-      await consumer.disconnect();
-    },
-  };
 }

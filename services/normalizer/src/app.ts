@@ -8,12 +8,13 @@ import {
 } from '@ampflow/contracts';
 import {
   createAvroCodec,
-  createConsumerRunner,
+  createConsumer,
   createRegistryClient,
   createReliableProducer,
   createWorkHealth,
   ensureTopics,
   isDeadLetter,
+  type ConsumerOptions,
 } from '@ampflow/kafka';
 import type { Logger, Registry } from '@ampflow/observability';
 import { AppError, createOpsService, createRetryPolicy, type Service } from '@ampflow/runtime';
@@ -38,6 +39,8 @@ export interface NormalizerSettings {
   /** Not ready after this long without progress; restart (`onFatal`) after `stuckExitMs` (defaults 30 s, 5 min). */
   notReadyAfterMs?: number;
   stuckExitMs?: number;
+  /** Fetch and commit settings of the consumer (the consumer's defaults unless given; measurements vary them). */
+  consumer?: Pick<ConsumerOptions, 'minBytes' | 'maxWaitTimeMs' | 'commitIntervalMs' | 'commitAfterRecords'>;
 }
 
 export interface NormalizerDeps {
@@ -74,12 +77,16 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
   });
   const schemasRegistered = () => CANONICAL_TOPICS.every((t) => codec.schemaId(topicName(t)) !== undefined);
 
-  const runner = createConsumerRunner({
+  // Stateless per record: order matters per key only (the canonical key is derived from the raw one), so a
+  // chunk is mapped while the previous one's outputs wait for their acknowledgement.
+  const runner = createConsumer({
     kafka: deps.kafka,
     groupId: settings.consumerGroupId,
     topics: rawTopics,
+    ordering: 'key',
     handler: { perRecord: createRecordNormalizer({ codec, metrics, topicName }) },
     producer,
+    ...settings.consumer,
     logger,
     initialRetryMs: settings.initialRetryMs,
     maxRetryMs: settings.maxRetryMs,
@@ -88,7 +95,7 @@ export function createNormalizerApp(deps: NormalizerDeps): Service & { port(): n
     onFatal: deps.onFatal,
     onRecordDone: (record, outcome) => {
       if (!isDeadLetter(outcome)) {
-        for (const { topic } of outcome.outputs) metrics.recordsOut.inc({ topic });
+        for (const { topic } of outcome.outputs) metrics.countOut(topic);
         return;
       }
       const error = outcome.deadLetter;

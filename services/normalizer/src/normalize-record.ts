@@ -13,7 +13,7 @@ import type { NormalizerMetrics } from './metrics';
 export interface NormalizeRecordDeps {
   /** Encodes with the schema registered for each canonical topic name. */
   codec: Pick<AvroCodec, 'encode'>;
-  metrics: Pick<NormalizerMetrics, 'recordsIn' | 'skippedSignals' | 'mappingSeconds'>;
+  metrics: Pick<NormalizerMetrics, 'countIn' | 'countSkippedSignals' | 'mappingSeconds'>;
   /** Name of the topic each canonical stream goes to. */
   topicName: (topic: CanonicalTopic) => string;
 }
@@ -29,12 +29,11 @@ function header(headers: IHeaders | undefined, name: string): string | undefined
  * canonical record and encodes it with the registered Avro schema. The outcome is the canonical record to
  * produce (keyed by the canonical id), or a dead letter for a record that can never be normalized (headers
  * missing, not JSON, unmappable, not fitting its schema). A retriable failure is thrown, to be retried.
+ * Synchronous: it does no I/O (the schemas are registered at start), so no promise per record.
  */
-export function createRecordNormalizer(
-  deps: NormalizeRecordDeps,
-): (record: ConsumedRecord) => Promise<RecordOutcome> {
+export function createRecordNormalizer(deps: NormalizeRecordDeps): (record: ConsumedRecord) => RecordOutcome {
   const { metrics } = deps;
-  return async (record) => {
+  return (record) => {
     try {
       return normalize(record);
     } catch (error) {
@@ -49,10 +48,10 @@ export function createRecordNormalizer(
     const providerEventId = header(message.headers, RawHeaders.eventId);
     const eventType = header(message.headers, RawHeaders.eventType);
     const receivedAt = Date.parse(header(message.headers, RawHeaders.receivedAt) ?? '');
-    metrics.recordsIn.inc({
-      provider: provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
-      event_type: eventType && KNOWN_PROVIDER_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
-    });
+    metrics.countIn(
+      provider === 'smartcar' || provider === 'telematica' ? provider : 'unknown',
+      eventType && KNOWN_PROVIDER_EVENT_TYPES.has(eventType) ? eventType : 'unknown',
+    );
     if (!provider || !providerEventId || !eventType || Number.isNaN(receivedAt)) {
       throw new ValidationError(
         'missing_headers',
@@ -66,10 +65,9 @@ export function createRecordNormalizer(
       throw new ValidationError('bad_json', 'the record value is not JSON');
     }
     const mapped = mapRawEvent({ provider, providerEventId, eventType, receivedAt, body });
-    if (mapped.failedSignals > 0)
-      metrics.skippedSignals.inc({ provider, reason: 'failed' }, mapped.failedSignals);
+    if (mapped.failedSignals > 0) metrics.countSkippedSignals(provider, 'failed', mapped.failedSignals);
     if (mapped.unknownSignals.length > 0) {
-      metrics.skippedSignals.inc({ provider, reason: 'unknown_code' }, mapped.unknownSignals.length);
+      metrics.countSkippedSignals(provider, 'unknown_code', mapped.unknownSignals.length);
     }
     const topic = deps.topicName(mapped.topic);
     const value = deps.codec.encode(topic, mapped.value);

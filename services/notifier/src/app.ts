@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { Topics, topicConfigEntries } from '@ampflow/contracts';
 import {
   createAvroCodec,
+  createConsumer,
   createRegistryClient,
   createReliableProducer,
   createWorkHealth,
@@ -39,7 +40,6 @@ import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
 import { createMessageIndex } from './history/message-index';
 import { createMessageLog } from './history/message-log';
 import { createNotifierMetrics } from './metrics';
-import { createPipelinedConsumer } from './pipeline/pipelined-consumer';
 
 export interface NotifierSettings {
   httpPort: number;
@@ -238,18 +238,25 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   const sourceLimit = settings.maxSourceOutstandingPerPartition ?? Math.min(100, tierLimit);
   const tierOfTopic = new Map(tierTopics.map(({ tier, topic }) => [topic, tier.label]));
   const sourceTopicSet = new Set(Object.values(topics));
-  const consumer = createPipelinedConsumer({
+  // Records are taken in partition order (plug changes are decided in order) and finish in any order.
+  const consumer = createConsumer({
     kafka: deps.kafka,
     groupId: settings.groupId,
     topics: [...Object.values(topics), ...tierTopics.map((t) => t.topic)],
-    handler: (records, signal) =>
-      sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
+    ordering: 'unordered',
+    handler: {
+      take: (records, signal) =>
+        sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
+    },
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
-    maxOutstandingPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
+    maxInFlightPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
+    // A partition paused for back-pressure is fetched again within this once resumed (a fetch with every
+    // partition paused sleeps this long).
+    maxWaitTimeMs: 500,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
-    onPending: ({ topic, partition, pending }) => {
+    onBatchDone: ({ topic, partition, lag: pending }) => {
       const tier = tierOfTopic.get(topic);
       if (tier) pendingByTier.set(`${tier}:${partition}`, pending);
       else metrics.sourceLag.set({ topic, partition: String(partition) }, pending);

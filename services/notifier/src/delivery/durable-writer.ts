@@ -4,7 +4,7 @@ import type { ReliableProducer } from '@ampflow/kafka';
 import type { Logger } from '@ampflow/observability';
 import { AppError, createRetryPolicy, retry } from '@ampflow/runtime';
 import type { NotifierMetrics } from '../metrics';
-import type { PipelineRecord } from '../pipeline/pipelined-consumer';
+import type { ConsumedRecord as PipelineRecord } from '@ampflow/kafka';
 import { retryTopic, tierFor } from './retry-tiers';
 import { encodeWorkItem, workItemKey, type WorkItem } from './work-item';
 

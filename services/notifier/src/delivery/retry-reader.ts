@@ -1,5 +1,5 @@
 import type { Logger } from '@ampflow/observability';
-import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
+import type { ConsumedRecord as PipelineRecord, TakeHandler as BatchHandler } from '@ampflow/kafka';
 import type { DoneMarks } from './done-marks';
 import type { DeadLetterInfo } from './durable-writer';
 import { decodeWorkItem, type WorkItem } from './work-item';

@@ -32,7 +32,7 @@ import {
   type KnownVehicle,
 } from '../events/vehicle-directory';
 import { counterChildren, type NotifierMetrics } from '../metrics';
-import type { BatchHandler, PipelineRecord } from '../pipeline/pipelined-consumer';
+import type { ConsumedRecord as PipelineRecord, TakeHandler as BatchHandler } from '@ampflow/kafka';
 
 /** The source topics and which canonical record each carries. */
 export interface SourceTopics {

@@ -1,0 +1,289 @@
+import pino from 'pino';
+import type { Kafka } from 'kafkajs';
+import {
+  createConsumer,
+  createReliableProducer,
+  type ConsumedRecord,
+  type ConsumerOptions,
+  type KafkaConsumer,
+  type ReliableProducer,
+} from '@ampflow/kafka';
+import { collectRecords, createTopics, eventually, testKafka, uniqueName } from '@ampflow/testing';
+
+/**
+ * The one consumer against the real broker: the orderings, the committed offset after the finished prefix,
+ * the commit policy, back-pressure and a rebalance between two members.
+ */
+jest.setTimeout(120_000);
+
+const logger = pino({ level: process.env.AMPFLOW_TEST_LOG ?? 'silent' });
+const kafka: Kafka = testKafka();
+
+let cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  cleanups = [];
+});
+
+const fatal: unknown[] = [];
+afterEach(() => {
+  expect(fatal).toEqual([]);
+  fatal.length = 0;
+});
+
+async function aProducer(): Promise<ReliableProducer> {
+  const producer = createReliableProducer(kafka, { logger });
+  await producer.connect();
+  cleanups.push(() => producer.disconnect(1_000));
+  return producer;
+}
+
+async function aTopic(partitions = 1): Promise<string> {
+  const topic = uniqueName('consumer');
+  await createTopics(kafka, [topic, `${topic}.dlq`], partitions);
+  return topic;
+}
+
+/** A started consumer, stopped after the test unless the test stopped it. */
+async function aConsumer(
+  options: Omit<ConsumerOptions, 'kafka' | 'logger' | 'onFatal'>,
+): Promise<KafkaConsumer> {
+  const consumer = createConsumer({
+    kafka,
+    logger,
+    onFatal: (error) => fatal.push(error),
+    sessionTimeoutMs: 6_000,
+    maxWaitTimeMs: 200,
+    ...options,
+  });
+  let stopped = false;
+  const stop = consumer.stop.bind(consumer);
+  consumer.stop = async (drainMs) => {
+    stopped = true;
+    await stop(drainMs);
+  };
+  cleanups.push(async () => (stopped ? undefined : stop(1_000)));
+  await consumer.start();
+  return consumer;
+}
+
+async function committedOffsets(groupId: string, topic: string): Promise<Record<number, string>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return Object.fromEntries((entry?.partitions ?? []).map((p) => [p.partition, p.offset]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const offsetOf = (record: ConsumedRecord) => Number(record.message.offset);
+
+describe('createConsumer', () => {
+  it('key ordering: overlapping chunks keep each key in offset order, every record once, committed to the end', async () => {
+    const topic = await aTopic();
+    const output = `${topic}.out`;
+    await createTopics(kafka, [output], 1);
+    const producer = await aProducer();
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    await producer.send(
+      topic,
+      Array.from({ length: 300 }, (_, i) => ({ key: keys[i % 7 === 0 ? 0 : i % 5], value: String(i) })),
+    );
+    const groupId = uniqueName('group');
+    const lags: number[] = [];
+    const consumer = await aConsumer({
+      groupId,
+      topics: [topic],
+      ordering: 'key',
+      maxChunkRecords: 7,
+      onBatchDone: ({ lag }) => lags.push(lag),
+      producer,
+      handler: {
+        perRecord: ({ message }) => ({
+          outputs: [{ topic: output, message: { key: message.key, value: message.value } }],
+        }),
+      },
+    });
+    const collector = await collectRecords(kafka, [output]);
+    cleanups.push(() => collector.stop());
+    const out = await collector.waitFor(300);
+    await consumer.stop();
+
+    const values = out.map((r) => Number(r.value!.toString()));
+    expect(new Set(values).size).toBe(300);
+    for (const key of keys) {
+      const ofKey = out.filter((r) => r.key === key).map((r) => Number(r.value!.toString()));
+      expect(ofKey).toEqual([...ofKey].sort((x, y) => x - y));
+    }
+    expect(await committedOffsets(groupId, topic)).toEqual({ 0: '300' });
+    // Reported with the batches while records were in flight, and 0 once every record finished.
+    expect(Math.max(...lags)).toBeGreaterThan(0);
+    expect(lags.at(-1)).toBe(0);
+  });
+
+  it('unordered: commits only the finished prefix; a record let go on stop is read again with everything after it', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    await producer.send(
+      topic,
+      [0, 1, 2, 3, 4].map((i) => ({ key: `k${i}`, value: String(i) })),
+    );
+    const groupId = uniqueName('group');
+    const finished: number[] = [];
+    const first = await aConsumer({
+      groupId,
+      topics: [topic],
+      ordering: 'unordered',
+      commitIntervalMs: 20,
+      handler: {
+        take: async (records, signal) =>
+          records.map((record) => {
+            // Offset 0 is held until the consumer lets it go; the others finish at once.
+            if (offsetOf(record) !== 0) {
+              finished.push(offsetOf(record));
+              return Promise.resolve(true);
+            }
+            return new Promise<boolean>((resolve) =>
+              signal.addEventListener('abort', () => resolve(false), { once: true }),
+            );
+          }),
+      },
+    });
+    await eventually(() => finished.length === 4, 'offsets 1 to 4 finished');
+    expect(first.inFlight()).toBe(1);
+    await first.stop(1_000);
+    expect(await committedOffsets(groupId, topic)).toEqual({ 0: '0' });
+
+    const again: number[] = [];
+    await aConsumer({
+      groupId,
+      topics: [topic],
+      ordering: 'unordered',
+      handler: {
+        take: async (records) =>
+          records.map((record) => {
+            again.push(offsetOf(record));
+            return Promise.resolve(true);
+          }),
+      },
+    });
+    await eventually(() => again.length === 5, 'the five records read again');
+    expect(again).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('commits after the record threshold rather than per batch, and what is left on stop', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    await producer.send(
+      topic,
+      Array.from({ length: 50 }, (_, i) => ({ key: 'k', value: String(i) })),
+    );
+    const groupId = uniqueName('group');
+    let handled = 0;
+    const consumer = await aConsumer({
+      groupId,
+      topics: [topic],
+      ordering: 'partition',
+      maxChunkRecords: 10,
+      commitIntervalMs: 10 * 60_000,
+      commitAfterRecords: 20,
+      producer,
+      handler: {
+        perRecord: () => {
+          handled += 1;
+          return { outputs: [] };
+        },
+      },
+    });
+    const commits: string[] = [];
+    consumer.consumer.on(consumer.consumer.events.COMMIT_OFFSETS, (event) => {
+      for (const t of event.payload.topics) for (const p of t.partitions) commits.push(String(p.offset));
+    });
+    await eventually(() => handled === 50 && commits.includes('40'), 'every record handled, 40 committed');
+    expect(commits).toEqual(['20', '40']);
+    expect(await committedOffsets(groupId, topic)).toEqual({ 0: '40' });
+    await consumer.stop();
+    expect(commits).toEqual(['20', '40', '50']);
+    expect(await committedOffsets(groupId, topic)).toEqual({ 0: '50' });
+  });
+
+  it('stops fetching a partition with too many records in flight, and goes on as they finish', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    await producer.send(
+      topic,
+      Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
+    );
+    const held: Array<() => void> = [];
+    const taken: number[] = [];
+    let mostInFlight = 0;
+    const consumer: KafkaConsumer = await aConsumer({
+      groupId: uniqueName('group'),
+      topics: [topic],
+      ordering: 'unordered',
+      maxInFlightPerPartition: 8,
+      handler: {
+        take: async (records) => {
+          mostInFlight = Math.max(mostInFlight, consumer.inFlight());
+          return records.map((record) => {
+            taken.push(offsetOf(record));
+            return new Promise<boolean>((resolve) => held.push(() => resolve(true)));
+          });
+        },
+      },
+    });
+    for (let round = 0; taken.length < 40; round += 1) {
+      await eventually(() => held.length > 0, `records taken (round ${round})`);
+      for (const release of held.splice(0)) release();
+    }
+    expect(taken).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(mostInFlight).toBeLessThanOrEqual(8);
+  });
+
+  it('loses nothing when a second member joins and takes partitions over', async () => {
+    const topic = await aTopic(4);
+    const producer = await aProducer();
+    const groupId = uniqueName('group');
+    const seen = new Set<string>();
+    const options = (): Omit<ConsumerOptions, 'kafka' | 'logger' | 'onFatal'> => ({
+      groupId,
+      topics: [topic],
+      ordering: 'key',
+      producer,
+      commitIntervalMs: 100,
+      handler: {
+        perRecord: ({ message }) => {
+          seen.add(message.value!.toString());
+          return { outputs: [] };
+        },
+      },
+    });
+    const send = (from: number, to: number) =>
+      producer.send(
+        topic,
+        Array.from({ length: to - from }, (_, i) => ({
+          key: `k${(from + i) % 13}`,
+          value: String(from + i),
+        })),
+      );
+    const first = await aConsumer(options());
+    await send(0, 200);
+    await eventually(() => seen.size === 200, 'the first 200 records');
+    const second = await aConsumer(options());
+    await send(200, 400);
+    await eventually(() => seen.size === 400, 'all 400 records');
+    await Promise.all([first.stop(), second.stop()]);
+
+    const committed = await committedOffsets(groupId, topic);
+    const admin = kafka.admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(topic);
+    await admin.disconnect();
+    // A partition no record went to has nothing committed (-1).
+    expect(committed).toEqual(
+      Object.fromEntries(ends.map((p) => [p.partition, p.high === '0' ? '-1' : p.high])),
+    );
+  });
+});
