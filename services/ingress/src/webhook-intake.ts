@@ -14,7 +14,7 @@ import {
   type TelematicaEventType,
 } from '@ampflow/contracts';
 import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
-import { svixSecretKey, verifySvixSignature } from './providers/svix-signature';
+import { svixHmacKey, verifySvixSignature } from './providers/svix-signature';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
@@ -146,7 +146,7 @@ export function createTelematicaVerifier(
   nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
 ): TelematicaVerifier {
   if (secrets.length === 0) throw new Error('at least one Telematica webhook secret is required');
-  const keys = secrets.map(svixSecretKey);
+  const keys = secrets.map(svixHmacKey);
   return {
     verify(rawBody, headers) {
       const id = header(headers, 'svix-id') ?? header(headers, 'webhook-id');

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /** Svix / Standard Webhooks: a timestamp more than this far from now (past or future) is refused. */
 export const SVIX_TOLERANCE_SECONDS = 5 * 60;
@@ -25,6 +25,14 @@ export function svixSecretKey(secret: string): Buffer {
 }
 
 /**
+ * The key of a secret as a `KeyObject`, made once: `createHmac` with a Buffer key costs 12–15 µs a call on
+ * Node 24 (it builds a key object every time), with a `KeyObject` about 2 µs.
+ */
+export function svixHmacKey(secret: string): KeyObject {
+  return createSecretKey(svixSecretKey(secret));
+}
+
+/**
  * Svix signature verification on `node:crypto`, accepting exactly what the `svix` library's
  * `Webhook.verify` accepts (`svix-signature.test.ts` holds the property test against the library):
  *
@@ -39,7 +47,7 @@ export function svixSecretKey(secret: string): Buffer {
  * invalid body is hashed the library's way (the ingress then refuses it with 400 `invalid_utf8`).
  */
 export function verifySvixSignature(
-  keys: readonly Buffer[],
+  keys: readonly KeyObject[],
   id: string,
   timestampHeader: string,
   signatureHeader: string,
