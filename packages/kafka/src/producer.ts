@@ -2,6 +2,10 @@ import { Partitioners, type Kafka, type Message, type Producer, type TopicMessag
 import type { Logger } from '@ampflow/observability';
 import { DependencyError, ValidationError, createRetryPolicy, retry } from '@ampflow/runtime';
 import { REQUEST_HEADROOM_BYTES, createMessageLimits, recordBytes } from './message-limits';
+import { installRequestQueueFix } from './request-queue-fix';
+
+// Every service produces through this module: stop kafkajs's idle 1 ms timer loop in the whole process.
+installRequestQueueFix();
 
 /** What readiness and the stall watchdog read off a producer. */
 export interface ProducerHealth {

@@ -95,9 +95,13 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     fatalAfterMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
   });
-  const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
   const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets);
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
+  // One raw topic's metadata, not the whole cluster's (see broker-probe.ts).
+  const brokerProbe = createBrokerProbe(deps.kafka, {
+    intervalMs: settings.kafkaProbeIntervalMs,
+    topic: topicOf('smartcar'),
+  });
   const publisher = createRawPublisher({
     producer,
     seenStore: deps.seenStore,
