@@ -2,6 +2,10 @@ import { Partitioners, type Kafka, type Message, type Producer, type TopicMessag
 import type { Logger } from '@ampflow/observability';
 import { DependencyError, ValidationError, createRetryPolicy, retry } from '@ampflow/runtime';
 import { REQUEST_HEADROOM_BYTES, createMessageLimits, recordBytes } from './message-limits';
+import { installRequestQueueFix } from './request-queue-fix';
+
+// Every service produces through this module: stop kafkajs's idle 1 ms timer loop in the whole process.
+installRequestQueueFix();
 
 /** What readiness and the stall watchdog read off a producer. */
 export interface ProducerHealth {
@@ -45,6 +49,14 @@ export interface ReliableProducerOptions {
   maxQueuedMessages?: number;
   /** Bytes allowed to wait for the broker before `send` refuses new ones (default 64 MiB). */
   maxQueuedBytes?: number;
+  /**
+   * How long the first record queued while no request is in flight waits for others before its request goes
+   * out, in ms (default 0: at once). Records queued while a request is in flight go out when it settles, as
+   * they always did; a linger only gathers records that arrive into an idle producer.
+   */
+  lingerMs?: number;
+  /** A lingering request goes out at once when this many bytes of records wait (default 64 KiB). */
+  lingerBytes?: number;
   logger?: Logger;
 }
 
@@ -70,7 +82,8 @@ const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
 /**
  * An idempotent producer (`acks=-1`) that coalesces concurrent `send` calls into produce requests no larger
- * than the broker takes: no linger timer, a batch is whatever queued while the previous request was in flight.
+ * than the broker takes: a batch is whatever queued while the previous request was in flight, and, with
+ * `lingerMs`, what arrives within that time into an idle producer (cut short at `lingerBytes`).
  *
  * Any request that kafkajs gives up on fails every record in it to its callers, and the kafkajs producer is
  * replaced by a new one with a new producer id before anything else is sent. kafkajs rolls back the sequence
@@ -86,6 +99,8 @@ export function createReliableProducer(
   const maxInFlightBatches = options.maxInFlightBatches ?? 1;
   const maxQueuedMessages = options.maxQueuedMessages ?? 20_000;
   const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
+  const lingerMs = options.lingerMs ?? 0;
+  const lingerBytes = options.lingerBytes ?? 64 * 1024;
   const log = options.logger?.child({ component: 'producer' });
   const limits = createMessageLimits(kafka);
   /** Between attempts to connect a replacement producer while the broker is away. */
@@ -118,6 +133,13 @@ export function createReliableProducer(
   let inFlight = 0;
   let waitingSince = 0;
   let idle: (() => void) | undefined;
+  /** Bytes and records in `queue` (not yet handed to kafkajs). */
+  let queuedBytes = 0;
+  let queuedRecords = 0;
+  /** The linger of the records queued into an idle producer; `lingerDone` once it ran out (or was cut short). */
+  let lingerTimer: NodeJS.Timeout | undefined;
+  let lingerDone = false;
+  let draining = false;
 
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
@@ -133,14 +155,39 @@ export function createReliableProducer(
       batch.push(next);
       count += next.messages.length;
       bytes += next.bytes;
+      queuedRecords -= next.messages.length;
+      queuedBytes -= next.bytes;
       requestLimit = limit;
     }
     return batch;
   }
 
+  /**
+   * Whether the queue should wait for more records: only with a linger, only while nothing is in flight (a
+   * request in flight is a linger already), and until the linger ran out or a request's worth of bytes or
+   * records is waiting.
+   */
+  function lingering(): boolean {
+    if (lingerMs <= 0 || lingerDone || draining || inFlight > 0) return false;
+    if (queuedBytes >= lingerBytes || queuedRecords >= maxBatchMessages) return false;
+    lingerTimer ??= setTimeout(() => {
+      lingerTimer = undefined;
+      lingerDone = true;
+      pump();
+    }, lingerMs);
+    return true;
+  }
+
   function pump(): void {
     while (!replacing && !closed && inFlight < maxInFlightBatches && queue.length > 0) {
+      if (lingering()) break;
       const batch = takeBatch();
+      if (queue.length === 0) {
+        // The next record into an idle producer starts a new linger.
+        lingerDone = false;
+        clearTimeout(lingerTimer);
+        lingerTimer = undefined;
+      }
       const byTopic = new Map<string, Message[]>();
       for (const p of batch) {
         const list = byTopic.get(p.topic);
@@ -227,15 +274,20 @@ export function createReliableProducer(
         end += 1;
       }
       const piece = messages.slice(start, end);
+      const count = piece.length;
       pieces.push(
         new Promise<void>((resolve, reject) =>
           queue.push({ topic, messages: piece, bytes, requestLimit, resolve, reject }),
         ),
       );
+      queuedRecords += count;
+      queuedBytes += bytes;
       start = end;
     }
+    // Records queued behind a request in flight have waited for it: they go out when it settles.
+    if (inFlight > 0) lingerDone = true;
     queueMicrotask(pump);
-    return Promise.all(pieces).then(() => undefined);
+    return pieces.length === 1 ? pieces[0]! : Promise.all(pieces).then(() => undefined);
   }
 
   return {
@@ -287,6 +339,9 @@ export function createReliableProducer(
       return enqueue(topic, messages, sizes, requestLimit);
     },
     async disconnect(drainTimeoutMs = 10_000) {
+      // Queued records go out now, without waiting for their linger.
+      draining = true;
+      pump();
       if (inFlight > 0 || queue.length > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
@@ -296,7 +351,11 @@ export function createReliableProducer(
         clearTimeout(timer);
       }
       closed = true;
+      clearTimeout(lingerTimer);
+      lingerTimer = undefined;
       for (const p of queue.splice(0)) {
+        queuedRecords -= p.messages.length;
+        queuedBytes -= p.bytes;
         pendingRecords -= p.messages.length;
         pendingBytes -= p.bytes;
         p.reject(new DependencyError('producer_closed', 'the producer is shutting down'));

@@ -31,6 +31,8 @@ export interface IngressSettings {
    */
   maxInflightBytes?: number;
   kafkaPublishTimeoutMs: number;
+  /** The producer's linger (`KAFKA_LINGER_MS`); unset or 0: a record into an idle producer is sent at once. */
+  kafkaLingerMs?: number;
   /**
    * Time from a webhook's arrival to its answer (body read, verification, duplicate check, Kafka): past it,
    * 503 `deadline_exceeded` (`INGRESS_REQUEST_DEADLINE_MS`). Default 5 s.
@@ -86,16 +88,20 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     inflightBytes: () => inflight?.inUseBytes() ?? 0,
     openConnections: async () => (server ? server.openConnections() : 0),
   });
-  const producer = createReliableProducer(deps.kafka, { logger });
+  const producer = createReliableProducer(deps.kafka, { logger, lingerMs: settings.kafkaLingerMs });
   const work = createWorkHealth({
     producer,
     notReadyAfterMs: settings.notReadyAfterMs,
     fatalAfterMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
   });
-  const brokerProbe = createBrokerProbe(deps.kafka, { intervalMs: settings.kafkaProbeIntervalMs });
   const telematicaVerifier = createTelematicaVerifier(settings.telematicaWebhookSecrets);
   const topicOf = (provider: Provider) => settings.topics?.[provider] ?? rawTopic(provider);
+  // One raw topic's metadata, not the whole cluster's (see broker-probe.ts).
+  const brokerProbe = createBrokerProbe(deps.kafka, {
+    intervalMs: settings.kafkaProbeIntervalMs,
+    topic: topicOf('smartcar'),
+  });
   const publisher = createRawPublisher({
     producer,
     seenStore: deps.seenStore,

@@ -36,6 +36,13 @@ describe('ingress config', () => {
     ]).toEqual([5_000, 10_000, 30_000, 65_000, 1_000]);
   });
 
+  it('sends into an idle producer at once unless KAFKA_LINGER_MS says to wait, up to 1 s', () => {
+    expect(readConfig(required).KAFKA_LINGER_MS).toBe(0);
+    expect(readConfig({ ...required, KAFKA_LINGER_MS: '5' }).KAFKA_LINGER_MS).toBe(5);
+    expect(() => readConfig({ ...required, KAFKA_LINGER_MS: '-1' })).toThrow(/KAFKA_LINGER_MS/);
+    expect(() => readConfig({ ...required, KAFKA_LINGER_MS: '5000' })).toThrow(/KAFKA_LINGER_MS/);
+  });
+
   it('refuses a request timeout below the headers timeout, with the other problems at once', () => {
     const read = () =>
       readConfig({

@@ -32,6 +32,11 @@ export const ingressEnv = z.object({
   INGRESS_MAX_INFLIGHT_BYTES: positiveInt(64 * 1024 * 1024),
   /** How long a request waits for Kafka's acknowledgement before it is answered 503. */
   KAFKA_PUBLISH_TIMEOUT_MS: positiveInt(5_000),
+  /**
+   * How long a webhook arriving into an idle producer waits for others to share its produce request, in ms
+   * (0: sent at once). Its answer still waits for the broker's acknowledgement.
+   */
+  KAFKA_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(0),
   /** Time from a webhook's arrival to its answer, every step included; past it 503 `deadline_exceeded`. */
   INGRESS_REQUEST_DEADLINE_MS: positiveInt(DEFAULT_REQUEST_DEADLINE_MS),
   /** Time a client has to send its request headers (slowloris clients are cut off by it); 408 past it. */

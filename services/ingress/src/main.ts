@@ -21,6 +21,7 @@ bootstrap(
           maxBodyBytes: config.MAX_BODY_BYTES,
           maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
+          kafkaLingerMs: config.KAFKA_LINGER_MS,
           requestDeadlineMs: config.INGRESS_REQUEST_DEADLINE_MS,
           httpLimits: {
             headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,

@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import { AuthenticationError, ValidationError } from '@ampflow/runtime';
-import { Webhook, WebhookVerificationError } from 'svix';
 import {
   parsePayload,
   smartcarLegacyVerify,
@@ -15,6 +14,7 @@ import {
   type TelematicaEventType,
 } from '@ampflow/contracts';
 import { smartcarChallengeAnswer, verifySmartcarSignature } from './providers/smartcar-signature';
+import { svixHmacKey, verifySvixSignature } from './providers/svix-signature';
 
 /** What a verified, schema-checked delivery asks of the ingress. */
 export type Intake =
@@ -141,9 +141,12 @@ export interface TelematicaVerifier {
   verify(rawBody: Buffer, headers: IncomingHttpHeaders): void;
 }
 
-export function createTelematicaVerifier(secrets: readonly string[]): TelematicaVerifier {
+export function createTelematicaVerifier(
+  secrets: readonly string[],
+  nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
+): TelematicaVerifier {
   if (secrets.length === 0) throw new Error('at least one Telematica webhook secret is required');
-  const webhooks = secrets.map((secret) => new Webhook(secret));
+  const keys = secrets.map(svixHmacKey);
   return {
     verify(rawBody, headers) {
       const id = header(headers, 'svix-id') ?? header(headers, 'webhook-id');
@@ -155,29 +158,18 @@ export function createTelematicaVerifier(secrets: readonly string[]): Telematica
           'the svix-id/-timestamp/-signature headers are missing',
         );
       }
-      const svixHeaders = { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
-      // The library verifies text. For valid UTF-8 the text encodes back to exactly these bytes; a body that is
-      // not valid UTF-8 is refused (400) by the strict decode that follows, so what is verified is always
-      // byte for byte what is published.
-      const payload = rawBody.toString('utf8');
-      for (const webhook of webhooks) {
-        try {
-          webhook.verify(payload, svixHeaders);
-          return;
-        } catch (err) {
-          // verify() also parses the JSON; a signed body that is not JSON is left to the parser's 400.
-          if (err instanceof SyntaxError) return;
-          if (!(err instanceof WebhookVerificationError)) throw err;
-          if (/timestamp|Signature Headers/i.test(err.message)) {
-            throw new AuthenticationError(
-              'stale_timestamp',
-              'the webhook timestamp is invalid or more than 5 minutes from now',
-            );
-          }
-          // No matching signature with this secret: try the next one.
-        }
+      // Accepts exactly what the svix library's Webhook.verify accepts (providers/svix-signature.ts). A body
+      // that is not valid UTF-8 is refused (400) by the strict decode that follows, so what is verified is
+      // always byte for byte what is published.
+      const verdict = verifySvixSignature(keys, id, timestamp, signature, rawBody, nowSeconds());
+      if (verdict === 'stale_timestamp') {
+        throw new AuthenticationError(
+          'stale_timestamp',
+          'the webhook timestamp is invalid or more than 5 minutes from now',
+        );
       }
-      throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
+      if (verdict === 'invalid_signature')
+        throw new AuthenticationError('invalid_signature', 'no webhook signature matches the body');
     },
   };
 }
