@@ -1,11 +1,12 @@
-import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import { type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { Logger } from '@ampflow/observability';
 import { DependencyError, ValidationError, createRetryPolicy, retry } from '@ampflow/runtime';
 import { REQUEST_HEADROOM_BYTES, createMessageLimits, recordBytes } from './message-limits';
-import { installRequestQueueFix } from './request-queue-fix';
+// Side effect: kafkajs's request queue wakes only while requests wait or are in flight (see the module).
+import './request-queue-timers';
+import { Murmur2Partitioner } from './partitioner';
 
 // Every service produces through this module: stop kafkajs's idle 1 ms timer loop in the whole process.
-installRequestQueueFix();
 
 /** What readiness and the stall watchdog read off a producer. */
 export interface ProducerHealth {
@@ -110,7 +111,8 @@ export function createReliableProducer(
     const producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 5,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // Kafka's default partitioning (murmur2 of the key), computed without kafkajs's Long emulation.
+      createPartitioner: Murmur2Partitioner,
       allowAutoTopicCreation: false,
       // kafkajs retries retriable errors (broker away, leader moved) with the same sequence numbers, which the
       // broker dedupes; callers bound their wait. Non-retriable errors end in a replacement (below).
