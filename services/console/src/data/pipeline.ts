@@ -111,7 +111,10 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
         const offsets = await admin.fetchOffsets({ groupId });
         const ours = offsets.filter((t) => topics.isPlatformTopic(t.topic) && existing.has(t.topic));
         if (ours.length === 0) {
-          unrelatedGroups.add(groupId);
+          // A group that committed on other topics only is another application's: skipped until the recheck.
+          // One that has committed nothing yet (a service that just started, before its first record) is asked
+          // again at the next sample, so its lag shows as soon as it commits.
+          if (offsets.length > 0) unrelatedGroups.add(groupId);
           continue;
         }
         let behind = 0;
