@@ -184,7 +184,6 @@ async function serious(): Promise<string[]> {
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
 }
 
-
 const canvases = () => page.$$eval('main canvas', (cs) => cs.map((c) => c.getAttribute('aria-label') ?? ''));
 
 describe('the operator views in a browser', () => {
