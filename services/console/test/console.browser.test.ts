@@ -353,7 +353,7 @@ describe('the console in a browser', () => {
     // The view refreshes every 5 s; the platform's groups show once they have committed (after the demo).
     await page.waitForFunction(
       (group: string) =>
-        [...document.querySelectorAll('main canvas')].some((c) =>
+        Array.from(document.querySelectorAll('main canvas')).some((c) =>
           (c.getAttribute('aria-label') ?? '').includes(group),
         ),
       { timeout: 30_000, polling: 500 },
