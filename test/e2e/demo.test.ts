@@ -127,7 +127,8 @@ it('runs the scenario against the four services and verifies every record, sessi
   } finally {
     await platform.stop();
   }
-});
+  // Two runs of the demo (the second reuses the first's endpoint) and the clean-up.
+}, 180_000);
 
 it('exits 3 with a clear message when the platform is not running', async () => {
   // A port that was just free: nothing answers there.

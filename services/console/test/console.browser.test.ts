@@ -1,9 +1,11 @@
 // Functions passed to page.evaluate run in the browser: the DOM's types.
 /// <reference lib="dom" />
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
 import axe from 'axe-core';
 import pino from 'pino';
+import { parse } from 'yaml';
 import type { Browser, Page } from 'puppeteer-core';
 import { createMetricsRegistry } from '@ampflow/observability';
 import { repoRoot, testEndpoints, testKafka } from '@ampflow/testing';
@@ -109,6 +111,27 @@ async function seriousViolations(page: Page): Promise<string[]> {
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.join(' | ')}`);
 }
+
+/**
+ * The data API's answers checked against docs/openapi/console.yaml's schemas (the contract test checks the other
+ * routes; these need the real data module and topics).
+ */
+const contract = (() => {
+  const spec = parse(readFileSync(join(repoRoot(), 'docs/openapi/console.yaml'), 'utf8')) as {
+    components: unknown;
+  };
+  const ajv = new Ajv2020({ strict: false });
+  ajv.addFormat('date-time', (text: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(text));
+  ajv.addSchema({ $id: 'console.yaml', components: spec.components });
+  return (schema: string, body: unknown) => {
+    const validate = ajv.getSchema(`console.yaml#/components/schemas/${schema}`)!;
+    expect({ schema, valid: validate(body), errors: validate.errors ?? null }).toEqual({
+      schema,
+      valid: true,
+      errors: null,
+    });
+  };
+})();
 
 /** `GET /api/ops/trace` as far as the test reads it (docs/console-data.md). */
 interface TraceAnswer {
@@ -278,6 +301,7 @@ describe('the console in a browser', () => {
         trace.webhooks.every((w) => (w.attempts ?? []).some((a) => a.status === 'succeeded'))
       );
     }, 'the whole trace of the demo’s charging reading');
+    contract('OpsTraces', answer);
     const trace = answer.data[0]!;
     expect(trace.eventId).toBe(`smartcar:${delivery!.providerEventId}`);
     await page.waitForSelector('#trace-results article');
@@ -315,13 +339,23 @@ describe('the console in a browser', () => {
       await new Promise((r) => setTimeout(r, 300));
       return /FULLY_CHARGED/i.test(await textOf(page, '#session-list'));
     }, 'the demo’s ended session in the Sessions view');
+    contract(
+      'OpsSessions',
+      await page.evaluate(
+        (v: string) => fetch(`/api/ops/vehicles/${encodeURIComponent(v)}/sessions`).then((r) => r.json()),
+        vehicle,
+      ),
+    );
+    contract('OpsSessions', await page.evaluate(() => fetch('/api/ops/sessions/open').then((r) => r.json())));
     const row = await textOf(page, '#session-list tbody');
     expect(row).toContain(vehicle);
     const [response] = await Promise.all([
       page.waitForResponse((r) => /\/api\/ops\/sessions\/[^/]+$/.test(r.url())),
       page.click('#session-list tbody button'),
     ]);
-    const detail = (await response.json()) as {
+    const body: unknown = await response.json();
+    contract('OpsSessionDetail', body);
+    const detail = body as {
       session: { vehicleId: string };
       series: { socPercent: number | null }[];
     };
@@ -360,6 +394,7 @@ describe('the console in a browser', () => {
       `${platform.prefix}normalizer`,
     );
     const answer = await page.evaluate(() => fetch('/api/ops/pipeline').then((r) => r.json()));
+    contract('OpsPipeline', answer);
     expect(answer.data.length).toBeGreaterThan(0);
     const labels = (
       await page.$$eval('main canvas', (cs) => cs.map((c) => c.getAttribute('aria-label') ?? ''))
