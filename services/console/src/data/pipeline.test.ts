@@ -117,6 +117,26 @@ describe('pipeline sampler', () => {
     expect(calls.fetchOffsets.filter((g) => g === 'p.session-aggregator')).toHaveLength(2);
   });
 
+  it('counts a counter a service does not export yet as 0, so the first burst after a quiet start has a rate', async () => {
+    const { admin } = fakeAdmin();
+    let clock = 0;
+    const texts = ['process_cpu_seconds_total 1', notifierText(20, 0, 40)];
+    const sampler = createPipelineSampler({
+      admin: admin as unknown as PipelineSamplerOptions['admin'],
+      topics,
+      metricsTargets: [{ service: 'notifier', url: 'http://n/metrics' }],
+      logger,
+      now: () => clock,
+      fetchMetrics: async () => texts.shift()!,
+    });
+    await sampler.sample();
+    clock = 10_000;
+    const second = await sampler.sample();
+    expect(second.recordsPerSecond.notifier).toBe(4);
+    expect(second.deliveriesPerSecond).toBe(2);
+    expect(second.failureRate).toBe(0);
+  });
+
   it('keeps the newest samples only', async () => {
     const { admin } = fakeAdmin();
     const sampler = createPipelineSampler({

@@ -168,9 +168,11 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
             return;
           }
           const counter = RECORDS_IN_COUNTERS[service];
+          // A labelled counter has no series until it is first incremented: a service that answered without
+          // it has counted nothing yet (0), so the first burst after a quiet start has a rate.
           const reading: ScrapeReading = {
             atMs,
-            records: counter ? sumOf(samples, counter) : undefined,
+            records: counter ? (sumOf(samples, counter) ?? 0) : undefined,
           };
           const before = previous.get(service);
           recordsPerSecond[service] = counterRate(before && { atMs: before.atMs, value: before.records }, {
@@ -178,7 +180,12 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
             value: reading.records,
           });
           if (service === 'notifier') {
-            reading.deliveries = deliveryCounts(samples);
+            const counts = deliveryCounts(samples);
+            reading.deliveries = {
+              attempts: counts.attempts ?? 0,
+              delivered: counts.delivered ?? 0,
+              failed: counts.failed ?? 0,
+            };
             deliveriesPerSecond = counterRate(
               before && { atMs: before.atMs, value: before.deliveries?.delivered },
               { atMs, value: reading.deliveries.delivered },
