@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { testEndpoints, uniqueName } from '@ampflow/testing';
 import type { DemoConfig } from '../../packages/demo/src/config';
-import { DemoExit, NOT_RUNNING_MESSAGE, runDemo } from '../../packages/demo/src/demo';
+import { DemoExit, NOT_RUNNING_MESSAGE, cleanUpDemo, runDemo } from '../../packages/demo/src/demo';
 import { ADMIN_TOKEN, startNotifier } from '../../services/notifier/test/harness';
 import { createInProcessPipeline } from './pipeline';
 
@@ -92,15 +92,43 @@ it('runs the scenario against the four services and verifies every record, sessi
     expect(text).toMatch(/ENDED v4 .* CHARGING_STOPPED/);
     expect(text).toMatch(/device\.connected +telematica:\S+ +BMW X2 xDrive25e 2022/);
 
-    // The demo endpoint is gone afterwards.
-    const list = await fetch(`${platform.config.DEMO_NOTIFIER_URL}/v1/endpoints`, {
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    // The demo endpoint stays for the console (owner `demo`); the next run reuses it rather than adding one,
+    // and `--cleanup` removes it.
+    const demoEndpoints = async () => {
+      const list = await fetch(`${platform.config.DEMO_NOTIFIER_URL}/v1/endpoints`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      return ((await list.json()) as { data: { id: string; owner: string | null }[] }).data;
+    };
+    const [kept, ...others] = await demoEndpoints();
+    expect(others).toEqual([]);
+    expect(kept).toMatchObject({ owner: 'demo' });
+    expect(text).toContain(`demo endpoint ${kept!.id} (owner demo, created)`);
+
+    const again = captured();
+    const secondCode = await runDemo(
+      platform.config,
+      { stdout: again.stream, logger },
+      { runId: uniqueName('r').slice(-8) },
+    );
+    expect({ code: secondCode, text: again.text() }).toEqual({
+      code: DemoExit.ok,
+      text: expect.stringContaining(
+        'OK: 18/18 records, 8/8 session changes, 30/30 verified webhooks, as expected.',
+      ),
     });
-    expect(await list.json()).toEqual({ data: [] });
+    expect(again.text()).toContain(`demo endpoint ${kept!.id} (owner demo, reused)`);
+    expect((await demoEndpoints()).map((e) => e.id)).toEqual([kept!.id]);
+
+    const cleanup = captured();
+    expect(await cleanUpDemo(platform.config, { stdout: cleanup.stream, logger })).toBe(DemoExit.ok);
+    expect(cleanup.text()).toContain(`deleted demo endpoint ${kept!.id}`);
+    expect(await demoEndpoints()).toEqual([]);
   } finally {
     await platform.stop();
   }
-});
+  // Two runs of the demo (the second reuses the first's endpoint) and the clean-up.
+}, 180_000);
 
 it('exits 3 with a clear message when the platform is not running', async () => {
   // A port that was just free: nothing answers there.

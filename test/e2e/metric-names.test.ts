@@ -2,6 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createMetricsRegistry } from '@ampflow/observability';
+import { createConsoleDataMetrics } from '../../services/console/src/data/metrics';
+import { createConsoleMetrics } from '../../services/console/src/metrics';
 import { createIngressMetrics } from '../../services/ingress/src/metrics';
 import { createNormalizerMetrics } from '../../services/normalizer/src/metrics';
 import { createAggregatorMetrics } from '../../services/session-aggregator/src/metrics';
@@ -9,7 +11,7 @@ import { createNotifierMetrics } from '../../services/notifier/src/metrics';
 
 /**
  * Every metric the alert rules (deploy/prometheus/alerts.yml) and the Grafana dashboards
- * (deploy/grafana/dashboards/*.json) query is one that some service's /metrics exports. The services' metric
+ * (deploy/grafana/dashboards/*.json) query is one that some service's /metrics exports (the console's too). The services' metric
  * factories run on fresh registries, without I/O; the default process metrics come from createMetricsRegistry,
  * as in every service. Here, not in a unit project, because it spans services.
  */
@@ -59,13 +61,15 @@ export function metricNames(expr: string): string[] {
 
 /** Name to type of every metric the services export; `defaultMetrics: false` leaves out the process metrics. */
 async function exportedMetrics({ defaultMetrics = true } = {}): Promise<Map<string, string>> {
-  const registries = ['ingress', 'normalizer', 'session-aggregator', 'notifier'].map((service) =>
+  const registries = ['ingress', 'normalizer', 'session-aggregator', 'notifier', 'console'].map((service) =>
     createMetricsRegistry(service, { defaultMetrics }),
   );
   createIngressMetrics(registries[0]!, { kafkaReady: () => true, inflightBytes: () => 0 });
   createNormalizerMetrics(registries[1]!);
   createAggregatorMetrics(registries[2]!, async () => 0);
   createNotifierMetrics(registries[3]!);
+  createConsoleMetrics(registries[4]!);
+  createConsoleDataMetrics(registries[4]!, { traceRecords: () => 0, traceBytes: () => 0, sessions: () => 0 });
   const types = new Map<string, string>();
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) types.set(metric.name, String(metric.type));

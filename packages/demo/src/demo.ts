@@ -3,8 +3,15 @@ import { createAvroCodec, createKafka, createRegistryClient } from '@ampflow/kaf
 import type { Logger } from '@ampflow/observability';
 import { formatTable } from '@ampflow/ops';
 import type { DemoConfig } from './config';
-import { assess, progressLine, type IngressAnswer, type Progress } from './outcome';
-import { checkPlatform, createAdminClient, postDelivery, type ServiceUrls } from './platform';
+import { assess, progressLine, webhookVehicle, type IngressAnswer, type Progress } from './outcome';
+import {
+  DEMO_OWNER,
+  checkPlatform,
+  createAdminClient,
+  postDelivery,
+  type AdminClient,
+  type ServiceUrls,
+} from './platform';
 import {
   renderRecords,
   renderSessions,
@@ -78,6 +85,37 @@ function renderDeliveries(scenario: Scenario, answers: readonly IngressAnswer[])
   );
 }
 
+/** The demo endpoint's description (with its owner label `demo`, how a run finds the endpoint to reuse). */
+export const DEMO_ENDPOINT_DESCRIPTION =
+  'ampflow demo (kept for the console: npm run demo -- --cleanup removes it)';
+
+/**
+ * The demo endpoint: the one labelled owner `demo`, pointed at this run's sink and vehicles and enabled again
+ * (an earlier run's receiver is gone, so its deliveries may have failed and disabled it), else a new one.
+ * Extra `demo` endpoints (two runs that raced) are deleted, so runs never pile endpoints up.
+ */
+export async function ensureDemoEndpoint(
+  admin: AdminClient,
+  settings: Record<string, unknown>,
+): Promise<{ id: string; secret: string; reused: boolean }> {
+  const [kept, ...extra] = await admin.listEndpoints(DEMO_OWNER);
+  for (const e of extra) await admin.deleteEndpoint(e.id);
+  if (kept) return { ...(await admin.updateEndpoint(kept.id, settings)), reused: true };
+  return { ...(await admin.createEndpoint({ ...settings, owner: DEMO_OWNER })), reused: false };
+}
+
+/** `npm run demo -- --cleanup`: deletes the demo endpoint(s) (owner `demo`) and says which. */
+export async function cleanUpDemo(config: DemoConfig, io: DemoIo): Promise<number> {
+  const admin = createAdminClient(config.DEMO_NOTIFIER_URL, config.NOTIFIER_ADMIN_TOKEN);
+  const found = await admin.listEndpoints(DEMO_OWNER);
+  for (const e of found) {
+    await admin.deleteEndpoint(e.id);
+    io.stdout.write(`deleted demo endpoint ${e.id} (${e.url})\n`);
+  }
+  if (found.length === 0) io.stdout.write(`no demo endpoint (owner ${DEMO_OWNER}) to delete\n`);
+  return DemoExit.ok;
+}
+
 /**
  * Runs the demo against the platform at `config`'s URLs and resolves to the exit code. Touches no `process`:
  * `main.ts` passes the streams, the environment's configuration and Ctrl-C.
@@ -126,18 +164,22 @@ export async function runDemo(config: DemoConfig, io: DemoIo, options: DemoOptio
     cleanups.push(() => watcher.stop());
 
     // Every customer event type (no `eventTypes`), only about this run's vehicles: other traffic on the
-    // platform never reaches the sink, and the sink's counts are this run's.
-    const endpoint = await admin.createEndpoint({
+    // platform never reaches the sink, and the sink's counts are this run's. The endpoint stays after the demo
+    // (owner `demo`), so the console shows it with its messages; the next run reuses it.
+    const endpoint = await ensureDemoEndpoint(admin, {
       url: sink.url,
-      description: 'ampflow demo',
+      description: DEMO_ENDPOINT_DESCRIPTION,
       vehicleIds: [smartcar.vehicleId, telematica.vehicleId],
+      eventTypes: [],
+      userIds: [],
+      providers: [],
+      throttleRate: null,
+      enabled: true,
     });
     sink.setSecret(endpoint.secret);
-    // Deleted at the end: the sink stops with the demo, and an endpoint left behind would only point at a
-    // closed port (and clutter the endpoint list) after every run.
-    cleanups.push(() => admin.deleteEndpoint(endpoint.id));
-    out(`demo endpoint ${endpoint.id} → ${sink.url} (all customer event types, these two vehicles)\n`);
-
+    out(
+      `demo endpoint ${endpoint.id} (owner ${DEMO_OWNER}, ${endpoint.reused ? 'reused' : 'created'}) → ${sink.url} (all customer event types, these two vehicles)\n`,
+    );
     const answers: IngressAnswer[] = [];
     out(`posting ${scenario.deliveries.length} signed deliveries to ${urls.ingress} ...\n`);
     for (const delivery of scenario.deliveries) {
@@ -155,12 +197,15 @@ export async function runDemo(config: DemoConfig, io: DemoIo, options: DemoOptio
     out(`${renderDeliveries(scenario, answers)}\n\n`);
     if (io.signal?.aborted) return DemoExit.interrupted;
 
+    // The endpoint is reused across runs: a retry still due from an earlier run (or a console test event)
+    // reaches this run's sink too, and is not this run's to count.
+    const runVehicles = new Set([smartcar.vehicleId, telematica.vehicleId]);
     const observe = (): Progress =>
       assess(scenario, {
         answers,
         records: watcher.records,
         sessions: watcher.sessions,
-        webhooks: sink.webhooks,
+        webhooks: sink.webhooks.filter((w) => runVehicles.has(webhookVehicle(w) ?? '')),
         unverified: sink.unverified(),
       });
     const wrongAnswers = observe().problems.filter((p) => p.startsWith('step '));

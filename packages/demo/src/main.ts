@@ -3,7 +3,7 @@ import { ConfigError } from '@ampflow/config';
 import { createLogger } from '@ampflow/observability';
 import { AppError } from '@ampflow/runtime';
 import { readDemoConfig } from './config';
-import { DemoExit, runDemo } from './demo';
+import { DemoExit, cleanUpDemo, runDemo } from './demo';
 
 // The only file that touches `process`: environment, streams, Ctrl-C and the exit code.
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -24,7 +24,10 @@ async function main(): Promise<number> {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
-  return runDemo(config, { stdout: process.stdout, logger, signal: abort.signal });
+  const io = { stdout: process.stdout, logger, signal: abort.signal };
+  // `npm run demo -- --cleanup`: remove the demo endpoint the runs keep for the console, run nothing.
+  if (process.argv.includes('--cleanup')) return cleanUpDemo(config, io);
+  return runDemo(config, io);
 }
 
 main().then(

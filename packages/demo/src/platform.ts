@@ -71,10 +71,24 @@ export async function postDelivery(
   }
 }
 
+/** The demo endpoint's `owner` label: the console's Endpoints page and a portal link for `demo` show it. */
+export const DEMO_OWNER = 'demo';
+
+/** An endpoint as the admin API lists it (the fields the demo reads). */
+export interface EndpointSummary {
+  id: string;
+  url: string;
+  owner: string | null;
+}
+
 /** The notifier's admin API, as much of it as the demo uses. */
 export interface AdminClient {
   /** Creates an endpoint; resolves to its id and signing secret. */
   createEndpoint(body: Record<string, unknown>): Promise<{ id: string; secret: string }>;
+  /** The endpoints labelled `owner`. */
+  listEndpoints(owner: string): Promise<EndpointSummary[]>;
+  /** Changes an endpoint (`PATCH`); resolves to its signing secret. */
+  updateEndpoint(id: string, patch: Record<string, unknown>): Promise<{ id: string; secret: string }>;
   deleteEndpoint(id: string): Promise<void>;
 }
 
@@ -97,7 +111,12 @@ export function createAdminClient(notifierUrl: string, token: string): AdminClie
       });
     }
     const text = await response.text();
-    let parsed: { id?: string; secret?: string; error?: { code?: string; message?: string } } = {};
+    let parsed: {
+      id?: string;
+      secret?: string;
+      data?: EndpointSummary[];
+      error?: { code?: string; message?: string };
+    } = {};
     try {
       parsed = text ? JSON.parse(text) : {};
     } catch {
@@ -105,17 +124,30 @@ export function createAdminClient(notifierUrl: string, token: string): AdminClie
     }
     return { status: response.status, body: parsed };
   };
+  const refused = (what: string, status: number, answer: { error?: { code?: string; message?: string } }) =>
+    new DependencyError(
+      'endpoint_refused',
+      `the notifier did not ${what} (${answer.error ? `${answer.error.code}: ${answer.error.message}` : `status ${status}`})`,
+    );
   return {
     async createEndpoint(body) {
       const { status, body: answer } = await call('POST', '/endpoints', body);
-      if (status !== 201 || !answer.id || !answer.secret) {
-        const reason = answer.error ? `${answer.error.code}: ${answer.error.message}` : `status ${status}`;
-        throw new DependencyError(
-          'endpoint_refused',
-          `the notifier did not create the demo endpoint (${reason})`,
-        );
-      }
+      if (status !== 201 || !answer.id || !answer.secret)
+        throw refused('create the demo endpoint', status, answer);
       return { id: answer.id, secret: answer.secret };
+    },
+    async listEndpoints(owner) {
+      const { status, body: answer } = await call('GET', `/endpoints?owner=${encodeURIComponent(owner)}`);
+      if (status !== 200 || !Array.isArray(answer.data)) throw refused('list the endpoints', status, answer);
+      return answer.data.map((e) => ({ id: e.id, url: e.url, owner: e.owner ?? null }));
+    },
+    async updateEndpoint(id, patch) {
+      const path = `/endpoints/${encodeURIComponent(id)}`;
+      const updated = await call('PATCH', path, patch);
+      if (updated.status !== 200) throw refused(`update ${id}`, updated.status, updated.body);
+      const { status, body: answer } = await call('GET', `${path}/secret`);
+      if (status !== 200 || !answer.secret) throw refused(`reveal the secret of ${id}`, status, answer);
+      return { id, secret: answer.secret };
     },
     async deleteEndpoint(id) {
       const { status } = await call('DELETE', `/endpoints/${encodeURIComponent(id)}`);

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import express from 'express';
-import { Counter } from 'prom-client';
 import type { Logger, Registry } from '@ampflow/observability';
 import { startHttpServer, type RunningHttpServer, type Service } from '@ampflow/runtime';
 import { createHttpApp } from '@ampflow/runtime/http';
 import { createSessionAuth } from './auth/session-routes';
 import { createTokenSigner } from './auth/tokens';
+import { createConsoleMetrics } from './metrics';
 import { createNotifierClient } from './notifier-client';
 import { createNotifierProxy } from './notifier-proxy';
 import type { OpsData } from './ops-data';
@@ -53,12 +53,7 @@ export const DEFAULT_PUBLIC_DIR = join(__dirname, '..', 'dist', 'public');
 export function createConsoleApp(deps: ConsoleDeps): ConsoleApp {
   const { settings, logger, registry, opsData } = deps;
   const now = deps.now ?? Date.now;
-  const logins = new Counter({
-    name: 'console_sign_ins_total',
-    help: 'Sign-in attempts by outcome (operator, portal, refused, csrf, portal_expired, portal_bad_signature, portal_malformed)',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
+  const { logins } = createConsoleMetrics(registry);
   const auth = createSessionAuth({
     settings: {
       adminToken: settings.adminToken,

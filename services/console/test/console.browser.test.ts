@@ -1,9 +1,11 @@
 // Functions passed to page.evaluate run in the browser: the DOM's types.
 /// <reference lib="dom" />
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
 import axe from 'axe-core';
 import pino from 'pino';
+import { parse } from 'yaml';
 import type { Browser, Page } from 'puppeteer-core';
 import { createMetricsRegistry } from '@ampflow/observability';
 import { repoRoot, testEndpoints, testKafka } from '@ampflow/testing';
@@ -110,8 +112,58 @@ async function seriousViolations(page: Page): Promise<string[]> {
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.join(' | ')}`);
 }
 
-const shot = (page: Page, name: string) =>
-  page.screenshot({ path: join(IMG, `console-${name}.png`), fullPage: false });
+/**
+ * The data API's answers checked against docs/openapi/console.yaml's schemas (the contract test checks the other
+ * routes; these need the real data module and topics).
+ */
+const contract = (() => {
+  const spec = parse(readFileSync(join(repoRoot(), 'docs/openapi/console.yaml'), 'utf8')) as {
+    components: unknown;
+  };
+  const ajv = new Ajv2020({ strict: false });
+  ajv.addFormat('date-time', (text: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(text));
+  ajv.addSchema({ $id: 'console.yaml', components: spec.components });
+  return (schema: string, body: unknown) => {
+    const validate = ajv.getSchema(`console.yaml#/components/schemas/${schema}`)!;
+    expect({ schema, valid: validate(body), errors: validate.errors ?? null }).toEqual({
+      schema,
+      valid: true,
+      errors: null,
+    });
+  };
+})();
+
+/** `GET /api/ops/trace` as far as the test reads it (docs/console-data.md). */
+interface TraceAnswer {
+  data: {
+    eventId: string;
+    raw: unknown[];
+    canonical: unknown[];
+    sessionChanges: { session: { sessionId: string } }[];
+    webhooks: { messageId: string; attempts: { status: string }[] | null }[];
+  }[];
+}
+
+const shot = (page: Page, name: string, fullPage = false) =>
+  page.screenshot({ path: join(IMG, `console-${name}.png`), fullPage });
+
+/** The operator calls the notifier's admin API directly (set-up the page is not under test for). */
+async function notifierCall(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${platform.notifier.url}/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${platform.adminToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
 
 beforeAll(async () => {
   mkdirSync(IMG, { recursive: true });
@@ -220,6 +272,142 @@ describe('the console in a browser', () => {
     await page.close();
   });
 
+  it('traces one of the demo’s provider events from its raw record to the customer webhooks and their attempts', async () => {
+    const delivery = scenario.deliveries.find(
+      (d) => d.provider === 'smartcar' && /charging 39/.test(d.label),
+    );
+    expect(delivery).toBeDefined();
+    const page = await newPage();
+    await signIn(page);
+    await page.goto(`${base}/#/trace`);
+    await page.waitForSelector('input[name=eventId]');
+    await page.type('input[name=eventId]', delivery!.providerEventId);
+    // The index reads the topics as they fill and the webhooks are delivered meanwhile: asked again until the
+    // whole way is there, as an operator would press Trace again.
+    let answer: TraceAnswer = { data: [] };
+    await until(async () => {
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().includes('/api/ops/trace?')),
+        page.click('main form button[type=submit]'),
+      ]);
+      answer = (await response.json()) as TraceAnswer;
+      const trace = answer.data?.[0];
+      return (
+        trace !== undefined &&
+        trace.raw.length > 0 &&
+        trace.canonical.length > 0 &&
+        trace.sessionChanges.length > 0 &&
+        trace.webhooks.length > 0 &&
+        trace.webhooks.every((w) => (w.attempts ?? []).some((a) => a.status === 'succeeded'))
+      );
+    }, 'the whole trace of the demo’s charging reading');
+    contract('OpsTraces', answer);
+    const trace = answer.data[0]!;
+    expect(trace.eventId).toBe(`smartcar:${delivery!.providerEventId}`);
+    await page.waitForSelector('#trace-results article');
+    const text = await textOf(page, '#trace-results');
+    expect(text).toMatch(/holds \d+ now/);
+    expect(text).toContain(`${platform.prefix}ev.raw.smartcar.v1`);
+    expect(text).toContain(`${platform.prefix}ev.vehicle-telemetry.v1`);
+    expect(text).toContain(trace.sessionChanges[0]!.session.sessionId);
+    for (const webhook of trace.webhooks) {
+      expect(text).toContain(webhook.messageId);
+      expect(text).toContain(`Attempts of ${webhook.messageId}`);
+    }
+    // Each webhook's attempts table shows the receiver's endpoint and its success.
+    const attemptRows = await page.$$eval('#trace-results table', (tables) =>
+      tables
+        .filter((t) => /^Attempts of /.test(t.querySelector('caption')?.textContent ?? ''))
+        .map((t) => t.querySelector('tbody')?.textContent ?? ''),
+    );
+    expect(attemptRows).toHaveLength(trace.webhooks.length);
+    for (const rows of attemptRows) expect(rows).toContain(endpointId);
+    expect(await seriousViolations(page)).toEqual([]);
+    await shot(page, 'ops-trace', true);
+    await page.close();
+  });
+
+  it('shows the demo’s charging session of a vehicle with its SOC and power chart drawn from the telemetry', async () => {
+    const vehicle = scenario.vehicles.smartcar.vehicleId;
+    const page = await newPage();
+    await signIn(page);
+    await page.goto(`${base}/#/sessions`);
+    await page.waitForSelector('input[name=vehicle]');
+    await page.type('input[name=vehicle]', vehicle);
+    await until(async () => {
+      await page.click('main form button[type=submit]');
+      await new Promise((r) => setTimeout(r, 300));
+      return /FULLY_CHARGED/i.test(await textOf(page, '#session-list'));
+    }, 'the demo’s ended session in the Sessions view');
+    contract(
+      'OpsSessions',
+      await page.evaluate(
+        (v: string) => fetch(`/api/ops/vehicles/${encodeURIComponent(v)}/sessions`).then((r) => r.json()),
+        vehicle,
+      ),
+    );
+    contract('OpsSessions', await page.evaluate(() => fetch('/api/ops/sessions/open').then((r) => r.json())));
+    const row = await textOf(page, '#session-list tbody');
+    expect(row).toContain(vehicle);
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => /\/api\/ops\/sessions\/[^/]+$/.test(r.url())),
+      page.click('#session-list tbody button'),
+    ]);
+    const body: unknown = await response.json();
+    contract('OpsSessionDetail', body);
+    const detail = body as {
+      session: { vehicleId: string };
+      series: { socPercent: number | null }[];
+    };
+    expect(detail.session.vehicleId).toBe(vehicle);
+    expect(detail.series.length).toBeGreaterThan(0);
+    expect(detail.series.some((p) => typeof p.socPercent === 'number')).toBe(true);
+    await page.waitForSelector('#session-chart canvas');
+    const label = await page.$eval('#session-chart canvas', (c) => c.getAttribute('aria-label') ?? '');
+    expect(label).toMatch(/SOC % \d+/);
+    // The canvas is drawn: some of its pixels are painted.
+    const painted = await page.$eval('#session-chart canvas', (c) => {
+      const canvas = c as HTMLCanvasElement;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n += 1;
+      return n;
+    });
+    expect(painted).toBeGreaterThan(0);
+    expect(await seriousViolations(page)).toEqual([]);
+    await shot(page, 'ops-sessions', true);
+    await page.close();
+  });
+
+  it('charts the pipeline from the platform’s consumer groups and the notifier’s metrics', async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.goto(`${base}/#/pipeline`);
+    await page.waitForFunction(() => document.querySelectorAll('main canvas').length === 4);
+    // The view refreshes every 5 s; the platform's groups show once they have committed (after the demo).
+    await page.waitForFunction(
+      (group: string) =>
+        Array.from(document.querySelectorAll('main canvas')).some((c) =>
+          (c.getAttribute('aria-label') ?? '').includes(group),
+        ),
+      { timeout: 30_000, polling: 500 },
+      `${platform.prefix}normalizer`,
+    );
+    const answer = await page.evaluate(() => fetch('/api/ops/pipeline').then((r) => r.json()));
+    contract('OpsPipeline', answer);
+    expect(answer.data.length).toBeGreaterThan(0);
+    const labels = (
+      await page.$$eval('main canvas', (cs) => cs.map((c) => c.getAttribute('aria-label') ?? ''))
+    ).join('\n');
+    // The platform's own consumer groups (on this test's prefix) have a lag line.
+    expect(labels).toContain(`${platform.prefix}normalizer`);
+    expect(labels).toMatch(/Records per second per service: notifier /);
+    expect(labels).toMatch(/Deliveries per second and failure rate: deliveries\/s /);
+    expect(await seriousViolations(page)).toEqual([]);
+    await shot(page, 'ops-pipeline');
+    await page.close();
+  });
+
   it('shows failed attempts and dead letters while the receiver fails; retry and recover deliver them', async () => {
     receiver.setFailing(true);
     const before = receiver.received.length;
@@ -296,7 +484,23 @@ describe('the console in a browser', () => {
     await page.close();
   });
 
-  it('a portal link shows only its owner’s endpoints; another owner’s endpoint is unreachable by page and API', async () => {
+  it('a portal link shows its owner’s endpoint and messages; another owner’s endpoint is unreachable by page and API', async () => {
+    // Two customers' endpoints (filtered to no vehicle: they get only what is sent to them), and a test event
+    // to acme's, so acme's portal has a message to show.
+    const create = async (owner: string) => {
+      const answer = await notifierCall('POST', '/endpoints', {
+        url: receiver.url,
+        owner,
+        description: `${owner}'s endpoint`,
+        vehicleIds: [`none:${owner}`],
+      });
+      expect(answer.status).toBe(201);
+      return String(answer.body.id);
+    };
+    const acmeId = await create('acme');
+    const globexId = await create('globex');
+    const sent = await notifierCall('POST', `/endpoints/${acmeId}/test`, {});
+    expect(sent.status).toBe(202);
     const page = await newPage();
     await signIn(page);
     await page.goto(`${base}/#/portal-links`);
@@ -313,59 +517,96 @@ describe('the console in a browser', () => {
     const portal = await newPage(context);
     await portal.goto(link);
     await waitForText(portal, '#who', /Portal: acme/);
-    await waitForText(portal, 'main', /No endpoints yet/);
+    await waitForText(portal, 'main table', new RegExp(acmeId));
+    const listed = await portal.$$eval('main table tbody tr td code', (els) =>
+      els.map((el) => el.textContent),
+    );
+    expect(listed).toEqual([acmeId]);
     expect(await portal.content()).not.toContain(endpointId);
+    expect(await portal.content()).not.toContain(globexId);
     const navigation = await portal.$$eval('nav a', (as) => as.map((a) => a.textContent));
     expect(navigation).toEqual(['Endpoints', 'Messages', 'Dead letters']);
     await shot(portal, 'portal');
+    // acme's messages: its endpoint is the only one to choose, and its test event's delivery is shown.
+    await portal.goto(`${base}/#/messages`);
+    await portal.waitForSelector('select[name=endpointId] option');
+    const options = await portal.$$eval('select[name=endpointId] option', (os) =>
+      os.map((o) => (o as HTMLOptionElement).value).filter(Boolean),
+    );
+    expect(options).toEqual([acmeId]);
+    await portal.select('select[name=endpointId]', acmeId);
+    await waitForText(portal, '#attempts', /succeeded/);
+    expect(await textOf(portal, '#attempts')).toContain(acmeId);
+    expect(await portal.content()).not.toContain(globexId);
 
-    const status = await portal.evaluate(async (id: string) => {
-      const token = document.querySelector<HTMLMetaElement>('meta[name=csrf-token]')!.content;
-      const call = (method: string, path: string, body?: unknown) =>
-        fetch(path, {
-          method,
-          headers: { 'content-type': 'application/json', 'x-csrf-token': token },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        }).then(async (r) => ({ status: r.status, body: await r.text() }));
+    const own = await portal.evaluate(async (id: string) => {
+      const get = (path: string) =>
+        fetch(path).then(async (r) => ({ status: r.status, body: await r.json() }));
       return {
-        list: await call('GET', '/api/v1/endpoints'),
-        get: (await call('GET', `/api/v1/endpoints/${id}`)).status,
-        secret: (await call('GET', `/api/v1/endpoints/${id}/secret`)).status,
-        attempts: (await call('GET', `/api/v1/endpoints/${id}/attempts`)).status,
-        patch: (await call('PATCH', `/api/v1/endpoints/${id}`, { enabled: false })).status,
-        remove: (await call('DELETE', `/api/v1/endpoints/${id}`)).status,
-        recover: (await call('POST', `/api/v1/endpoints/${id}/recover`, { since: new Date(0).toISOString() }))
-          .status,
-        deadLetters: (await call('GET', `/api/v1/dead-letters?endpointId=${id}`)).status,
-        allDeadLetters: (await call('GET', '/api/v1/dead-letters')).status,
-        messages: (await call('GET', `/api/v1/messages?endpointId=${id}`)).status,
-        retryAll: (await call('POST', '/api/v1/messages/retry', { endpointId: id })).status,
-        trace: (await call('GET', '/api/ops/trace?vehicle=x')).status,
-        pipeline: (await call('GET', '/api/ops/pipeline')).status,
-        mint: (await call('POST', '/api/portal-links', { owner: 'globex' })).status,
+        list: await get('/api/v1/endpoints'),
+        get: await get(`/api/v1/endpoints/${id}`),
+        attempts: await get(`/api/v1/endpoints/${id}/attempts`),
+        messages: await get(`/api/v1/messages?endpointId=${id}`),
       };
-    }, endpointId);
-    expect(JSON.parse(status.list.body).data).toEqual([]);
-    expect(status).toMatchObject({
-      get: 404,
-      secret: 404,
-      attempts: 404,
-      patch: 404,
-      remove: 404,
-      recover: 404,
-      deadLetters: 404,
-      allDeadLetters: 400,
-      messages: 404,
-      retryAll: 404,
-      trace: 403,
-      pipeline: 403,
-      mint: 403,
-    });
-    // The operator's endpoint is untouched by the refused calls.
-    const check = await fetch(`${platform.notifier.url}/v1/endpoints/${endpointId}`, {
-      headers: { authorization: `Bearer ${platform.adminToken}` },
-    });
-    expect(await check.json()).toMatchObject({ id: endpointId, enabled: true });
+    }, acmeId);
+    expect(own.list.body.data.map((e: { id: string }) => e.id)).toEqual([acmeId]);
+    expect(own.get).toMatchObject({ status: 200, body: { id: acmeId, owner: 'acme' } });
+    expect(own.attempts.status).toBe(200);
+    expect(own.attempts.body.data.length).toBeGreaterThan(0);
+    expect(own.messages.status).toBe(200);
+    expect(own.messages.body.data.map((m: { type?: string }) => m.type)).toContain('endpoint.test');
+
+    for (const other of [endpointId, globexId]) {
+      const status = await portal.evaluate(async (id: string) => {
+        const token = document.querySelector<HTMLMetaElement>('meta[name=csrf-token]')!.content;
+        const call = (method: string, path: string, body?: unknown) =>
+          fetch(path, {
+            method,
+            headers: { 'content-type': 'application/json', 'x-csrf-token': token },
+            body: body === undefined ? undefined : JSON.stringify(body),
+          }).then(async (r) => ({ status: r.status, body: await r.text() }));
+        return {
+          list: await call('GET', '/api/v1/endpoints'),
+          get: (await call('GET', `/api/v1/endpoints/${id}`)).status,
+          secret: (await call('GET', `/api/v1/endpoints/${id}/secret`)).status,
+          attempts: (await call('GET', `/api/v1/endpoints/${id}/attempts`)).status,
+          patch: (await call('PATCH', `/api/v1/endpoints/${id}`, { enabled: false })).status,
+          remove: (await call('DELETE', `/api/v1/endpoints/${id}`)).status,
+          recover: (
+            await call('POST', `/api/v1/endpoints/${id}/recover`, { since: new Date(0).toISOString() })
+          ).status,
+          deadLetters: (await call('GET', `/api/v1/dead-letters?endpointId=${id}`)).status,
+          allDeadLetters: (await call('GET', '/api/v1/dead-letters')).status,
+          messages: (await call('GET', `/api/v1/messages?endpointId=${id}`)).status,
+          retryAll: (await call('POST', '/api/v1/messages/retry', { endpointId: id })).status,
+          trace: (await call('GET', '/api/ops/trace?vehicle=x')).status,
+          pipeline: (await call('GET', '/api/ops/pipeline')).status,
+          mint: (await call('POST', '/api/portal-links', { owner: 'globex' })).status,
+        };
+      }, endpointId);
+      expect(JSON.parse(status.list.body).data.map((e: { id: string }) => e.id)).toEqual([acmeId]);
+      expect({ other, ...status, list: undefined }).toMatchObject({
+        other,
+        get: 404,
+        secret: 404,
+        attempts: 404,
+        patch: 404,
+        remove: 404,
+        recover: 404,
+        deadLetters: 404,
+        allDeadLetters: 400,
+        messages: 404,
+        retryAll: 404,
+        trace: 403,
+        pipeline: 403,
+        mint: 403,
+      });
+      // The other owner's (and the operator's) endpoint is untouched by the refused calls.
+      expect((await notifierCall('GET', `/endpoints/${other}`)).body).toMatchObject({
+        id: other,
+        enabled: true,
+      });
+    }
     await context.close();
   });
 

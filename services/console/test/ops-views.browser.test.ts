@@ -1,13 +1,10 @@
 // Functions passed to page.evaluate run in the browser: the DOM's types.
 /// <reference lib="dom" />
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import axe from 'axe-core';
 import { Router } from 'express';
 import pino from 'pino';
 import type { Browser, Page } from 'puppeteer-core';
 import { createMetricsRegistry } from '@ampflow/observability';
-import { repoRoot } from '@ampflow/testing';
 import { createConsoleApp, type ConsoleApp } from '../src/app';
 import { chromiumPath, loadPuppeteer } from './browser';
 
@@ -15,7 +12,8 @@ import { chromiumPath, loadPuppeteer } from './browser';
  * The operator's Trace, Sessions and Pipeline views in the browser: that they render what the data API answers
  * (its answers' shapes, services/console/src/data), draw their charts under the page's CSP, and stay accessible.
  * The data API itself is tested with real Kafka in its own tests; here a router answering in its shapes stands in,
- * so that these views are checked whether or not the topics hold anything.
+ * so that these views are checked whether or not the topics hold anything. (The screenshots of these views are
+ * taken by console.browser.test.ts, with the demo scenario's real data.)
  */
 const ADMIN = 'ops-views-admin-token-0123456789abcdef';
 const SESSION = {
@@ -186,13 +184,6 @@ async function serious(): Promise<string[]> {
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
 }
 
-/** Screenshots as in console.browser.test.ts (named `console-ops-*`: they show this test's sample answers). */
-const IMG = join(repoRoot(), process.env.CONSOLE_SCREENSHOTS_DIR ?? '.ampflow/console-screenshots');
-const shot = (name: string) => {
-  mkdirSync(IMG, { recursive: true });
-  return page.screenshot({ path: join(IMG, `console-ops-${name}.png`) });
-};
-
 const canvases = () => page.$$eval('main canvas', (cs) => cs.map((c) => c.getAttribute('aria-label') ?? ''));
 
 describe('the operator views in a browser', () => {
@@ -210,7 +201,6 @@ describe('the operator views in a browser', () => {
     expect(text).toContain('msg_a');
     expect(text).toContain('<script>alert(1)</script>');
     expect(await page.$$eval('#trace-results script', (s) => s.length)).toBe(0);
-    await shot('trace');
     expect(await serious()).toEqual([]);
   });
 
@@ -228,7 +218,6 @@ describe('the operator views in a browser', () => {
     await page.click('#session-list button');
     await page.waitForSelector('#session-chart canvas');
     expect(await canvases()).toEqual([expect.stringMatching(/SOC %.* 76.*Power kW 0/)]);
-    await shot('sessions');
     expect(await serious()).toEqual([]);
   });
 
@@ -238,7 +227,6 @@ describe('the operator views in a browser', () => {
     const labels = await canvases();
     expect(labels.join('\n')).toMatch(/Consumer lag.*ampflow-normalizer 5/);
     expect(labels.join('\n')).toMatch(/Dead letters per topic: ev.raw.smartcar.v1.dlq 1/);
-    await shot('pipeline');
     const first = await page.$eval('main p', (p) => p.textContent);
     await page.waitForFunction(
       (before) => document.querySelector('main p')?.textContent !== before,

@@ -73,7 +73,11 @@ const recordsTable = (caption: string, records: Json[]) =>
           `${r.partition}/${r.offset}`,
           when(r.timestamp),
           h('code', {}, text(r.key)),
-          h('pre', {}, JSON.stringify(r.value, null, 1)),
+          h(
+            'pre',
+            { class: 'record', tabindex: 0, 'aria-label': `Value of ${r.topic} ${r.partition}/${r.offset}` },
+            JSON.stringify(r.value, null, 1),
+          ),
         ]),
       );
 

@@ -21,6 +21,7 @@ function fakeAdmin() {
       ],
       'p.notifier': [{ topic: 'p.ampflow.notifier.retry.5s', partitions: [{ partition: 0, offset: '3' }] }],
       'other-service': [{ topic: 'unrelated.topic', partitions: [{ partition: 0, offset: '1' }] }],
+      'p.session-aggregator': [],
       'ampflow-console-index-abc': [
         { topic: 'p.ev.raw.smartcar.v1', partitions: [{ partition: 0, offset: '0' }] },
       ],
@@ -45,6 +46,10 @@ function fakeAdmin() {
       fetchOffsets: async ({ groupId }: { groupId: string }) => {
         calls.fetchOffsets.push(groupId);
         return committed[groupId]!;
+      },
+      /** The group commits its first offsets (as a service does after its first record). */
+      commit(groupId: string, topic: string, offset: string) {
+        committed[groupId] = [{ topic, partitions: [{ partition: 0, offset }] }];
       },
       fetchTopicOffsets: async (topic: string) => ends[topic]!.map((e) => ({ ...e, offset: e.high })),
     },
@@ -96,6 +101,40 @@ describe('pipeline sampler', () => {
     // A group with nothing on the platform's topics is not asked again at every sample; the console's own never.
     expect(calls.fetchOffsets.filter((g) => g === 'other-service')).toHaveLength(1);
     expect(calls.fetchOffsets).not.toContain('ampflow-console-index-abc');
+  });
+
+  it('asks a group that has committed nothing yet again at the next sample, and shows its lag once it commits', async () => {
+    const { admin, calls } = fakeAdmin();
+    const sampler = createPipelineSampler({
+      admin: admin as unknown as PipelineSamplerOptions['admin'],
+      topics,
+      metricsTargets: [],
+      logger,
+    });
+    expect(Object.keys((await sampler.sample()).consumerLag)).not.toContain('p.session-aggregator');
+    admin.commit('p.session-aggregator', 'p.ev.raw.smartcar.v1', '4');
+    expect((await sampler.sample()).consumerLag['p.session-aggregator']).toBe(6);
+    expect(calls.fetchOffsets.filter((g) => g === 'p.session-aggregator')).toHaveLength(2);
+  });
+
+  it('counts a counter a service does not export yet as 0, so the first burst after a quiet start has a rate', async () => {
+    const { admin } = fakeAdmin();
+    let clock = 0;
+    const texts = ['process_cpu_seconds_total 1', notifierText(20, 0, 40)];
+    const sampler = createPipelineSampler({
+      admin: admin as unknown as PipelineSamplerOptions['admin'],
+      topics,
+      metricsTargets: [{ service: 'notifier', url: 'http://n/metrics' }],
+      logger,
+      now: () => clock,
+      fetchMetrics: async () => texts.shift()!,
+    });
+    await sampler.sample();
+    clock = 10_000;
+    const second = await sampler.sample();
+    expect(second.recordsPerSecond.notifier).toBe(4);
+    expect(second.deliveriesPerSecond).toBe(2);
+    expect(second.failureRate).toBe(0);
   });
 
   it('keeps the newest samples only', async () => {

@@ -111,7 +111,10 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
         const offsets = await admin.fetchOffsets({ groupId });
         const ours = offsets.filter((t) => topics.isPlatformTopic(t.topic) && existing.has(t.topic));
         if (ours.length === 0) {
-          unrelatedGroups.add(groupId);
+          // A group that committed on other topics only is another application's: skipped until the recheck.
+          // One that has committed nothing yet (a service that just started, before its first record) is asked
+          // again at the next sample, so its lag shows as soon as it commits.
+          if (offsets.length > 0) unrelatedGroups.add(groupId);
           continue;
         }
         let behind = 0;
@@ -165,9 +168,11 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
             return;
           }
           const counter = RECORDS_IN_COUNTERS[service];
+          // A labelled counter has no series until it is first incremented: a service that answered without
+          // it has counted nothing yet (0), so the first burst after a quiet start has a rate.
           const reading: ScrapeReading = {
             atMs,
-            records: counter ? sumOf(samples, counter) : undefined,
+            records: counter ? (sumOf(samples, counter) ?? 0) : undefined,
           };
           const before = previous.get(service);
           recordsPerSecond[service] = counterRate(before && { atMs: before.atMs, value: before.records }, {
@@ -175,7 +180,12 @@ export function createPipelineSampler(options: PipelineSamplerOptions): Pipeline
             value: reading.records,
           });
           if (service === 'notifier') {
-            reading.deliveries = deliveryCounts(samples);
+            const counts = deliveryCounts(samples);
+            reading.deliveries = {
+              attempts: counts.attempts ?? 0,
+              delivered: counts.delivered ?? 0,
+              failed: counts.failed ?? 0,
+            };
             deliveriesPerSecond = counterRate(
               before && { atMs: before.atMs, value: before.deliveries?.delivered },
               { atMs, value: reading.deliveries.delivered },
