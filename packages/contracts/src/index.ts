@@ -6,3 +6,4 @@ export * from './providers/smartcar-schemas';
 export * from './providers/telematica-schemas';
 export * from './providers/payloads';
 export * from './customer-events';
+export * from './message-id';

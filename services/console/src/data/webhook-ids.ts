@@ -1,42 +1,18 @@
-import { createHash } from 'node:crypto';
-import type {
-  ChargingSession,
-  CommandResult,
-  CustomerEventType,
-  DeviceLink,
-  VehicleError,
-  VehicleTelemetry,
+import {
+  messageId,
+  type ChargingSession,
+  type CommandResult,
+  type CustomerEventType,
+  type DeviceLink,
+  type VehicleError,
+  type VehicleTelemetry,
 } from '@ampflow/contracts';
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-function base32(bytes: Uint8Array): string {
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31];
-  return out;
-}
-
 /**
- * The notifier's `webhook-id` of a customer event: `msg_` + base32 of the first 160 bits of
- * sha256(`<sourceId>\n<eventType>`) (services/notifier/src/events/message-id.ts, documented in
- * docs/notifier.md). The same derivation here, because services never import services: the console finds the
- * webhooks a canonical record produced by computing their ids, with no index of its own.
+ * The console finds the webhooks a canonical record produced by computing their `webhook-id`s with the
+ * contract's derivation (`messageId` in @ampflow/contracts, the one the notifier uses), with no index of its own.
  */
-export function messageId(sourceId: string, eventType: string): string {
-  const digest = createHash('sha256').update(sourceId).update('\n').update(eventType).digest();
-  return `msg_${base32(digest.subarray(0, 20))}`;
-}
+export { messageId };
 
 /** A customer webhook a canonical record may have produced. */
 export interface WebhookCandidate {

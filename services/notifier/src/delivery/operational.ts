@@ -1,5 +1,5 @@
 import { endpointMatches, type Endpoint, type OperationalEventType } from '../endpoints/model';
-import { messageId } from '../events/message-id';
+import { messageId } from '@ampflow/contracts';
 import type { OperationalEvents } from './dispatcher';
 import type { DeadLetterInfo, DurableWriter } from './durable-writer';
 import type { WorkItem } from './work-item';

@@ -68,7 +68,7 @@ export function sign(secret: string, msgId: string, seconds: number, body: strin
  * Signs one delivery: `v1,<base64 HMAC-SHA256 of "<id>.<unix seconds>.<body>">` per secret, space-separated in
  * one header (Svix's rotation format; a verifier accepts any match).
  *
- * @param msgId the `webhook-id`, stable across retries (events/message-id.ts)
+ * @param msgId the `webhook-id`, stable across retries (`messageId` in @ampflow/contracts)
  * @param timestamp the attempt's time: re-signed on every attempt, since receivers refuse timestamps more than
  *   5 minutes off
  * @param body the exact JSON text sent (signing a re-serialisation would break verification)

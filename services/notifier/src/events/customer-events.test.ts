@@ -18,7 +18,7 @@ import {
   toBody,
   type CustomerEvent,
 } from './customer-events';
-import { messageId } from './message-id';
+import { messageId } from '@ampflow/contracts';
 
 const T0 = Date.parse('2026-11-26T10:00:00.000Z');
 const VIN = 'WVWZZZ1KZAW000001';

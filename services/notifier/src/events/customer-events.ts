@@ -7,7 +7,7 @@ import type {
   VehicleError,
   VehicleTelemetry,
 } from '@ampflow/contracts';
-import { messageId } from './message-id';
+import { messageId } from '@ampflow/contracts';
 import { applyPlugReading, type PlugEventType, type PlugState } from './plug-state';
 
 // The public names live in the contract; re-exported for the notifier's own modules.

@@ -6,7 +6,7 @@ import type { CircuitState } from '../delivery/circuit-breaker';
 import type { StoredMessage } from '../delivery/attempt-log';
 import type { DurableWriter } from '../delivery/durable-writer';
 import type { WorkItem } from '../delivery/work-item';
-import { messageId as messageIdOf } from '../events/message-id';
+import { messageId as messageIdOf } from '@ampflow/contracts';
 import type { MessageIndex } from './message-index';
 import { healthOf, TEST_EVENT_TYPE, type DeliveryStatus, type MessageCursor } from './message-log-model';
 
