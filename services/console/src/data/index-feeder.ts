@@ -42,6 +42,11 @@ export interface IndexFeeder {
   stop(): Promise<void>;
   /** True while a consumer is reading every watched topic that exists. */
   running(): boolean;
+  /**
+   * True when the last look found none of the watched topics (a platform that has received nothing yet): nothing
+   * to read, which is not a failure; the next look starts reading once one exists.
+   */
+  waitingForTopics(): boolean;
   /** Watched topics that did not exist at the last look. */
   missingTopics(): string[];
 }
@@ -99,6 +104,7 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
   let subscribed = new Set<string>();
   let missing: string[] = watched;
   let isRunning = false;
+  let noTopics = false;
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
   let checking: Promise<void> | undefined;
@@ -219,7 +225,8 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
     const existing = new Set(await admin!.listTopics());
     missing = watched.filter((t) => !existing.has(t));
     const present = watched.filter((t) => existing.has(t));
-    if (present.length === 0) return;
+    noTopics = present.length === 0;
+    if (noTopics) return;
     const grew = present.some((t) => !subscribed.has(t));
     if (isRunning && !grew) return;
     await stopConsumer();
@@ -257,6 +264,7 @@ export function createIndexFeeder(options: IndexFeederOptions): IndexFeeder {
       admin = undefined;
     },
     running: () => isRunning,
+    waitingForTopics: () => noTopics && !stopping,
     missingTopics: () => missing,
   };
 }

@@ -129,6 +129,7 @@ export function createConsoleData(options: ConsoleDataOptions): ConsoleData {
       await feeder.stop();
       await admin.disconnect();
     },
-    ready: () => feeder.running(),
+    // Ready once it reads every watched topic that exists, or when none exists yet (nothing to read).
+    ready: () => feeder.running() || feeder.waitingForTopics(),
   };
 }
