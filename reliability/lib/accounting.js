@@ -8,34 +8,11 @@ const { Buffer } = require('node:buffer');
  * decoding: `event-id` on raw and canonical records, `<sessionId>:<version>` on session changes), and the
  * customer receivers (lib/receivers.js). `account()` turns that into the table's figures for one experiment.
  */
-const { createHash } = require('node:crypto');
 const { Kafka, logLevel } = require('kafkajs');
+const { messageId } = require('@ampflow/contracts');
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** The notifier's `webhook-id` of a customer event (services/notifier/src/events/message-id.ts, the contract). */
-function webhookId(sourceId, eventType) {
-  const digest = createHash('sha256')
-    .update(sourceId)
-    .update('\n')
-    .update(eventType)
-    .digest()
-    .subarray(0, 20);
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of digest) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31];
-  return `msg_${out}`;
-}
+/** The notifier's `webhook-id` of a customer event (the contract's `messageId`, packages/contracts). */
+const webhookId = messageId;
 
 function header(message, name) {
   const value = message.headers?.[name];

@@ -1,17 +1,6 @@
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
+import { seededRandom } from '@ampflow/testing';
 import { keyHash, Murmur2Partitioner } from './partitioner';
-
-// A seeded generator (mulberry32) so a failure can be reproduced.
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.é€😀';
 
@@ -34,7 +23,7 @@ function partitions(count: number, withoutLeader: number[] = []): PartitionMetad
 
 describe('Murmur2Partitioner', () => {
   it("chooses kafkajs's partition for every key", () => {
-    const next = random(20261206);
+    const { next } = seededRandom(20261206);
     const ours = Murmur2Partitioner();
     const theirs = Partitioners.DefaultPartitioner();
     for (let i = 0; i < 20_000; i++) {

@@ -7,3 +7,4 @@ export * from './metrics-text';
 export * from './tcp-proxy';
 export * from './fault-stack';
 export * from './redis-process';
+export * from './seeded-random';

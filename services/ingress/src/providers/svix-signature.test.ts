@@ -1,22 +1,13 @@
 import { Webhook, WebhookVerificationError } from 'svix';
+import { seededRandom } from '@ampflow/testing';
 import { svixHmacKey, svixSecretKey, verifySvixSignature, type SvixVerdict } from './svix-signature';
 
-/** mulberry32: a small seeded generator, so a failing case is reproduced by its seed. */
+/** The seeded source of @ampflow/testing, with text drawn from an alphabet. */
 function randomSource(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
-  const pick = <T>(items: readonly T[]): T => items[int(0, items.length - 1)]!;
-  const bytes = (length: number) => Buffer.from(Array.from({ length }, () => int(0, 255)));
+  const r = seededRandom(seed);
   const text = (alphabet: readonly string[], min: number, max: number) =>
-    Array.from({ length: int(min, max) }, () => pick(alphabet)).join('');
-  return { next, int, pick, bytes, text, chance: (p: number) => next() < p };
+    Array.from({ length: r.int(min, max) }, () => r.pick(alphabet)).join('');
+  return { ...r, text };
 }
 
 const NOW_SECONDS = 1_765_000_000;

@@ -1,4 +1,5 @@
 import { Webhook } from 'svix';
+import { seededRandom } from '@ampflow/testing';
 import { sign, signatureHeaders, signingSecrets } from './signing';
 
 const OLD = 'whsec_plJ3nmyCDGBKInavdOK15jsl';
@@ -97,17 +98,9 @@ describe('signingSecrets', () => {
   });
 });
 
-/** A small seeded generator (mulberry32): the same cases on every run, so a failure can be replayed. */
+/** The seeded source of @ampflow/testing, with text over every range that matters to UTF-8. */
 function seeded(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
+  const { int, bytes, next } = seededRandom(seed);
   // Code units from every range that matters to UTF-8: ASCII, 2- and 3-byte characters, surrogate pairs, and
   // lone surrogates (which TextEncoder and Buffer both turn into U+FFFD).
   const pools: Array<() => string> = [
@@ -125,7 +118,6 @@ function seeded(seed: number) {
     while (out.length < length) out += pools[int(0, pools.length - 1)]!();
     return out;
   };
-  const bytes = (length: number) => Buffer.from(Array.from({ length }, () => int(0, 255)));
   return { int, text, bytes, next };
 }
 
