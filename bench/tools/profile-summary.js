@@ -135,12 +135,14 @@ function stageOfSample(byId, parentOf, leafId) {
   return `other: ${ownerOf(leaf)}`;
 }
 
-/** Self time per stage of a parsed .cpuprofile: `{ busyMicros, idleMicros, stages: [{ stage, ms, percent }] }`. */
-function stageShares(profile) {
+/**
+ * Walks a parsed .cpuprofile's samples: `onBusy(node, micros)` for each sample outside `(idle)`, with the node
+ * lookups it needs. Returns the busy and idle microseconds and those lookups.
+ */
+function walkSamples(profile, onBusy) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map();
   for (const node of profile.nodes) for (const child of node.children || []) parentOf.set(child, node.id);
-  const byStage = new Map();
   let busyMicros = 0;
   let idleMicros = 0;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -152,9 +154,18 @@ function stageShares(profile) {
       continue;
     }
     busyMicros += micros;
+    onBusy(node, micros, byId, parentOf);
+  }
+  return { busyMicros, idleMicros };
+}
+
+/** Self time per stage of a parsed .cpuprofile: `{ busyMicros, idleMicros, stages: [{ stage, ms, percent }] }`. */
+function stageShares(profile) {
+  const byStage = new Map();
+  const { busyMicros, idleMicros } = walkSamples(profile, (node, micros, byId, parentOf) => {
     const stage = stageOfSample(byId, parentOf, node.id);
     byStage.set(stage, (byStage.get(stage) || 0) + micros);
-  }
+  });
   return {
     busyMicros,
     idleMicros,
@@ -167,27 +178,13 @@ function stageShares(profile) {
 }
 
 function summarize(profile) {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const parentOf = new Map();
-  for (const node of profile.nodes) for (const child of node.children || []) parentOf.set(child, node.id);
-
   const selfByFunction = new Map();
   const totalByFunction = new Map();
   const selfByOwner = new Map();
   const totalByOwner = new Map();
-  let busyMicros = 0;
-  let idleMicros = 0;
   const add = (map, key, micros) => map.set(key, (map.get(key) || 0) + micros);
 
-  for (let i = 0; i < profile.samples.length; i++) {
-    const micros = profile.timeDeltas[i] || 0;
-    const node = byId.get(profile.samples[i]);
-    if (!node) continue;
-    if (node.callFrame.functionName === '(idle)') {
-      idleMicros += micros;
-      continue;
-    }
-    busyMicros += micros;
+  const { busyMicros, idleMicros } = walkSamples(profile, (node, micros, byId, parentOf) => {
     add(selfByFunction, describe(node.callFrame), micros);
     add(selfByOwner, ownerOf(node.callFrame), micros);
     const functionsOnStack = new Set();
@@ -200,7 +197,7 @@ function summarize(profile) {
     }
     for (const key of functionsOnStack) add(totalByFunction, key, micros);
     for (const key of ownersOnStack) add(totalByOwner, key, micros);
-  }
+  });
   return { busyMicros, idleMicros, selfByFunction, totalByFunction, selfByOwner, totalByOwner };
 }
 
