@@ -156,8 +156,12 @@ start_redis() {
   fi
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$STATE_DIR/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --dir "$STATE_DIR/redis" --logfile "$STATE_DIR/redis/redis.log" --pidfile "$PIDS/redis.pid"
+  # Started like Kafka (in the background, its pid taken from $!) rather than with --daemonize: a daemonized
+  # server writes its pid file only after it forks, so the first readiness check could find no pid file and
+  # report a healthy start as a crash.
+  nohup redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$STATE_DIR/redis" --logfile "$STATE_DIR/redis/redis.log" >/dev/null 2>&1 &
+  echo $! >"$PIDS/redis.pid"
   wait_for redis redis_pong
   log "redis: started on 127.0.0.1:$REDIS_PORT"
 }
