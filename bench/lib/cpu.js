@@ -196,7 +196,35 @@ function startMemorySample(pids, intervalMs = 1_000) {
   };
 }
 
+/**
+ * CPU seconds of a JVM's JIT compiler threads (`C1 CompilerThre…`, `C2 CompilerThre…` by their /proc comm), or
+ * undefined when they cannot be read. A freshly started broker compiles for minutes under load; that is a
+ * start-up cost, not its steady state.
+ */
+function jitCpuSeconds(pid) {
+  if (!pid) return undefined;
+  let tasks;
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  let ticks = 0;
+  for (const tid of tasks) {
+    try {
+      if (!/^C[12] CompilerThre/.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
 module.exports = {
+  jitCpuSeconds,
   startCpuSample,
   startMemorySample,
   findPidByName,
