@@ -136,4 +136,52 @@ describe('ReliableProducer linger', () => {
     await closing;
     expect(sent).toEqual({ settled: true, error: undefined });
   });
+
+  it('paces requests: a record into a producer quiet for the interval goes at once, later ones gather until it passed', async () => {
+    const { producer, requests, recordsOf } = await setUp({ requestIntervalMs: 5 });
+    void producer.send('t', [record('a')]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(1);
+    requests[0]!.ack();
+    await jest.advanceTimersByTimeAsync(1);
+    void producer.send('t', [record('b')]);
+    await jest.advanceTimersByTimeAsync(1);
+    void producer.send('u', [record('c')]);
+    await jest.advanceTimersByTimeAsync(2);
+    expect(requests).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(requests).toHaveLength(2);
+    expect(recordsOf(1)).toEqual(['b', 'c']);
+    requests[1]!.ack();
+    // Quiet for longer than the interval: the next record goes out at once.
+    await jest.advanceTimersByTimeAsync(20);
+    void producer.send('t', [record('d')]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(3);
+  });
+
+  it('does not hold a paced request back once a request worth of bytes waits, nor on disconnect', async () => {
+    const { producer, requests } = await setUp({ requestIntervalMs: 1_000, lingerBytes: 250 });
+    void producer.send('t', [record('a')]);
+    await jest.advanceTimersByTimeAsync(0);
+    requests[0]!.ack();
+    await jest.advanceTimersByTimeAsync(0);
+    void producer.send('t', [record('x'.repeat(100))]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(1);
+    void producer.send('t', [record('y'.repeat(100)), record('z'.repeat(100))]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(2);
+    requests[1]!.ack();
+    await jest.advanceTimersByTimeAsync(0);
+    const last = watch(producer.send('t', [record('w')]));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(2);
+    const closing = producer.disconnect(10_000);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(requests).toHaveLength(3);
+    requests[2]!.ack();
+    await closing;
+    expect(last).toEqual({ settled: true, error: undefined });
+  });
 });

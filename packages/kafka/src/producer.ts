@@ -58,6 +58,13 @@ export interface ReliableProducerOptions {
   lingerMs?: number;
   /** A lingering request goes out at once when this many bytes of records wait (default 64 KiB). */
   lingerBytes?: number;
+  /**
+   * Request pacing (default 0: off): a produce request goes out no sooner than this many ms after the previous
+   * one went out. A record into a producer that sent nothing for that long goes out at once, so at low rates
+   * nothing changes; when records come faster, each request carries what gathered meanwhile (cut short at
+   * `lingerBytes` or `maxBatchMessages`). Adds at most this much latency.
+   */
+  requestIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -102,6 +109,7 @@ export function createReliableProducer(
   const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
   const lingerMs = options.lingerMs ?? 0;
   const lingerBytes = options.lingerBytes ?? 64 * 1024;
+  const requestIntervalMs = options.requestIntervalMs ?? 0;
   const log = options.logger?.child({ component: 'producer' });
   const limits = createMessageLimits(kafka);
   /** Between attempts to connect a replacement producer while the broker is away. */
@@ -142,6 +150,9 @@ export function createReliableProducer(
   let lingerTimer: NodeJS.Timeout | undefined;
   let lingerDone = false;
   let draining = false;
+  /** When the last produce request went out, and the timer of a paced one (see `requestIntervalMs`). */
+  let lastRequestAt = 0;
+  let paceTimer: NodeJS.Timeout | undefined;
 
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
@@ -170,8 +181,18 @@ export function createReliableProducer(
    * records is waiting.
    */
   function lingering(): boolean {
-    if (lingerMs <= 0 || lingerDone || draining || inFlight > 0) return false;
-    if (queuedBytes >= lingerBytes || queuedRecords >= maxBatchMessages) return false;
+    if (draining || queuedBytes >= lingerBytes || queuedRecords >= maxBatchMessages) return false;
+    if (requestIntervalMs > 0) {
+      const waitMs = lastRequestAt + requestIntervalMs - Date.now();
+      if (waitMs > 0) {
+        paceTimer ??= setTimeout(() => {
+          paceTimer = undefined;
+          pump();
+        }, waitMs);
+        return true;
+      }
+    }
+    if (lingerMs <= 0 || lingerDone || inFlight > 0) return false;
     lingerTimer ??= setTimeout(() => {
       lingerTimer = undefined;
       lingerDone = true;
@@ -200,6 +221,7 @@ export function createReliableProducer(
       const generation = current;
       generation.inFlight += 1;
       inFlight += 1;
+      lastRequestAt = Date.now();
       generation.producer.sendBatch({ topicMessages, acks: -1 }).then(
         () => settle(generation, batch, undefined),
         (err: unknown) => settle(generation, batch, err),
@@ -355,6 +377,8 @@ export function createReliableProducer(
       closed = true;
       clearTimeout(lingerTimer);
       lingerTimer = undefined;
+      clearTimeout(paceTimer);
+      paceTimer = undefined;
       for (const p of queue.splice(0)) {
         queuedRecords -= p.messages.length;
         queuedBytes -= p.bytes;

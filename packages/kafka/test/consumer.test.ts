@@ -242,6 +242,40 @@ describe('createConsumer', () => {
     expect(mostInFlight).toBeLessThanOrEqual(8);
   });
 
+  it('paces fetches: records that keep coming are fetched together, not one fetch each, and all handled once', async () => {
+    const topic = await aTopic(3);
+    const producer = await aProducer();
+    const seen: number[] = [];
+    const consumer = await aConsumer({
+      groupId: uniqueName('group'),
+      topics: [topic],
+      ordering: 'key',
+      fetchIntervalMs: 100,
+      producer,
+      handler: {
+        perRecord: (record) => {
+          seen.push(Number(String(record.message.value)));
+          return { outputs: [] };
+        },
+      },
+    });
+    // A steady trickle: one record every ~5 ms for about 1.5 s, each sent (and acknowledged) on its own.
+    let fetchesWithRecords = 0;
+    consumer.consumer.on(consumer.consumer.events.START_BATCH_PROCESS, (event) => {
+      if (event.payload.batchSize > 0) fetchesWithRecords += 1;
+    });
+    const total = 300;
+    for (let i = 0; i < total; i += 1) {
+      await producer.send(topic, [{ key: `k${i % 7}`, value: String(i) }]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await eventually(() => seen.length >= total, 'every record handled');
+    expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
+    // Unpaced, a record every 5 ms would be about one fetch (and one batch) each: 300. Paced at 100 ms over
+    // ~1.5-3 s, at most ~30 fetches with up to 3 partitions' batches each.
+    expect(fetchesWithRecords).toBeLessThan(120);
+  });
+
   it('loses nothing when a second member joins and takes partitions over', async () => {
     const topic = await aTopic(4);
     const producer = await aProducer();
