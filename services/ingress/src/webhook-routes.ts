@@ -181,7 +181,8 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
     const provider = locals.provider ?? 'none';
     if (status === 401) metrics.signatureFailures.inc({ provider, reason: body.error.code });
     if (status === 400) metrics.schemaFailures.inc({ provider, reason: body.error.code });
-    if (error instanceof IngressBusyError) log.warn({ provider }, 'webhook refused: too many bytes in flight');
+    if (error instanceof IngressBusyError)
+      log.warn({ provider }, 'webhook refused: too many bytes in flight');
     else if (error instanceof RequestDeadlineError)
       log.warn(
         { provider, stage: error.stage, deadlineMs: error.budgetMs },
