@@ -128,6 +128,7 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     bodyLimits,
     inflight,
     requestDeadlineMs,
+    logger,
   });
   const app = createHttpApp({
     logger,
@@ -176,7 +177,8 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
       } catch (err) {
         logger.warn({ err }, 'Redis is not answering; duplicate checks are skipped until it is back');
       }
-      server = await startHttpServer(app, {
+      // The webhook URLs on plain node:http; everything else (ops routes, 404, URL variants) through express.
+      server = await startHttpServer((req, res) => webhooks.serve(req, res) || app(req, res), {
         port: settings.httpPort,
         host: settings.httpHost,
         ...settings.httpLimits,

@@ -58,3 +58,30 @@ describe('beforeDeadline', () => {
     );
   });
 });
+
+describe('onExpiry and clear', () => {
+  it('calls every listener once, from one timer, when the deadline passes', async () => {
+    const deadline = startDeadline(20);
+    const calls: string[] = [];
+    const spy = jest.spyOn(global, 'setTimeout');
+    try {
+      deadline.onExpiry(() => calls.push('body'));
+      deadline.onExpiry(() => calls.push('dedup'));
+      deadline.onExpiry(() => calls.push('kafka'));
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(calls).toEqual(['body', 'dedup', 'kafka']);
+  });
+
+  it('calls nothing once cleared (the request was answered)', async () => {
+    const deadline = startDeadline(20);
+    const calls: string[] = [];
+    deadline.onExpiry(() => calls.push('late'));
+    deadline.clear();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(calls).toEqual([]);
+  });
+});

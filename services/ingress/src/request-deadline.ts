@@ -33,6 +33,15 @@ export interface RequestDeadline {
   expired(): boolean;
   /** The error to answer with when the deadline passed during `stage`. */
   error(stage: DeadlineStage): RequestDeadlineError;
+  /**
+   * Calls `listener` once the deadline passes (unless {@link clear}ed first). Every listener of a request
+   * shares one timer, armed at the first call for the whole-millisecond time left, so a request costs one
+   * timer whatever the number of steps it bounds, and the timers of concurrent requests share Node's list
+   * for their (same) duration.
+   */
+  onExpiry(listener: () => void): void;
+  /** The request was answered: stops the timer and forgets the listeners. */
+  clear(): void;
 }
 
 /** Starts a deadline of `budgetMs` now; `nowMs` is a monotonic clock (tests give their own). */
@@ -42,11 +51,29 @@ export function startDeadline(
 ): RequestDeadline {
   const expiresAt = nowMs() + budgetMs;
   const remainingMs = () => Math.max(0, expiresAt - nowMs());
+  let timer: NodeJS.Timeout | undefined;
+  let listeners: (() => void)[] | undefined;
+  const fire = () => {
+    timer = undefined;
+    const due = listeners;
+    listeners = undefined;
+    if (due) for (const listener of due) listener();
+  };
   return {
     budgetMs,
     remainingMs,
     expired: () => remainingMs() === 0,
     error: (stage) => new RequestDeadlineError(budgetMs, stage),
+    onExpiry(listener) {
+      (listeners ??= []).push(listener);
+      // Unreferenced: the server's sockets keep the process up; a deadline alone never should.
+      timer ??= setTimeout(fire, Math.ceil(remainingMs())).unref();
+    },
+    clear() {
+      clearTimeout(timer);
+      timer = undefined;
+      listeners = undefined;
+    },
   };
 }
 
@@ -63,9 +90,8 @@ export function beforeDeadline<T>(
     work.catch(() => undefined); // its failure no longer has a reader
     return Promise.reject(deadline.error(stage));
   }
-  let timer: NodeJS.Timeout | undefined;
-  const passed = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadline.error(stage)), deadline.remainingMs());
+  return new Promise<T>((resolve, reject) => {
+    work.then(resolve, reject);
+    deadline.onExpiry(() => reject(deadline.error(stage)));
   });
-  return Promise.race([work, passed]).finally(() => clearTimeout(timer));
 }

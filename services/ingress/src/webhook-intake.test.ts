@@ -1,4 +1,21 @@
-import { fixtureBytes, fixtureJson, fixtureNames, smartcarHeaders, svixHeaders } from '@ampflow/testing';
+import { z } from 'zod';
+import {
+  smartcarLegacyVerify,
+  smartcarUnknownEvent,
+  smartcarVehicleError,
+  smartcarVehicleState,
+  smartcarVerify,
+  telematicaSchemas,
+  telematicaUnknownEvent,
+} from '@ampflow/contracts';
+import {
+  fixtureBytes,
+  fixtureJson,
+  fixtureNames,
+  seededRandom,
+  smartcarHeaders,
+  svixHeaders,
+} from '@ampflow/testing';
 import { AppError } from '@ampflow/runtime';
 import { smartcarHmac } from './providers/smartcar-signature';
 import { createHmac } from 'node:crypto';
@@ -364,5 +381,62 @@ describe('raw bytes: what is verified is what is published', () => {
     ).toMatchObject({ eventId: 'é' });
     const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]);
     expect(errorOf(() => interpretTelematica(verifier, bom, svixOverBytes(bom))).code).toBe('malformed_json');
+  });
+});
+
+describe('the compiled provider schemas (z.compile, used for valid bodies)', () => {
+  const schemas = [
+    smartcarVehicleState,
+    smartcarVehicleError,
+    smartcarUnknownEvent,
+    smartcarVerify,
+    smartcarLegacyVerify,
+    telematicaUnknownEvent,
+    ...Object.values(telematicaSchemas),
+  ] as z.ZodType[];
+  const fixtures = [...fixtureNames('smartcar'), ...fixtureNames('telematica')]
+    .filter((name) => name.endsWith('.json'))
+    .map((name) => fixtureJson<Record<string, unknown>>(name));
+  const oddValues = [null, undefined, 0, 1.5, -1, '', 'x', true, {}, [], ['x'], { code: 1 }];
+
+  /** A copy of `body` with one value somewhere in it replaced (or deleted when undefined). */
+  function mutate(r: ReturnType<typeof seededRandom>, body: unknown): unknown {
+    const copy = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
+    let node: Record<string, unknown> = copy;
+    for (;;) {
+      const keys = Object.keys(node);
+      if (keys.length === 0) return copy;
+      const key = r.pick(keys);
+      const child = node[key];
+      if (child !== null && typeof child === 'object' && r.chance(0.6)) {
+        node = child as Record<string, unknown>;
+        continue;
+      }
+      const value = r.pick(oddValues);
+      if (value === undefined) delete node[key];
+      else node[key] = value;
+      return copy;
+    }
+  }
+
+  it('property: validate agrees with safeParse, and a valid body parses to itself (no transforms, no defaults)', () => {
+    const seed = Number(process.env.AMPFLOW_PROPERTY_SEED ?? 16_2026);
+    const r = seededRandom(seed);
+    const compiled = new Map(schemas.map((schema) => [schema, z.compile(schema)]));
+    const verdicts = { valid: 0, invalid: 0 };
+    for (let i = 0; i < 4_000; i++) {
+      const schema = r.pick(schemas);
+      const body = i < fixtures.length * 4 ? fixtures[i % fixtures.length] : mutate(r, r.pick(fixtures));
+      const parsed = schema.safeParse(body);
+      if (compiled.get(schema)!.validate(body) !== parsed.success) {
+        throw new Error(
+          `seed ${seed}, case ${i}: validate and safeParse disagree on ${JSON.stringify(body)}`,
+        );
+      }
+      if (parsed.success) expect(parsed.data).toEqual(body);
+      verdicts[parsed.success ? 'valid' : 'invalid'] += 1;
+    }
+    expect(verdicts.valid).toBeGreaterThan(200);
+    expect(verdicts.invalid).toBeGreaterThan(200);
   });
 });

@@ -78,6 +78,7 @@ describe('the error hook', () => {
       metrics,
       bodyLimits: rawBodyLimits({ smartcar: 10, telematica: 10 }),
       requestDeadlineMs: 5_000,
+      logger: pino({ level: 'silent' }),
     });
     /** A response as far as the hook reads and writes it. */
     const aResponse = (locals: Record<string, unknown>) => {

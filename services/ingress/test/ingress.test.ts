@@ -276,6 +276,57 @@ describe('ingress against the real Kafka and Redis', () => {
     ).toBe(2);
   });
 
+  it('answers the same on plain node:http (the exact webhook URLs) as through express (the URL variants it matches)', async () => {
+    const h = await startIngress({ maxBodyBytes: 1024 });
+    /** Everything a client sees of an answer but the request id, which is checked separately. */
+    const seen = async (path: string, body: string, headers: Record<string, string>) => {
+      const res = await fetch(`${h.url}${path}`, {
+        method: 'POST',
+        body,
+        headers: { 'x-request-id': `rid-${path}`, ...headers },
+      });
+      expect(res.headers.get('x-request-id')).toBe(`rid-${path}`);
+      return {
+        status: res.status,
+        contentType: res.headers.get('content-type'),
+        retryAfter: res.headers.get('retry-after'),
+        text: await res.text(),
+      };
+    };
+    const signed = (body: string) => smartcarHeaders(body, AMT);
+    const cases: [string, Record<string, string>][] = [
+      ['eventId=1', { 'content-type': 'text/plain' }],
+      ['{"eventId":"1"}', { 'content-type': 'application/json', 'content-encoding': 'gzip' }],
+      ['{"eventId":"1"}', { 'content-type': 'application/json', 'sc-signature': 'f'.repeat(64) }],
+      ['{"eventId":"1"}', { 'content-type': 'application/json' }],
+      ['{"eventId":', signed('{"eventId":')],
+      [
+        '{"eventId":"e","eventType":"VEHICLE_STATE","data":{}}',
+        signed('{"eventId":"e","eventType":"VEHICLE_STATE","data":{}}'),
+      ],
+      [JSON.stringify({ pad: 'x'.repeat(2048) }), signed(JSON.stringify({ pad: 'x'.repeat(2048) }))],
+    ];
+    for (const [body, headers] of cases) {
+      const plain = await seen('/webhooks/smartcar', body, headers);
+      expect(plain.status).toBeGreaterThanOrEqual(400);
+      for (const variant of ['/webhooks/smartcar/', '/webhooks/smartcar?from=test', '/Webhooks/Smartcar'])
+        expect(await seen(variant, body, headers)).toEqual(plain);
+    }
+    // A request id is made when none is given, and a webhook is stored through either path.
+    for (const path of ['/webhooks/telematica', '/webhooks/telematica/']) {
+      const id = uniqueName('msg');
+      const body = fixtureBytes('telematica/user-devices-disconnected.json');
+      const res = await fetch(`${h.url}${path}`, {
+        method: 'POST',
+        body: new Uint8Array(body),
+        headers: svixHeaders(body, SECRET, { id }),
+      });
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(await res.json()).toEqual({ status: 'accepted', eventId: id });
+    }
+  });
+
   it('answers 503 in bounded time while Kafka is unreachable, and stores the retried delivery exactly once', async () => {
     const partition = partitionableSocketFactory();
     const kafkaBehindPartition = partitionedKafka(partition);
@@ -314,7 +365,7 @@ describe('ingress against the real Kafka and Redis', () => {
 
   it('drains in-flight requests on stop: every received request is answered 200 and stored', async () => {
     const h = await startIngress();
-    const body = fixtureBytes('telematica/vehicle-soc.json');
+    const body = fixtureBytes('telematica/user-devices-disconnected.json');
     let answered = 0;
     const requests = Array.from({ length: 40 }, () =>
       postTelematica(h, body).then((r) => {
