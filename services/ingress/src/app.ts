@@ -33,6 +33,8 @@ export interface IngressSettings {
   kafkaPublishTimeoutMs: number;
   /** The producer's linger (`KAFKA_LINGER_MS`); unset or 0: a record into an idle producer is sent at once. */
   kafkaLingerMs?: number;
+  /** The producer's request pacing (`KAFKA_REQUEST_INTERVAL_MS`); unset or 0: off. */
+  kafkaRequestIntervalMs?: number;
   /**
    * Time from a webhook's arrival to its answer (body read, verification, duplicate check, Kafka): past it,
    * 503 `deadline_exceeded` (`INGRESS_REQUEST_DEADLINE_MS`). Default 5 s.
@@ -88,7 +90,11 @@ export function createIngressApp(deps: IngressDeps): IngressApp {
     inflightBytes: () => inflight?.inUseBytes() ?? 0,
     openConnections: async () => (server ? server.openConnections() : 0),
   });
-  const producer = createReliableProducer(deps.kafka, { logger, lingerMs: settings.kafkaLingerMs });
+  const producer = createReliableProducer(deps.kafka, {
+    logger,
+    lingerMs: settings.kafkaLingerMs,
+    requestIntervalMs: settings.kafkaRequestIntervalMs,
+  });
   const work = createWorkHealth({
     producer,
     notReadyAfterMs: settings.notReadyAfterMs,

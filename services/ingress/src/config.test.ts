@@ -36,6 +36,14 @@ describe('ingress config', () => {
     ]).toEqual([5_000, 10_000, 30_000, 65_000, 1_000]);
   });
 
+  it('paces produce requests 5 ms apart unless KAFKA_REQUEST_INTERVAL_MS says otherwise (0: off), up to 1 s', () => {
+    expect(readConfig(required).KAFKA_REQUEST_INTERVAL_MS).toBe(5);
+    expect(readConfig({ ...required, KAFKA_REQUEST_INTERVAL_MS: '0' }).KAFKA_REQUEST_INTERVAL_MS).toBe(0);
+    expect(() => readConfig({ ...required, KAFKA_REQUEST_INTERVAL_MS: '5000' })).toThrow(
+      /KAFKA_REQUEST_INTERVAL_MS/,
+    );
+  });
+
   it('sends into an idle producer at once unless KAFKA_LINGER_MS says to wait, up to 1 s', () => {
     expect(readConfig(required).KAFKA_LINGER_MS).toBe(0);
     expect(readConfig({ ...required, KAFKA_LINGER_MS: '5' }).KAFKA_LINGER_MS).toBe(5);

@@ -37,6 +37,11 @@ export const ingressEnv = z.object({
    * (0: sent at once). Its answer still waits for the broker's acknowledgement.
    */
   KAFKA_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(0),
+  /**
+   * Request pacing, in ms (0: off): a produce request goes out no sooner than this after the previous one. A
+   * webhook into a producer that sent nothing for that long goes out at once; faster ones share a request.
+   */
+  KAFKA_REQUEST_INTERVAL_MS: z.coerce.number().int().min(0).max(1_000).default(5),
   /** Time from a webhook's arrival to its answer, every step included; past it 503 `deadline_exceeded`. */
   INGRESS_REQUEST_DEADLINE_MS: positiveInt(DEFAULT_REQUEST_DEADLINE_MS),
   /** Time a client has to send its request headers (slowloris clients are cut off by it); 408 past it. */

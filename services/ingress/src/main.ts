@@ -22,6 +22,7 @@ bootstrap(
           maxInflightBytes: config.INGRESS_MAX_INFLIGHT_BYTES,
           kafkaPublishTimeoutMs: config.KAFKA_PUBLISH_TIMEOUT_MS,
           kafkaLingerMs: config.KAFKA_LINGER_MS,
+          kafkaRequestIntervalMs: config.KAFKA_REQUEST_INTERVAL_MS,
           requestDeadlineMs: config.INGRESS_REQUEST_DEADLINE_MS,
           httpLimits: {
             headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,

@@ -4,7 +4,7 @@ import type { Express, Request, RequestHandler, Response } from 'express';
 import { KNOWN_PROVIDER_EVENT_TYPES, type Provider } from '@ampflow/contracts';
 import type { Logger } from '@ampflow/observability';
 import { AppError, sendJson, toHttpError, ValidationError } from '@ampflow/runtime';
-import type { HttpErrorAnswer, RawBodyLimits } from '@ampflow/runtime/http';
+import { bodyParserError, type HttpErrorAnswer, type RawBodyLimits } from '@ampflow/runtime/http';
 import { admitBody, IngressBusyError, type ByteBudget } from './inflight-bytes';
 import type { IngressMetrics, Outcome } from './metrics';
 import type { RawPublisher } from './raw-publisher';
@@ -220,31 +220,6 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): WebhookRoutes {
     },
     onError,
   };
-}
-
-/**
- * body-parser's errors (size limit, aborted upload, encodings) on the taxonomy, as createHttpApp's error
- * handler maps them (`packages/runtime/src/http/http-app.ts`; the plain path answers without express).
- */
-export function bodyParserError(err: unknown, limitBytes: number | undefined): AppError | undefined {
-  const type = (err as { type?: string } | null)?.type;
-  if (type === 'entity.too.large') {
-    const limit = limitBytes ?? (err as { limit?: number }).limit;
-    return new ValidationError('payload_too_large', `the body exceeds ${limit} bytes`, { httpStatus: 413 });
-  }
-  if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set') {
-    return new ValidationError('incomplete_body', 'the request body was not received completely');
-  }
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new ValidationError('unsupported_encoding', 'the body encoding is not supported', {
-      httpStatus: 415,
-    });
-  }
-  const status = (err as { statusCode?: number } | null)?.statusCode;
-  if (type === undefined && (err as { expose?: boolean } | null)?.expose && status === 400) {
-    return new ValidationError('undecodable_body', 'the body is not encoded as its Content-Encoding says');
-  }
-  return undefined;
 }
 
 /**

@@ -112,8 +112,11 @@ export function rawBodyLimits<K extends string>(initialBytes: Record<K, number>)
   };
 }
 
-/** Maps body-parser's errors (size limit, aborted upload, encodings) onto the taxonomy. */
-function bodyParserError(err: unknown, limitBytes: number | undefined): AppError | undefined {
+/**
+ * Maps body-parser's errors (size limit, aborted upload, encodings) onto the taxonomy; exported for a route
+ * served without express that reads its body with body-parser too (the ingress's webhook path).
+ */
+export function bodyParserError(err: unknown, limitBytes: number | undefined): AppError | undefined {
   const type = (err as { type?: string } | null)?.type;
   if (type === 'entity.too.large') {
     const limit = limitBytes ?? (err as { limit?: number }).limit;
