@@ -4,7 +4,7 @@ import type { ConsumedRecord, OutputRecord } from '@ampflow/kafka';
 import { DependencyError } from '@ampflow/runtime';
 import { createAggregatorMetrics } from './metrics';
 import { DEFAULT_REDUCER_SETTINGS } from './session-reducer';
-import { createSessionChunkHandler } from './session-chunk';
+import { CACHED_CHUNK_RECORDS, createSessionChunkHandler } from './session-chunk';
 import { createStateCache } from './state-cache';
 import { fingerprintOf, hasFingerprint } from './recent-events';
 import { aFakeCodec, aFakeStore, aReading } from '../test/in-memory-fakes';
@@ -316,6 +316,23 @@ describe('the session chunk handler', () => {
         await chunk([aReading('smartcar:a', 10, { isCharging: true })], 2)
       ).afterSend!();
       expect(loads).toHaveLength(3);
+    });
+
+    it('keeps nothing from a large chunk (a backlog), and drops what it held of its vehicles', async () => {
+      const { chunk, loads, cache } = setup({ cache: true });
+      await (
+        await chunk([aReading('smartcar:a', 8, {}), aReading('smartcar:b', 8, {})])
+      ).afterSend!();
+      const many = Array.from({ length: CACHED_CHUNK_RECORDS }, (_, i) => aReading(`smartcar:v${i}`, 9, {}));
+      await (
+        await chunk([aReading('smartcar:a', 9, {}), ...many])
+      ).afterSend!();
+      expect(cache!.size()).toBe(1);
+      // b was not in the large chunk: still taken from the cache; a was written by it: loaded.
+      await (
+        await chunk([aReading('smartcar:a', 10, {}), aReading('smartcar:b', 10, {})])
+      ).afterSend!();
+      expect(loads.at(-1)).toEqual(['smartcar:a']);
     });
 
     it('loads everything again when the vehicles it loads come with another epoch', async () => {

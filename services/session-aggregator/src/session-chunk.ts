@@ -43,6 +43,12 @@ export interface SessionChunkDeps {
   cache?: StateCache;
 }
 
+/**
+ * Chunks of up to this many records keep their states in the cache (a low rate: chunks of a few records, each
+ * would otherwise cost a load); larger ones only drop their vehicles' entries.
+ */
+export const CACHED_CHUNK_RECORDS = 50;
+
 type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLetters']> };
 
 /**
@@ -199,21 +205,23 @@ export function createSessionChunkHandler(
       }
       if (cache && records.length > 0 && epoch !== null) {
         const last = records[records.length - 1]!;
-        const saved: SavedState[] = unchanged;
-        for (const w of writes)
-          saved.push({
-            vehicleId: w.vehicleId,
-            rev: w.expectedRev + 1,
-            state: w.state,
-            deadline: w.deadline,
-          });
-        cache.remember(
-          `${last.topic}/${last.partition}`,
-          nextOffsetOf(last.message.offset),
-          epoch,
-          saved,
-          startedAt,
-        );
+        const source = `${last.topic}/${last.partition}`;
+        const next = nextOffsetOf(last.message.offset);
+        if (records.length > CACHED_CHUNK_RECORDS) {
+          // A backlog: one load per chunk is already cheap per reading, and keeping the states of every chunk
+          // would hold them in memory long enough to be promoted (more GC and RSS than the parse it saves).
+          cache.remember(source, next, epoch, [], startedAt, byVehicle.keys());
+        } else {
+          const saved: SavedState[] = unchanged;
+          for (const w of writes)
+            saved.push({
+              vehicleId: w.vehicleId,
+              rev: w.expectedRev + 1,
+              state: w.state,
+              deadline: w.deadline,
+            });
+          cache.remember(source, next, epoch, saved, startedAt);
+        }
       }
       countChanges(metrics, changes);
     };

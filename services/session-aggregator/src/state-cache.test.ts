@@ -53,6 +53,13 @@ describe('the state cache', () => {
     expect(cache.lookup('t/1', '7', ['z'], NOW)).toMatchObject({ epoch: null, misses: ['z'] });
   });
 
+  it('drops the entries of vehicles a chunk wrote without keeping them', () => {
+    const cache = createStateCache(options);
+    cache.remember('t/0', '1', 'e1', [saved('a'), saved('b')], NOW);
+    cache.remember('t/0', '9', 'e1', [], NOW, ['a']);
+    expect(cache.lookup('t/0', '9', ['a', 'b'], NOW).misses).toEqual(['a']);
+  });
+
   it('with no entries allowed, keeps nothing', () => {
     const cache = createStateCache({ ...options, maxEntries: 0 });
     cache.remember('t/0', '1', 'e1', [saved('a')], NOW);

@@ -34,7 +34,15 @@ export interface StateCache {
    * After a chunk of `source` ending before `nextOffset` was saved under `epoch`: its vehicles' states as
    * Redis now holds them (the new ones, and those it read and left unchanged).
    */
-  remember(source: string, nextOffset: string, epoch: string, saved: SavedState[], now: number): void;
+  remember(
+    source: string,
+    nextOffset: string,
+    epoch: string,
+    saved: SavedState[],
+    now: number,
+    /** Vehicles the chunk wrote that are not kept (their entries, now stale, are dropped). */
+    dropped?: Iterable<string>,
+  ): void;
   /** Forgets everything (a failed save, an epoch that changed). */
   clear(): void;
   size(): number;
@@ -91,13 +99,14 @@ export function createStateCache(options: StateCacheOptions): StateCache {
       }
       return { epoch: hits.size > 0 ? epoch : null, hits, misses };
     },
-    remember(source, nextOffset, savedEpoch, saved, now) {
+    remember(source, nextOffset, savedEpoch, saved, now, dropped = []) {
       if (options.maxEntries <= 0) return;
       if (epoch !== savedEpoch) {
         entries.clear();
         nextOffsets.clear();
         epoch = savedEpoch;
       }
+      for (const vehicleId of dropped) entries.delete(vehicleId);
       nextOffsets.set(source, nextOffset);
       for (const s of saved) {
         // Delete first: the map's order is the order of the last saves, oldest first.
