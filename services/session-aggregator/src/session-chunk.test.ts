@@ -149,6 +149,17 @@ describe('the session chunk handler', () => {
     expect(changesIn(outcome.outputs)).toEqual([['smartcar:a', 'STARTED', null]]);
   });
 
+  it('neither loads nor saves for a chunk of which nothing could be decoded', async () => {
+    const { chunk, store, loads } = setup();
+    store.save = async () => {
+      throw new Error('no save expected');
+    };
+    const outcome = await chunk([Buffer.from('not wire format')]);
+    expect(outcome.deadLetters).toHaveLength(1);
+    await outcome.afterSend!();
+    expect(loads).toEqual([]);
+  });
+
   it('throws when the registry does not answer, so the chunk is retried', async () => {
     const { chunk, codec } = setup();
     codec.decodeFailure = new DependencyError('registry_unavailable', 'away');

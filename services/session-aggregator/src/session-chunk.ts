@@ -91,16 +91,16 @@ export function createSessionChunkHandler(
   async function statesOf(records: ConsumedRecord[], vehicleIds: string[], now: number) {
     const first = records[0]!;
     const hit = cache?.lookup(`${first.topic}/${first.partition}`, first.message.offset, vehicleIds, now);
-    if (!hit || hit.hits.size === 0) return { ...(await deps.store.load(vehicleIds)), fromCache: false };
-    if (hit.misses.length === 0) return { epoch: hit.epoch, states: hit.hits, fromCache: true };
+    if (!hit || hit.hits.size === 0) return deps.store.load(vehicleIds);
+    if (hit.misses.length === 0) return { epoch: hit.epoch, states: hit.hits };
     const loaded = await deps.store.load(hit.misses);
     if (loaded.epoch === hit.epoch) {
       for (const [vehicleId, stored] of hit.hits) loaded.states.set(vehicleId, stored);
-      return { ...loaded, fromCache: true };
+      return loaded;
     }
     // Redis was reset or restored since the cached states were saved: take nothing from the cache.
     cache!.clear();
-    return { ...(await deps.store.load(vehicleIds)), fromCache: false };
+    return deps.store.load(vehicleIds);
   }
 
   return async (records) => {
@@ -196,7 +196,9 @@ export function createSessionChunkHandler(
     outcome.outputs = changeOutputs;
     for (const w of writes) outcome.outputs.push(changelogOutput(topics.changelog, w, startedAt));
     outcome.afterSend = async () => {
-      const { lost, reset } = await deps.store.save(epoch!, writes);
+      // Nothing to save when no reading could be decoded (nothing was loaded either).
+      const { lost, reset } =
+        epoch === null ? { lost: [], reset: false } : await deps.store.save(epoch, writes);
       if (reset || lost.length > 0) cache?.clear();
       if (reset) throw deps.stateReset('save');
       if (lost.length > 0) {
@@ -209,7 +211,7 @@ export function createSessionChunkHandler(
         const next = nextOffsetOf(last.message.offset);
         if (records.length > CACHED_CHUNK_RECORDS) {
           // A backlog: one load per chunk is already cheap per reading, and keeping the states of every chunk
-          // would hold them in memory long enough to be promoted (more GC and RSS than the parse it saves).
+          // would hold tens of thousands of them in memory for no gain the bench could show.
           cache.remember(source, next, epoch, [], startedAt, byVehicle.keys());
         } else {
           const saved: SavedState[] = unchanged;
