@@ -9,7 +9,8 @@
  *   bash services/session-aggregator/perf/baseline.sh <commit> && npx tsc -b services/session-aggregator
  *   node services/session-aggregator/perf/levers.js [vehicles=2000] [rounds=2] [warm readings per vehicle=64]
  *
- * LEVERS_ONLY=current (or baseline) runs only that build's chunk handler (e.g. under --cpu-prof).
+ * LEVERS_ONLY=current (or baseline, current+cache) runs only that build's chunk handler (e.g. under --cpu-prof);
+ * LEVERS_CHUNK_ONLY=1 runs the three chunk handlers and nothing else.
  * Reports, per lever, CPU µs per reading of this process and of Redis, and the ratio to the baseline.
  */
 const { Buffer } = require('node:buffer');
@@ -168,10 +169,19 @@ async function main() {
     r.bytes += m.bytes ?? 0;
   };
 
-  async function chunkRun(build, ns, warm, chunks) {
+  async function chunkRun(variant, ns, warm, chunks) {
+    // `current+cache`: the current build with the state cache the app gives it.
+    const build = variant.replace(/\+cache$/, '');
     const { createRedisSessionStore } = load(BUILDS[build], 'redis-session-store.js');
     const { createSessionChunkHandler } = load(BUILDS[build], 'session-chunk.js');
     const { createAggregatorMetrics } = load(BUILDS[build], 'metrics.js');
+    const cache = variant.endsWith('+cache')
+      ? load(BUILDS[build], 'state-cache.js').createStateCache({
+          maxEntries: 20_000,
+          maxAgeMs: 600_000,
+          deadlineMarginMs: 60_000,
+        })
+      : undefined;
     const store = createRedisSessionStore(redis, { namespace: ns, stateTtlSeconds: 7 * 3600 });
     await redis.set(`${ns}:restored`, 'e1');
     let bytes = 0;
@@ -189,6 +199,7 @@ async function main() {
       now: Date.now,
       metrics: createAggregatorMetrics(new Registry(), async () => 0),
       stateReset: () => new Error('reset'),
+      cache,
     });
     for (const chunk of warm) await (await handle(chunk)).afterSend?.();
     bytes = 0;
@@ -197,6 +208,8 @@ async function main() {
       for (const chunk of chunks) {
         const outcome = await handle(chunk);
         if (outcome.deadLetters.length > 0) throw outcome.deadLetters[0].error;
+        // Builds that send the changelog with the changes (one send) return its records as outputs.
+        for (const o of outcome.outputs) if (o.topic === 'changelog') bytes += o.message.value.length;
         await outcome.afterSend?.();
         n += chunk.length;
       }
@@ -251,11 +264,12 @@ async function main() {
     const warm = chunksOf(runId, 0, WARM_STEPS);
     const chunks = chunksOf(runId, WARM_STEPS, WARM_STEPS + READINGS_PER_VEHICLE);
     // 1. The whole chunk handler (decode, load, reduce, encode, changelog bytes, save), baseline vs current.
-    for (const build of round % 2 === 0 ? ['baseline', 'current'] : ['current', 'baseline']) {
+    const variants = ['baseline', 'current', 'current+cache'];
+    for (const build of round % 2 === 0 ? variants : [...variants].reverse()) {
       if (process.env.LEVERS_ONLY && build !== process.env.LEVERS_ONLY) continue;
       add(`chunk handler: ${build}`, await chunkRun(build, `lv:${runId}:${build}`, warm, chunks));
     }
-    if (process.env.LEVERS_ONLY) continue;
+    if (process.env.LEVERS_ONLY || process.env.LEVERS_CHUNK_ONLY) continue;
     // 2. Store round trips alone, on the same new-format states: MULTI + a script per vehicle vs one script.
     const idChunks = [];
     const all = [];

@@ -23,6 +23,7 @@ import {
 import { createAggregatorMetrics } from './metrics';
 import { createRedisSessionStore, type SessionStore } from './redis-session-store';
 import { createSessionChunkHandler } from './session-chunk';
+import { createStateCache } from './state-cache';
 import type { ReducerSettings } from './session-reducer';
 import { changelogTopicOf } from './state-changelog';
 import { createStateRestorer, ensureChangelogTopic } from './state-restore';
@@ -57,6 +58,11 @@ export interface AggregatorSettings extends ReducerSettings {
   stuckExitMs?: number;
   /** How long the sweeper waits for Kafka to acknowledge one timed-out session (default 10 s). */
   sweepSendTimeoutMs?: number;
+  /**
+   * Vehicles whose last saved state is kept in memory and used instead of a Redis load while nobody else can
+   * have written it (`state-cache.ts`; default 20,000; 0 loads every chunk's states).
+   */
+  stateCacheEntries?: number;
 }
 
 export interface AggregatorDeps {
@@ -74,8 +80,9 @@ export interface AggregatorDeps {
 /**
  * The session aggregator: reads `ev.vehicle-telemetry.v1`, applies each reading to its vehicle's state in
  * Redis with the pure reducer, and produces STARTED / UPDATED / ENDED records to `ev.charging-sessions.v1`.
- * Per chunk: load states, reduce, produce the changes together with the new states to the changelog topic,
- * and only after Kafka acknowledged them write the states to Redis (compare-and-set) and commit the offsets.
+ * Per chunk: load states (or take this instance's last saved ones), reduce, produce the changes together with
+ * the new states to the changelog topic (one request), and only after Kafka acknowledged them write the states
+ * to Redis (compare-and-set) and commit the offsets.
  * A sweeper ends sessions whose inactivity deadline passed. Redis is a cache: found empty, it is refilled from
  * the changelog before any reading is applied.
  */
@@ -179,6 +186,11 @@ export function createAggregatorApp(
         now,
         metrics,
         stateReset,
+        cache: createStateCache({
+          maxEntries: settings.stateCacheEntries ?? 20_000,
+          maxAgeMs: 10 * 60_000,
+          deadlineMarginMs: 60_000,
+        }),
       }),
     },
     producer,

@@ -31,6 +31,8 @@ export const aggregatorEnv = z.object({
    * it comes back empty. Default `<AGGREGATOR_GROUP_ID>-state-changelog`: it belongs to the group's offsets.
    */
   AGGREGATOR_CHANGELOG_TOPIC: z.string().min(1).optional(),
+  /** Vehicles whose last saved state the instance keeps to skip their Redis load (0: load every chunk). */
+  AGGREGATOR_STATE_CACHE_ENTRIES: z.coerce.number().int().min(0).default(20_000),
   SESSIONS_TOPIC_PARTITIONS: positiveInt(6),
   SHUTDOWN_DRAIN_MS: positiveInt(10_000),
 });

@@ -20,6 +20,7 @@ bootstrap(
           consumerGroupId: config.AGGREGATOR_GROUP_ID,
           redisNamespace: config.AGGREGATOR_REDIS_NAMESPACE,
           changelogTopic: config.AGGREGATOR_CHANGELOG_TOPIC,
+          stateCacheEntries: config.AGGREGATOR_STATE_CACHE_ENTRIES,
           sessionsTopicPartitions: config.SESSIONS_TOPIC_PARTITIONS,
           telemetryTopic: config.KAFKA_TOPIC_PREFIX + Topics.vehicleTelemetry,
           sessionsTopic: config.KAFKA_TOPIC_PREFIX + Topics.chargingSessions,

@@ -7,12 +7,13 @@ import {
   type OutputRecord,
   type ReliableProducer,
 } from '@ampflow/kafka';
-import { DependencyError, ValidationError, isPermanent } from '@ampflow/runtime';
+import { AppError, DependencyError, ValidationError, isPermanent } from '@ampflow/runtime';
 import type { AggregatorMetrics } from './metrics';
-import type { SessionStore, StateWrite } from './redis-session-store';
+import type { SessionStore, StateWrite, StoredState } from './redis-session-store';
 import { initialState, reduce, type ReducerSettings } from './session-reducer';
 import { changelogOutput, countChanges, deadlineOf, sessionChangeOutput } from './session-outputs';
 import { changelogValueText } from './state-changelog';
+import { nextOffsetOf, type SavedState, type StateCache } from './state-cache';
 import { encodeState } from './state-codec';
 
 export interface SessionChunkDeps {
@@ -20,10 +21,11 @@ export interface SessionChunkDeps {
   /** The vehicles' states; its failures are expected as retriable errors (Redis away). */
   store: Pick<SessionStore, 'load' | 'save'>;
   /**
-   * Sends the changelog records, after the session changes are acknowledged and before Redis is written; its
-   * `messageSizeLimit` says how large a state the changelog takes.
+   * How large a record the sessions topic and the changelog take (`messageSizeLimit`): a reading whose change or
+   * resulting state would not fit is dead-lettered before anything is sent, so that the one request that carries
+   * a chunk's changes and states is never refused for one of them alone.
    */
-  producer: Pick<ReliableProducer, 'send' | 'messageSizeLimit'>;
+  producer: Pick<ReliableProducer, 'messageSizeLimit'>;
   settings: ReducerSettings;
   topics: { sessions: string; changelog: string };
   /** Wall clock (epoch ms), for timeout deadlines and the changelog's `writtenAt`. */
@@ -34,24 +36,35 @@ export interface SessionChunkDeps {
    * that fails the chunk, to be retried on a restored Redis.
    */
   stateReset: (where: 'load' | 'save') => Error;
+  /**
+   * The states this instance saved last, used instead of a load when nobody else can have written them since
+   * (`state-cache.ts`); none by default.
+   */
+  cache?: StateCache;
 }
+
+/**
+ * Chunks of up to this many records keep their states in the cache (a low rate: chunks of a few records, each
+ * would otherwise cost a load); larger ones only drop their vehicles' entries.
+ */
+export const CACHED_CHUNK_RECORDS = 50;
 
 type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLetters']> };
 
 /**
- * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, loads the vehicles'
- * states in one step and applies the readings in order with the pure reducer. The outputs are the session
- * changes; once they are acknowledged, `afterSend` produces each touched vehicle's new state to the changelog
- * and only then saves the states to Redis with compare-and-set. A reading that cannot be decoded, whose session
- * change does not fit the ChargingSession schema, or after which the vehicle's state would be too large for the
- * changelog topic (`record_too_large`), is dead-lettered and not applied: the vehicle's later readings go on from
- * the state before it. (A session change too large for the sessions topic is refused by the producer; the
- * runner then finds its reading by handling the chunk again in halves and dead-letters it, not applied.)
+ * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, takes the vehicles'
+ * states (from the cache of this instance's last saves, the rest loaded in one step) and applies the readings in
+ * order with the pure reducer. The outputs are the session changes and each touched vehicle's new state for the
+ * changelog, sent together (one produce request per broker); once both are acknowledged, `afterSend` saves the
+ * states to Redis with compare-and-set. A reading that cannot be decoded, whose session change does not fit the
+ * ChargingSession schema, or whose change or resulting state would be too large for its topic
+ * (`record_too_large`), is dead-lettered and not applied: the vehicle's later readings go on from the state
+ * before it.
  */
 export function createSessionChunkHandler(
   deps: SessionChunkDeps,
 ): (records: ConsumedRecord[]) => Promise<ChunkOutcome> {
-  const { codec, settings, topics, metrics } = deps;
+  const { codec, settings, topics, metrics, cache } = deps;
 
   async function decodeAll(records: ConsumedRecord[], outcome: Outcome) {
     const byVehicle = new Map<string, Array<{ index: number; reading: VehicleTelemetry }>>();
@@ -71,20 +84,50 @@ export function createSessionChunkHandler(
     return byVehicle;
   }
 
+  /**
+   * The states of the chunk's vehicles and the epoch to save them under: cached ones where the cache may be
+   * used, the others loaded (one round trip; none when all were cached).
+   */
+  async function statesOf(records: ConsumedRecord[], vehicleIds: string[], now: number) {
+    const first = records[0]!;
+    const hit = cache?.lookup(`${first.topic}/${first.partition}`, first.message.offset, vehicleIds, now);
+    if (!hit || hit.hits.size === 0) return deps.store.load(vehicleIds);
+    if (hit.misses.length === 0) return { epoch: hit.epoch, states: hit.hits };
+    const loaded = await deps.store.load(hit.misses);
+    if (loaded.epoch === hit.epoch) {
+      for (const [vehicleId, stored] of hit.hits) loaded.states.set(vehicleId, stored);
+      return loaded;
+    }
+    // Redis was reset or restored since the cached states were saved: take nothing from the cache.
+    cache!.clear();
+    return deps.store.load(vehicleIds);
+  }
+
   return async (records) => {
     const outcome: Outcome = { outputs: [], deadLetters: [] };
     const byVehicle = await decodeAll(records, outcome);
-    const { epoch, states: stored } = await deps.store.load([...byVehicle.keys()]);
-    // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
-    if (epoch === null) throw deps.stateReset('load');
-    // Checked before anything is sent: a state the changelog refuses would leave its changes out but unsaved.
-    const changelogLimit = byVehicle.size > 0 ? await deps.producer.messageSizeLimit(topics.changelog) : 0;
     const startedAt = deps.now();
+    const { epoch, states: stored } =
+      byVehicle.size > 0
+        ? await statesOf(records, [...byVehicle.keys()], startedAt)
+        : { epoch: null, states: new Map<string, StoredState>() };
+    // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
+    if (byVehicle.size > 0 && epoch === null) throw deps.stateReset('load');
+    // Checked before anything is sent: a record refused would leave the others of the request out without it.
+    const [changelogLimit, sessionsLimit] =
+      byVehicle.size > 0
+        ? await Promise.all([
+            deps.producer.messageSizeLimit(topics.changelog),
+            deps.producer.messageSizeLimit(topics.sessions),
+          ])
+        : [0, 0];
     const changes: ChargingSession[] = [];
     // Counted per chunk: a labelled counter's inc per reading costs more than the tally.
     const tally = { applied: 0, duplicate: 0, late: 0 };
     const changeOutputs: OutputRecord[] = [];
     const writes: StateWrite[] = [];
+    /** Vehicles read and left as they were (only duplicates), for the cache. */
+    const unchanged: SavedState[] = [];
     for (const [vehicleId, readings] of byVehicle) {
       const before = stored.get(vehicleId);
       // A new vehicle's state starts from its first applied reading (not one dead-lettered below).
@@ -92,13 +135,17 @@ export function createSessionChunkHandler(
       // The state encoded once per reading: sized against the changelog's limit, and the last one per vehicle
       // is what the changelog and Redis get.
       let stateText: string | undefined;
+      let tooLarge = false;
       for (const { index, reading } of readings) {
         const result = reduce(state ?? initialState(reading), reading, settings);
         const encoded: OutputRecord[] = [];
         let text: string | undefined;
         try {
-          for (const change of result.changes)
-            encoded.push(sessionChangeOutput(codec, topics.sessions, change));
+          for (const change of result.changes) {
+            const output = sessionChangeOutput(codec, topics.sessions, change);
+            checkRecordSize(output.message, sessionsLimit, topics.sessions, 'session change');
+            encoded.push(output);
+          }
           if (result.outcome !== 'duplicate') {
             text = encodeState(result.state);
             const entry = {
@@ -106,13 +153,19 @@ export function createSessionChunkHandler(
               deadline: deadlineOf(result.state, startedAt, settings.inactivityTimeoutMs),
               writtenAt: startedAt,
             };
-            checkStateSize(vehicleId, changelogValueText(entry, text), changelogLimit, topics.changelog);
+            checkRecordSize(
+              { key: vehicleId, value: changelogValueText(entry, text) },
+              changelogLimit,
+              topics.changelog,
+              "vehicle's state",
+            );
           }
         } catch (error) {
           if (!isPermanent(error)) throw error;
           // Applying it would store a session that no consumer can read, or a state the changelog cannot keep;
           // the next readings go on without it.
           outcome.deadLetters.push({ index, error });
+          if (error instanceof AppError && error.code === 'record_too_large') tooLarge = true;
           continue;
         }
         tally[result.outcome] += 1;
@@ -122,29 +175,55 @@ export function createSessionChunkHandler(
         for (const output of encoded) changeOutputs.push(output);
       }
       if (stateText !== undefined && state) {
-        const deadline = deadlineOf(state, deps.now(), settings.inactivityTimeoutMs);
+        const deadline = deadlineOf(state, startedAt, settings.inactivityTimeoutMs);
         writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, stateText, deadline });
+      } else if (tooLarge && before) {
+        // The stored state written again: after a request refused in part (one record of it too large for a
+        // limit lowered since it was read), the changelog may hold a state with the reading now dead-lettered;
+        // this record, later in the log, puts it back to what Redis keeps.
+        const deadline = deadlineOf(before.state, startedAt, settings.inactivityTimeoutMs);
+        writes.push({ vehicleId, expectedRev: before.rev, state: before.state, deadline });
+      } else if (before && before.state.session === null) {
+        // Read and left as it was; cached only without an open session (its deadline in Redis is not known here).
+        unchanged.push({ vehicleId, rev: before.rev, state: before.state, deadline: null });
       }
     }
     for (const [readingOutcome, n] of Object.entries(tally))
       if (n > 0) metrics.readings.inc({ outcome: readingOutcome }, n);
+    // The changes and the states that include them go out together: one produce request per broker. Neither is
+    // acknowledged without the other unless the request fails; then Redis is not written, the offsets do not
+    // move and the chunk is handled again from the same states, giving the same records.
     outcome.outputs = changeOutputs;
+    for (const w of writes) outcome.outputs.push(changelogOutput(topics.changelog, w, startedAt));
     outcome.afterSend = async () => {
-      // In this order: the changes are acknowledged (the runner sent them), then the states that include them,
-      // then Redis. A changelog state never gets ahead of the changes it implies: were it acknowledged alone
-      // and Redis then lost, the restore would take the readings for applied and their changes never be sent.
-      if (writes.length > 0) {
-        const writtenAt = deps.now();
-        await deps.producer.send(
-          topics.changelog,
-          writes.map((w) => changelogOutput(topics.changelog, w, writtenAt).message),
-        );
-      }
-      const { lost, reset } = await deps.store.save(epoch, writes);
+      // Nothing to save when no reading could be decoded (nothing was loaded either).
+      const { lost, reset } =
+        epoch === null ? { lost: [], reset: false } : await deps.store.save(epoch, writes);
+      if (reset || lost.length > 0) cache?.clear();
       if (reset) throw deps.stateReset('save');
       if (lost.length > 0) {
         // Another writer (the sweeper, or an instance that held the partition) changed these vehicles.
         throw new DependencyError('state_conflict', `state of ${lost.length} vehicles changed concurrently`);
+      }
+      if (cache && records.length > 0 && epoch !== null) {
+        const last = records[records.length - 1]!;
+        const source = `${last.topic}/${last.partition}`;
+        const next = nextOffsetOf(last.message.offset);
+        if (records.length > CACHED_CHUNK_RECORDS) {
+          // A backlog: one load per chunk is already cheap per reading, and keeping the states of every chunk
+          // would hold tens of thousands of them in memory for no gain the bench could show.
+          cache.remember(source, next, epoch, [], startedAt, byVehicle.keys());
+        } else {
+          const saved: SavedState[] = unchanged;
+          for (const w of writes)
+            saved.push({
+              vehicleId: w.vehicleId,
+              rev: w.expectedRev + 1,
+              state: w.state,
+              deadline: w.deadline,
+            });
+          cache.remember(source, next, epoch, saved, startedAt);
+        }
       }
       countChanges(metrics, changes);
     };
@@ -152,13 +231,18 @@ export function createSessionChunkHandler(
   };
 }
 
-/** Throws `record_too_large` when the vehicle's state would exceed what the changelog topic takes. */
-function checkStateSize(vehicleId: string, value: string, limitBytes: number, topic: string): void {
-  const bytes = recordBytes({ key: vehicleId, value });
+/** Throws `record_too_large` when a record would exceed what its topic accepts. */
+function checkRecordSize(
+  record: Parameters<typeof recordBytes>[0],
+  limitBytes: number,
+  topic: string,
+  what: string,
+): void {
+  const bytes = recordBytes(record);
   if (bytes <= limitBytes) return;
   throw new ValidationError(
     'record_too_large',
-    `the vehicle's state after this reading (${bytes} bytes) exceeds what ${topic} accepts (${limitBytes} bytes)`,
+    `the ${what} after this reading (${bytes} bytes) exceeds what ${topic} accepts (${limitBytes} bytes)`,
     { httpStatus: 413 },
   );
 }

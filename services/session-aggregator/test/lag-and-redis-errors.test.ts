@@ -43,13 +43,13 @@ it('exports its consumer lag per telemetry partition and counts failed Redis cal
   cleanups.push(() => producer.disconnect());
   const start = Date.parse('2025-08-05T00:00:00.000Z');
   let sequence = 0;
-  const publishReading = async () => {
+  const publishReading = async (vehicle = 'lag-vehicle') => {
     sequence += 1;
     const reading = emptyTelemetry({
       eventId: `smartcar:lag-${sequence}`,
       provider: 'smartcar',
-      vehicleId: 'smartcar:lag-vehicle',
-      providerVehicleId: 'lag-vehicle',
+      vehicleId: `smartcar:${vehicle}`,
+      providerVehicleId: vehicle,
       userId: null,
       occurredAt: start + sequence * 60_000,
       receivedAt: start + sequence * 60_000 + 1_000,
@@ -109,7 +109,8 @@ it('exports its consumer lag per telemetry partition and counts failed Redis cal
   expect(await value('session_aggregator_redis_errors_total', {})).toBeUndefined();
 
   await redis.kill();
-  await publishReading();
+  // Another vehicle: the first one's state is in the instance's cache, so its next reading would need no load.
+  await publishReading('lag-vehicle-2');
   await eventually(
     async () =>
       ((await value('session_aggregator_redis_errors_total', { operation: 'connection' })) ?? 0) > 0,
