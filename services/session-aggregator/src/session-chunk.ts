@@ -7,7 +7,7 @@ import {
   type OutputRecord,
   type ReliableProducer,
 } from '@ampflow/kafka';
-import { AppError, DependencyError, ValidationError, isPermanent } from '@ampflow/runtime';
+import { DependencyError, ValidationError, isPermanent } from '@ampflow/runtime';
 import type { AggregatorMetrics } from './metrics';
 import type { SessionStore, StateWrite, StoredState } from './redis-session-store';
 import { initialState, reduce, type ReducerSettings } from './session-reducer';
@@ -21,11 +21,11 @@ export interface SessionChunkDeps {
   /** The vehicles' states; its failures are expected as retriable errors (Redis away). */
   store: Pick<SessionStore, 'load' | 'save'>;
   /**
-   * How large a record the sessions topic and the changelog take (`messageSizeLimit`): a reading whose change or
-   * resulting state would not fit is dead-lettered before anything is sent, so that the one request that carries
-   * a chunk's changes and states is never refused for one of them alone.
+   * Sends the changelog records, after the session changes are acknowledged and before Redis is written. Its
+   * `messageSizeLimit` says how large a record the sessions topic and the changelog take: a reading whose change
+   * or resulting state would not fit is dead-lettered before anything is sent.
    */
-  producer: Pick<ReliableProducer, 'messageSizeLimit'>;
+  producer: Pick<ReliableProducer, 'send' | 'messageSizeLimit'>;
   settings: ReducerSettings;
   topics: { sessions: string; changelog: string };
   /** Wall clock (epoch ms), for timeout deadlines and the changelog's `writtenAt`. */
@@ -54,9 +54,9 @@ type Outcome = ChunkOutcome & { deadLetters: NonNullable<ChunkOutcome['deadLette
 /**
  * The aggregator's chunk handler. Decodes the telemetry readings, groups them by vehicle, takes the vehicles'
  * states (from the cache of this instance's last saves, the rest loaded in one step) and applies the readings in
- * order with the pure reducer. The outputs are the session changes and each touched vehicle's new state for the
- * changelog, sent together (one produce request per broker); once both are acknowledged, `afterSend` saves the
- * states to Redis with compare-and-set. A reading that cannot be decoded, whose session change does not fit the
+ * order with the pure reducer. The outputs are the session changes; once they are acknowledged, `afterSend`
+ * produces each touched vehicle's new state to the changelog and only then saves the states to Redis with
+ * compare-and-set. A reading that cannot be decoded, whose session change does not fit the
  * ChargingSession schema, or whose change or resulting state would be too large for its topic
  * (`record_too_large`), is dead-lettered and not applied: the vehicle's later readings go on from the state
  * before it.
@@ -135,7 +135,6 @@ export function createSessionChunkHandler(
       // The state encoded once per reading: sized against the changelog's limit, and the last one per vehicle
       // is what the changelog and Redis get.
       let stateText: string | undefined;
-      let tooLarge = false;
       for (const { index, reading } of readings) {
         const result = reduce(state ?? initialState(reading), reading, settings);
         const encoded: OutputRecord[] = [];
@@ -165,7 +164,6 @@ export function createSessionChunkHandler(
           // Applying it would store a session that no consumer can read, or a state the changelog cannot keep;
           // the next readings go on without it.
           outcome.deadLetters.push({ index, error });
-          if (error instanceof AppError && error.code === 'record_too_large') tooLarge = true;
           continue;
         }
         tally[result.outcome] += 1;
@@ -177,12 +175,6 @@ export function createSessionChunkHandler(
       if (stateText !== undefined && state) {
         const deadline = deadlineOf(state, startedAt, settings.inactivityTimeoutMs);
         writes.push({ vehicleId, expectedRev: before?.rev ?? 0, state, stateText, deadline });
-      } else if (tooLarge && before) {
-        // The stored state written again: after a request refused in part (one record of it too large for a
-        // limit lowered since it was read), the changelog may hold a state with the reading now dead-lettered;
-        // this record, later in the log, puts it back to what Redis keeps.
-        const deadline = deadlineOf(before.state, startedAt, settings.inactivityTimeoutMs);
-        writes.push({ vehicleId, expectedRev: before.rev, state: before.state, deadline });
       } else if (before && before.state.session === null) {
         // Read and left as it was; cached only without an open session (its deadline in Redis is not known here).
         unchanged.push({ vehicleId, rev: before.rev, state: before.state, deadline: null });
@@ -190,12 +182,19 @@ export function createSessionChunkHandler(
     }
     for (const [readingOutcome, n] of Object.entries(tally))
       if (n > 0) metrics.readings.inc({ outcome: readingOutcome }, n);
-    // The changes and the states that include them go out together: one produce request per broker. Neither is
-    // acknowledged without the other unless the request fails; then Redis is not written, the offsets do not
-    // move and the chunk is handled again from the same states, giving the same records.
     outcome.outputs = changeOutputs;
-    for (const w of writes) outcome.outputs.push(changelogOutput(topics.changelog, w, startedAt));
     outcome.afterSend = async () => {
+      // In this order: the changes are acknowledged (the runner sent them), then the states that include them,
+      // then Redis. A changelog state never gets ahead of the changes it implies: were it acknowledged alone
+      // and Redis then lost, the restore would take the readings for applied and their changes never be sent.
+      // (Sent together in one request, the two topics' partitions are appended independently; that saved a
+      // request per chunk but opened exactly that window, so they are not.)
+      if (writes.length > 0) {
+        await deps.producer.send(
+          topics.changelog,
+          writes.map((w) => changelogOutput(topics.changelog, w, startedAt).message),
+        );
+      }
       // Nothing to save when no reading could be decoded (nothing was loaded either).
       const { lost, reset } =
         epoch === null ? { lost: [], reset: false } : await deps.store.save(epoch, writes);
