@@ -103,7 +103,7 @@ describe('attempt log (Redis)', () => {
     await redis.quit();
   });
 
-  it('sends its buffered history in the done marks\' round trip: one pipeline for both, nothing written twice', async () => {
+  it("sends its buffered history in the done marks' round trip: one pipeline for both, nothing written twice", async () => {
     // A long interval: only the carrying write can send the history before `flush`.
     const { log, namespace } = newLog({ flushIntervalMs: 60_000 });
     const marks = createDoneMarks(redis, {

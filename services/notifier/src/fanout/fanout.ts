@@ -170,8 +170,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     const guessMarks = (messageId: string, type: string) => {
       if (!marks) return;
       for (const endpoint of subscribers)
-        if (subscribesTo(endpoint, type))
-          markKeys.push(marks.sourceKeyOf(messageId, endpoint.id));
+        if (subscribesTo(endpoint, type)) markKeys.push(marks.sourceKeyOf(messageId, endpoint.id));
     };
     const base = decoded.map((d) => {
       if ('error' in d) return [];
