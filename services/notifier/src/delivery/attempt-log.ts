@@ -61,7 +61,10 @@ export interface AttemptLogOptions {
   namespace?: string;
   /** How long every key lives after its last write (ms, default 7 days). */
   retentionMs?: number;
-  /** Longest a write waits in the buffer (ms, default 50). */
+  /**
+   * Longest a write waits in the buffer (ms, default 250; reads flush first). Most batches go sooner, in a done
+   * mark's round trip (`carry`): the timer sends what no delivery's mark took along.
+   */
   flushIntervalMs?: number;
   /** Writes per pipeline; a buffer this full is sent at once (default 500). */
   maxBatch?: number;
@@ -129,7 +132,7 @@ export function createAttemptLog(
 ): AttemptLog & { stop(): Promise<void> } {
   const ns = options.namespace ?? 'ampflow:notifier';
   const retentionMs = options.retentionMs ?? 7 * DAY_MS;
-  const flushIntervalMs = options.flushIntervalMs ?? 50;
+  const flushIntervalMs = options.flushIntervalMs ?? 250;
   const maxBatch = options.maxBatch ?? 500;
   const endpointAttemptsCap = options.endpointAttemptsCap ?? 1_000;
   const messageAttemptsCap = options.messageAttemptsCap ?? 100;
