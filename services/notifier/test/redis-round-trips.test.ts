@@ -24,19 +24,21 @@ describe('Redis round trips per delivery', () => {
     let roundTrips = 0;
     const sendCommand = Redis.prototype.sendCommand;
     const exec = Pipeline.prototype.exec;
-    const commands = jest
-      .spyOn(Redis.prototype, 'sendCommand')
-      .mockImplementation(function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
-        // Commands of a pipeline pass its stream: counted once, by `exec`.
-        if (args[1] === undefined) roundTrips += 1;
-        return sendCommand.apply(this, args);
-      });
-    const pipelines = jest
-      .spyOn(Pipeline.prototype, 'exec')
-      .mockImplementation(function (this: Pipeline, ...args: Parameters<Pipeline['exec']>) {
-        roundTrips += 1;
-        return exec.apply(this, args);
-      });
+    const commands = jest.spyOn(Redis.prototype, 'sendCommand').mockImplementation(function (
+      this: Redis,
+      ...args: Parameters<Redis['sendCommand']>
+    ) {
+      // Commands of a pipeline pass its stream: counted once, by `exec`.
+      if (args[1] === undefined) roundTrips += 1;
+      return sendCommand.apply(this, args);
+    });
+    const pipelines = jest.spyOn(Pipeline.prototype, 'exec').mockImplementation(function (
+      this: Pipeline,
+      ...args: Parameters<Pipeline['exec']>
+    ) {
+      roundTrips += 1;
+      return exec.apply(this, args);
+    });
     const deliveries = 8;
     try {
       for (let i = 0; i < deliveries; i += 1) {
