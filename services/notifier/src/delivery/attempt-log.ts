@@ -66,6 +66,13 @@ export interface AttemptLogOptions {
    * mark's round trip (`carry`): the timer sends what no delivery's mark took along.
    */
   flushIntervalMs?: number;
+  /**
+   * Shortest time between two batches sent in other writers' pipelines (`carry`, default 50 ms): at a low rate
+   * every done mark carries the history made since the last one; at a high rate history still goes in batches
+   * this far apart (a smaller batch costs more commands per attempt: lists, indexes and counters are written
+   * once per key and batch).
+   */
+  minCarryIntervalMs?: number;
   /** Writes per pipeline; a buffer this full is sent at once (default 500). */
   maxBatch?: number;
   /** Attempts kept per endpoint (default 1,000). */
@@ -133,6 +140,7 @@ export function createAttemptLog(
   const ns = options.namespace ?? 'ampflow:notifier';
   const retentionMs = options.retentionMs ?? 7 * DAY_MS;
   const flushIntervalMs = options.flushIntervalMs ?? 250;
+  const minCarryIntervalMs = options.minCarryIntervalMs ?? 50;
   const maxBatch = options.maxBatch ?? 500;
   const endpointAttemptsCap = options.endpointAttemptsCap ?? 1_000;
   const messageAttemptsCap = options.messageAttemptsCap ?? 100;
@@ -156,6 +164,8 @@ export function createAttemptLog(
   let dropped = 0;
   let failing = false;
   let stopped = false;
+  /** When a batch was last sent (its own pipeline, or carried). */
+  let sentAt = -Infinity;
 
   function dropWrites(count: number, error: unknown, what: string): void {
     dropped += count;
@@ -237,6 +247,7 @@ export function createAttemptLog(
   function drain(): void {
     while (buffer.length > 0 && inFlight.size < MAX_IN_FLIGHT) {
       const batch = nextBatch();
+      sentAt = performance.now();
       const sent: Promise<void> = write(batch).finally(() => {
         inFlight.delete(sent);
         if (buffer.length >= maxBatch) drain();
@@ -373,6 +384,9 @@ export function createAttemptLog(
 
     carry(pipeline) {
       if (buffer.length === 0) return undefined;
+      const at = performance.now();
+      if (at - sentAt < minCarryIntervalMs) return undefined;
+      sentAt = at;
       const filled = fill(pipeline, nextBatch());
       const end = pipeline.length;
       // Counted as in flight, so `flush` (and every read after it) waits for it as for a batch of its own.
