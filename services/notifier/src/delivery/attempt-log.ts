@@ -62,8 +62,9 @@ export interface AttemptLogOptions {
   /** How long every key lives after its last write (ms, default 7 days). */
   retentionMs?: number;
   /**
-   * Longest a write waits in the buffer (ms, default 250; reads flush first). Most batches go sooner, in a done
-   * mark's round trip (`carry`): the timer sends what no delivery's mark took along.
+   * Longest a write waits in the buffer (ms, default 50; reads flush first). At a low rate most batches go
+   * sooner, in a done mark's round trip (`carry`): the timer sends what no delivery's mark took along. (250 ms
+   * made larger batches that held up the fan-out's reads behind them on the one connection: fewer deliveries/s.)
    */
   flushIntervalMs?: number;
   /**
@@ -139,7 +140,7 @@ export function createAttemptLog(
 ): AttemptLog & { stop(): Promise<void> } {
   const ns = options.namespace ?? 'ampflow:notifier';
   const retentionMs = options.retentionMs ?? 7 * DAY_MS;
-  const flushIntervalMs = options.flushIntervalMs ?? 250;
+  const flushIntervalMs = options.flushIntervalMs ?? 50;
   const minCarryIntervalMs = options.minCarryIntervalMs ?? 50;
   const maxBatch = options.maxBatch ?? 500;
   const endpointAttemptsCap = options.endpointAttemptsCap ?? 1_000;

@@ -139,12 +139,10 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
     const consumer = kafka.consumer({
       groupId: tailGroup,
       // A fetch returns as soon as a dead letter arrives, so a long wait costs no freshness; it only makes an
-      // idle notifier send fewer empty fetches and heartbeats (one each per 5 s instead of two per second).
-      // Heartbeats go between fetches, so the session outlasts several waits. The group is this process's
-      // own (deleted at stop), so a long session delays no other member.
-      maxWaitTimeInMs: 5_000,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 5_000,
+      // idle notifier send fewer empty fetches and heartbeats (one each per 3 s instead of two per second).
+      maxWaitTimeInMs: 3_000,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
@@ -193,9 +191,8 @@ export function createDeadLetterLookup(options: DeadLetterLookupOptions): DeadLe
       maxWaitTimeInMs: 100,
       // One record is wanted; a fetch still returns at least one whole batch when that is larger.
       maxBytesPerPartition: 64 * 1024,
-      // Paused nearly always: a heartbeat per 5 s keeps the (per-process) group, as for the tail.
-      sessionTimeout: 30_000,
-      heartbeatInterval: 5_000,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
