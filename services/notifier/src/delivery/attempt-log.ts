@@ -63,8 +63,7 @@ export interface AttemptLogOptions {
   retentionMs?: number;
   /**
    * Longest a write waits in the buffer (ms, default 50; reads flush first). At a low rate most batches go
-   * sooner, in a done mark's round trip (`carry`): the timer sends what no delivery's mark took along. (250 ms
-   * made larger batches that held up the fan-out's reads behind them on the one connection: fewer deliveries/s.)
+   * sooner, in a done mark's round trip (`carry`): the timer sends what no delivery's mark took along.
    */
   flushIntervalMs?: number;
   /**
