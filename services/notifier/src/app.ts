@@ -211,6 +211,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     namespace: settings.redisNamespace,
     ttlSeconds: DONE_MARK_TTL_SECONDS,
     logger,
+    // A delivery's done mark and its history (attempt, message log) in one round trip.
+    carry: (pipeline) => history.carry(pipeline),
   });
   const fanout = createFanoutHandler({
     marks,

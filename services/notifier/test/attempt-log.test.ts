@@ -4,6 +4,7 @@ import { testEndpoints } from '@ampflow/testing';
 import Redis from 'ioredis';
 import type { AttemptView, DeadLetterView } from '../src/admin/delivery-control';
 import { createAttemptLog, type AttemptLogOptions, type StoredMessage } from '../src/delivery/attempt-log';
+import { createDoneMarks } from '../src/delivery/done-marks';
 
 const anAttempt = (overrides: Partial<AttemptView> = {}): AttemptView => ({
   messageId: 'msg_1',
@@ -100,6 +101,37 @@ describe('attempt log (Redis)', () => {
 
   afterAll(async () => {
     await redis.quit();
+  });
+
+  it("sends its buffered history in the done marks' round trip: one pipeline for both, nothing written twice", async () => {
+    // A long interval: only the carrying write can send the history before `flush`.
+    const { log, namespace } = newLog({ flushIntervalMs: 60_000 });
+    const marks = createDoneMarks(redis, {
+      namespace,
+      ttlSeconds: 60,
+      logger: createLogger({ service: 'test', level: 'silent' }),
+      carry: (pipeline) => log.carry(pipeline),
+    });
+    log.record(anAttempt({ messageId: 'msg_carried' }));
+    log.saveMessages([aMessage('msg_carried')]);
+    const pipelines = jest.spyOn(redis, 'pipeline');
+    try {
+      marks.mark(`${namespace}:done:msg_carried:ep_1:new`, 0);
+      await marks.flush();
+      expect(pipelines).toHaveBeenCalledTimes(1);
+    } finally {
+      pipelines.mockRestore();
+    }
+    // Written by the marks' pipeline, before any flush of the log's own.
+    expect(await redis.lrange(`${namespace}:attempts:message:msg_carried`, 0, -1)).toHaveLength(1);
+    expect(await redis.get(`${namespace}:message:msg_carried`)).not.toBeNull();
+    expect(await redis.get(`${namespace}:done:msg_carried:ep_1:new`)).toBe('g0');
+    // Nothing left to send, and nothing sent twice.
+    await log.flush();
+    expect(await log.forMessage('msg_carried')).toHaveLength(1);
+    expect(log.droppedWrites).toBe(0);
+    // With nothing buffered, a mark goes alone.
+    expect(log.carry(redis.pipeline())).toBeUndefined();
   });
 
   it('lists attempts per endpoint and per message, newest first, with a limit', async () => {

@@ -7,6 +7,7 @@ import { sourceTopics } from '../src/app';
 import type { WorkItem } from '../src/delivery/work-item';
 import type { Endpoint } from '../src/endpoints/model';
 import { createFanoutHandler } from '../src/fanout/fanout';
+import { createDoneMarks } from '../src/delivery/done-marks';
 import { createNotifierMetrics } from '../src/metrics';
 import { telemetry } from './fixtures';
 
@@ -83,5 +84,58 @@ describe('fan-out of records read again', () => {
     expect(await run([t2])).toEqual([]);
     const t3 = telemetry(vehicle, 3, { isPluggedIn: false });
     expect((await run([t3])).map((i) => i.type)).toEqual(['vehicle.unplugged']);
+  });
+
+  it('reads a batch in one MGET, the done marks of its deliveries included, and skips what is marked', async () => {
+    const marks = createDoneMarks(redis, { namespace, ttlSeconds: 600, logger: pino({ level: 'silent' }) });
+    const second = { ...endpoint, id: 'ep_2' } as Endpoint;
+    let lists = 0;
+    /** From the nth `list()` on, a second endpoint exists (added between a batch's read and its fan-out). */
+    let secondFrom = Infinity;
+    const delivered: WorkItem[] = [];
+    const marked = createFanoutHandler({
+      codec: { decode: async (value) => JSON.parse(value!.toString('utf8')) },
+      redis,
+      namespace,
+      stateTtlSeconds: 600,
+      topics,
+      endpoints: { list: () => (++lists >= secondFrom ? [endpoint, second] : [endpoint]) },
+      submit: async (item) => {
+        delivered.push(item);
+        return true;
+      },
+      deadLetterSource: async () => true,
+      saveMessages: () => undefined,
+      marks,
+      metrics: createNotifierMetrics(createMetricsRegistry('fanout-marks-test', { defaultMetrics: false })),
+      logger: pino({ level: 'silent' }),
+    });
+    const go = async (values: unknown[]) => {
+      delivered.length = 0;
+      await Promise.all(await marked(values.map(record), new AbortController().signal));
+      await marks.flush();
+      return delivered.map((i) => `${i.type}>${i.endpointId}`).sort();
+    };
+    const vehicle = `smartcar:${uniqueName('v')}`;
+    const t0 = telemetry(vehicle, 0, { isPluggedIn: false });
+    const t1 = telemetry(vehicle, 1, { isPluggedIn: true });
+    await go([t0]);
+    const mget = jest.spyOn(redis, 'mget');
+    try {
+      expect(await go([t1])).toEqual(['vehicle.plugged_in>ep_1', 'vehicle.telemetry>ep_1']);
+      expect(mget).toHaveBeenCalledTimes(1);
+      // Read again: both deliveries (the plug event's too) are marked, so none is made; still one read.
+      mget.mockClear();
+      expect(await go([t1])).toEqual([]);
+      expect(mget).toHaveBeenCalledTimes(1);
+      // An endpoint that appears after the read is outside the guess: the batch's marks are read again, and
+      // only its deliveries are made.
+      mget.mockClear();
+      secondFrom = lists + 2;
+      expect(await go([t1])).toEqual(['vehicle.plugged_in>ep_2', 'vehicle.telemetry>ep_2']);
+      expect(mget).toHaveBeenCalledTimes(2);
+    } finally {
+      mget.mockRestore();
+    }
   });
 });

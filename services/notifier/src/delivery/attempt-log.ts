@@ -40,19 +40,39 @@ export interface AttemptLog {
    * since it was queued).
    */
   enqueueWrite(write: (pipeline: ChainableCommander) => void): void;
+  /**
+   * Adds the next buffered batch to a pipeline another writer is about to send (the done marks'), so that
+   * history goes in that round trip instead of one of its own. Returns what to call with that pipeline's
+   * replies (all of them) or its error, or `undefined` when nothing is buffered. The caller sends the pipeline
+   * at once (batches reach Redis in the order they were taken).
+   */
+  carry(pipeline: ChainableCommander): CarriedBatch | undefined;
   /** Sends everything buffered so far; resolves when it is written (or dropped). Never rejects. */
   flush(): Promise<void>;
   /** Buffered writes lost so far (a failed batch, or a full buffer while Redis does not answer). */
   readonly droppedWrites: number;
 }
 
+/** Settles a batch carried in another writer's pipeline: with the pipeline's replies, or the error it failed with. */
+export type CarriedBatch = (replies: ReadonlyArray<[Error | null, unknown]> | Error) => void;
+
 export interface AttemptLogOptions {
   /** Key prefix (default `ampflow:notifier`). */
   namespace?: string;
   /** How long every key lives after its last write (ms, default 7 days). */
   retentionMs?: number;
-  /** Longest a write waits in the buffer (ms, default 50). */
+  /**
+   * Longest a write waits in the buffer (ms, default 50; reads flush first). At a low rate most batches go
+   * sooner, in a done mark's round trip (`carry`): the timer sends what no delivery's mark took along.
+   */
   flushIntervalMs?: number;
+  /**
+   * Shortest time between two batches sent in other writers' pipelines (`carry`, default 50 ms): at a low rate
+   * every done mark carries the history made since the last one; at a high rate history still goes in batches
+   * this far apart (a smaller batch costs more commands per attempt: lists, indexes and counters are written
+   * once per key and batch).
+   */
+  minCarryIntervalMs?: number;
   /** Writes per pipeline; a buffer this full is sent at once (default 500). */
   maxBatch?: number;
   /** Attempts kept per endpoint (default 1,000). */
@@ -120,6 +140,7 @@ export function createAttemptLog(
   const ns = options.namespace ?? 'ampflow:notifier';
   const retentionMs = options.retentionMs ?? 7 * DAY_MS;
   const flushIntervalMs = options.flushIntervalMs ?? 50;
+  const minCarryIntervalMs = options.minCarryIntervalMs ?? 50;
   const maxBatch = options.maxBatch ?? 500;
   const endpointAttemptsCap = options.endpointAttemptsCap ?? 1_000;
   const messageAttemptsCap = options.messageAttemptsCap ?? 100;
@@ -143,6 +164,8 @@ export function createAttemptLog(
   let dropped = 0;
   let failing = false;
   let stopped = false;
+  /** When a batch was last sent (its own pipeline, or carried). */
+  let sentAt = -Infinity;
 
   function dropWrites(count: number, error: unknown, what: string): void {
     dropped += count;
@@ -152,33 +175,46 @@ export function createAttemptLog(
     failing = true;
   }
 
-  async function write(batch: Entry[]): Promise<void> {
-    try {
-      const pipeline = redis.pipeline();
-      const lists: ListPushes = new Map();
-      for (const entry of batch) entry(pipeline, lists);
-      // Every capped list of the batch in one script call (LPUSH, LTRIM, PEXPIRE per list, as three commands
-      // each would), last in the pipeline. Values pushed in order, so the newest ends up first.
-      let pushArgs: string[] | undefined;
-      if (lists.size > 0) {
-        const keys: string[] = [];
-        const argv: string[] = [String(retentionMs)];
-        for (const [key, { cap, values }] of lists) {
-          keys.push(key);
-          argv.push(String(cap), String(values.length));
-          for (const value of values) argv.push(value);
-        }
-        pushArgs = [String(keys.length), ...keys, ...argv];
-        pipeline.evalsha(PUSH_LISTS_SHA, ...(pushArgs as [string, ...string[]]));
+  /** What a batch added to a pipeline: where its commands start, and the push script's arguments. */
+  interface Filled {
+    batch: Entry[];
+    start: number;
+    pushArgs?: string[];
+  }
+
+  /** Adds a batch's commands to `pipeline` (the capped lists' script last). */
+  function fill(pipeline: ChainableCommander, batch: Entry[]): Filled {
+    const start = pipeline.length;
+    const lists: ListPushes = new Map();
+    for (const entry of batch) entry(pipeline, lists);
+    // Every capped list of the batch in one script call (LPUSH, LTRIM, PEXPIRE per list, as three commands
+    // each would), last in the batch. Values pushed in order, so the newest ends up first.
+    let pushArgs: string[] | undefined;
+    if (lists.size > 0) {
+      const keys: string[] = [];
+      const argv: string[] = [String(retentionMs)];
+      for (const [key, { cap, values }] of lists) {
+        keys.push(key);
+        argv.push(String(cap), String(values.length));
+        for (const value of values) argv.push(value);
       }
-      const results = (await pipeline.exec()) ?? [];
-      const scriptError = pushArgs ? results[results.length - 1]?.[0] : null;
+      pushArgs = [String(keys.length), ...keys, ...argv];
+      pipeline.evalsha(PUSH_LISTS_SHA, ...(pushArgs as [string, ...string[]]));
+    }
+    return { batch, start, pushArgs };
+  }
+
+  /** Checks a filled batch's replies (those of its own commands, in order). */
+  async function settle(filled: Filled, replies: Array<[Error | null, unknown]>): Promise<void> {
+    const { batch, pushArgs } = filled;
+    try {
+      const scriptError = pushArgs ? replies[replies.length - 1]?.[0] : null;
       if (pushArgs && scriptError && String(scriptError.message).startsWith('NOSCRIPT')) {
         // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it.
         await redis.eval(PUSH_LISTS_SCRIPT, ...(pushArgs as [string, ...string[]]));
-        results.pop();
+        replies = replies.slice(0, -1);
       }
-      const firstError = results.find(([error]) => error)?.[0];
+      const firstError = replies.find(([error]) => error)?.[0];
       if (firstError) {
         // Commands are not tied back to entries: count the batch as lost, since which history survived is unknown.
         dropWrites(batch.length, firstError, 'a batch failed in part');
@@ -191,10 +227,27 @@ export function createAttemptLog(
     }
   }
 
+  async function write(batch: Entry[]): Promise<void> {
+    try {
+      const pipeline = redis.pipeline();
+      const filled = fill(pipeline, batch);
+      await settle(filled, ((await pipeline.exec()) ?? []) as Array<[Error | null, unknown]>);
+    } catch (error) {
+      dropWrites(batch.length, error, 'a batch failed');
+    }
+  }
+
+  /** The next batch of the buffer, taken out of it. */
+  function nextBatch(): Entry[] {
+    const batch = buffer.length <= maxBatch ? buffer : buffer.slice(0, maxBatch);
+    buffer = buffer.length <= maxBatch ? [] : buffer.slice(maxBatch);
+    return batch;
+  }
+
   function drain(): void {
     while (buffer.length > 0 && inFlight.size < MAX_IN_FLIGHT) {
-      const batch = buffer.length <= maxBatch ? buffer : buffer.slice(0, maxBatch);
-      buffer = buffer.length <= maxBatch ? [] : buffer.slice(maxBatch);
+      const batch = nextBatch();
+      sentAt = performance.now();
       const sent: Promise<void> = write(batch).finally(() => {
         inFlight.delete(sent);
         if (buffer.length >= maxBatch) drain();
@@ -327,6 +380,31 @@ export function createAttemptLog(
 
     enqueueWrite(write) {
       push((p) => write(p));
+    },
+
+    carry(pipeline) {
+      if (buffer.length === 0) return undefined;
+      const at = performance.now();
+      if (at - sentAt < minCarryIntervalMs) return undefined;
+      sentAt = at;
+      const filled = fill(pipeline, nextBatch());
+      const end = pipeline.length;
+      // Counted as in flight, so `flush` (and every read after it) waits for it as for a batch of its own.
+      let release!: () => void;
+      const carried = new Promise<void>((resolve) => (release = resolve));
+      inFlight.add(carried);
+      return (replies) => {
+        const settled =
+          replies instanceof Error
+            ? Promise.resolve(dropWrites(filled.batch.length, replies, 'a batch failed'))
+            : settle(filled, replies.slice(filled.start, end) as Array<[Error | null, unknown]>);
+        void settled.finally(() => {
+          inFlight.delete(carried);
+          release();
+          if (buffer.length >= maxBatch) drain();
+          else schedule();
+        });
+      };
     },
 
     get droppedWrites() {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { CarriedBatch } from './attempt-log';
 import type { Logger } from '@ampflow/observability';
 import type { WorkItem } from './work-item';
 
@@ -38,11 +39,23 @@ export interface DoneCheck {
  */
 export interface DoneMarks {
   keyOf(item: WorkItem, from: 'source' | 'tier'): string;
+  /** `keyOf(item, 'source')` of a source record's delivery, from its message and endpoint. */
+  sourceKeyOf(messageId: string, endpointId: string): string;
   /**
    * Per key (all of `keyOf(..., from)`), whether it is marked done. A Redis failure answers "not done" for all
    * (deliver rather than drop).
    */
   done(keys: string[], from: 'source' | 'tier'): Promise<DoneCheck>;
+  /**
+   * For a reader that fetches the marks in a read of its own (the fan-out, in its one MGET per batch): the key
+   * of the generation, to be read in the same command as the marks, and what the values read mean.
+   */
+  readonly generationKey: string;
+  interpret(
+    storedGeneration: string | null,
+    values: ReadonlyArray<string | null>,
+    from: 'source' | 'tier',
+  ): DoneCheck;
   /**
    * Marks a key done with the generation its check read (written with the other marks of this event-loop turn,
    * in one pipeline).
@@ -63,10 +76,20 @@ const MARKS_PER_CALL = 500;
 
 export function createDoneMarks(
   redis: Redis,
-  options: { namespace: string; ttlSeconds: number; logger: Logger },
+  options: {
+    namespace: string;
+    ttlSeconds: number;
+    logger: Logger;
+    /**
+     * Adds other buffered writes to each mark write's pipeline (the attempt log's `carry`): one round trip for
+     * the marks and the history of the same deliveries.
+     */
+    carry?: (pipeline: ChainableCommander) => CarriedBatch | undefined;
+  },
 ): DoneMarks {
   const prefix = `${options.namespace}:done:`;
   const generationKey = doneGenerationKey(options.namespace);
+  const sourceKeyOf = (messageId: string, endpointId: string) => `${prefix}${messageId}:${endpointId}:new`;
   const ttl = String(options.ttlSeconds);
   const scriptSha = createHash('sha1').update(MARK_SCRIPT).digest('hex');
   let buffer: Array<[key: string, generation: number]> = [];
@@ -81,25 +104,37 @@ export function createDoneMarks(
       const chunk = marks.slice(i, i + MARKS_PER_CALL);
       calls.push([...chunk.map(([key]) => key), ttl, ...chunk.map(([, generation]) => `g${generation}`)]);
     }
-    const run = async (command: 'evalsha' | 'eval') => {
-      const pipeline = redis.pipeline();
+    const add = (pipeline: ChainableCommander, command: 'evalsha' | 'eval') => {
       for (const args of calls) {
         const keys = (args.length - 1) / 2;
         if (command === 'evalsha') pipeline.evalsha(scriptSha, keys, ...args);
         else pipeline.eval(MARK_SCRIPT, keys, ...args);
       }
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([error]) => error)?.[0];
-      if (failed) throw failed;
     };
+    const failure = (results: ReadonlyArray<[Error | null, unknown]>) =>
+      results.slice(0, calls.length).find(([error]) => error)?.[0];
     try {
+      const pipeline = redis.pipeline();
+      add(pipeline, 'evalsha');
+      // The history buffered meanwhile (attempts, message log) goes in the same round trip.
+      const carried = options.carry?.(pipeline);
+      let results: ReadonlyArray<[Error | null, unknown]>;
       try {
-        await run('evalsha');
+        results = ((await pipeline.exec()) ?? []) as Array<[Error | null, unknown]>;
       } catch (error) {
-        // First use on this Redis (or after a restart or SCRIPT FLUSH): send the script itself, which loads it.
-        if (!String((error as Error | undefined)?.message).startsWith('NOSCRIPT')) throw error;
-        await run('eval');
+        carried?.(error instanceof Error ? error : new Error(String(error)));
+        throw error;
       }
+      carried?.(results);
+      let failed = failure(results);
+      if (failed && String(failed.message).startsWith('NOSCRIPT')) {
+        // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it. The
+        // marks only: the carried history was written (or failed) on its own.
+        const again = redis.pipeline();
+        add(again, 'eval');
+        failed = failure(((await again.exec()) ?? []) as Array<[Error | null, unknown]>);
+      }
+      if (failed) throw failed;
       if (failing) options.logger.info('done marks are written again');
       failing = false;
     } catch (error) {
@@ -129,19 +164,18 @@ export function createDoneMarks(
   }
 
   return {
+    sourceKeyOf,
     keyOf: (item, from) =>
       from === 'source'
-        ? `${prefix}${item.messageId}:${item.endpointId}:new`
+        ? sourceKeyOf(item.messageId, item.endpointId)
         : `${prefix}${item.messageId}:${item.endpointId}:${item.attempt}:${item.dueAt}:${item.reason}`,
+    generationKey,
+    interpret,
     async done(keys, from) {
       if (keys.length === 0) return { done: [], generation: 0 };
       try {
         const [stored, ...values] = await redis.mget(generationKey, ...keys);
-        const generation = generationOf(stored ?? null);
-        return {
-          generation,
-          done: values.map((v) => v !== null && (from === 'tier' || markGeneration(v) >= generation)),
-        };
+        return interpret(stored ?? null, values, from);
       } catch (error) {
         options.logger.warn({ err: error }, 'done marks not readable; delivering without the check');
         return { done: keys.map(() => false), generation: 0 };
@@ -165,6 +199,18 @@ export function createDoneMarks(
     async stop() {
       await flush();
     },
+  };
+}
+
+function interpret(
+  storedGeneration: string | null,
+  values: ReadonlyArray<string | null>,
+  from: 'source' | 'tier',
+): DoneCheck {
+  const generation = generationOf(storedGeneration);
+  return {
+    generation,
+    done: values.map((v) => v !== null && (from === 'tier' || markGeneration(v) >= generation)),
   };
 }
 

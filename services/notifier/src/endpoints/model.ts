@@ -68,13 +68,8 @@ export interface MatchableEvent {
  * Whether the endpoint is enabled is not considered here: a disabled endpoint's messages are kept.
  */
 export function endpointMatches(endpoint: Endpoint, event: MatchableEvent): boolean {
-  const operational = OPERATIONAL_TYPES.has(event.type);
-  const subscribed =
-    endpoint.eventTypes.length === 0
-      ? CUSTOMER_TYPES.has(event.type)
-      : endpoint.eventTypes.includes(event.type);
-  if (!subscribed) return false;
-  if (operational) return true;
+  if (!subscribesTo(endpoint, event.type)) return false;
+  if (OPERATIONAL_TYPES.has(event.type)) return true;
   const { routing } = event;
   if (endpoint.vehicleIds.length > 0 && !routing.vehicleIds.some((v) => endpoint.vehicleIds.includes(v)))
     return false;
@@ -82,6 +77,14 @@ export function endpointMatches(endpoint: Endpoint, event: MatchableEvent): bool
     return false;
   if (endpoint.providers.length > 0 && !endpoint.providers.includes(routing.provider)) return false;
   return true;
+}
+
+/**
+ * Whether `endpoint` subscribes to events of `type` (the type part of {@link endpointMatches}: every endpoint
+ * it matches for an event of that type is among these).
+ */
+export function subscribesTo(endpoint: Pick<Endpoint, 'eventTypes'>, type: string): boolean {
+  return endpoint.eventTypes.length === 0 ? CUSTOMER_TYPES.has(type) : endpoint.eventTypes.includes(type);
 }
 
 /** Signing secret in the Standard Webhooks form: `whsec_` + base64 of 24 to 64 random bytes. */

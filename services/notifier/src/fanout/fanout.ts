@@ -12,7 +12,7 @@ import { DependencyError } from '@ampflow/runtime';
 import type { DeadLetterInfo } from '../delivery/durable-writer';
 import type { DoneMarks } from '../delivery/done-marks';
 import type { WorkItem } from '../delivery/work-item';
-import { endpointMatches, type Endpoint } from '../endpoints/model';
+import { endpointMatches, subscribesTo, type Endpoint } from '../endpoints/model';
 import {
   fromChargingSession,
   fromCommandResult,
@@ -123,23 +123,25 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     }
   }
 
-  async function loadJson<T>(keys: string[]): Promise<Map<string, T>> {
-    const found = new Map<string, T>();
-    if (keys.length === 0) return found;
-    let values: Array<string | null>;
-    try {
-      values = await redis.mget(keys);
-    } catch (error) {
-      throw new DependencyError('redis_unavailable', 'Redis read of the vehicle directory failed', {
-        cause: error,
-      });
+  /** The customer events a record makes before enrichment and plug decisions (pure: ids known before any read). */
+  function baseEvents(c: CanonicalRecord, timestampMs: number): CustomerEvent[] {
+    switch (c.kind) {
+      case 'telemetry':
+        return [fromTelemetry(c.record)];
+      case 'session':
+        return [fromChargingSession(c.record, timestampMs)];
+      case 'command':
+        return [fromCommandResult(c.record)];
+      case 'device-link':
+        return [fromDeviceLink(c.record)];
+      case 'error':
+        return [fromVehicleError(c.record)];
     }
-    keys.forEach((key, i) => {
-      const value = values[i];
-      if (value) found.set(key, JSON.parse(value) as T);
-    });
-    return found;
   }
+
+  /** The plug event a telemetry reading fires, if it fires one: its type follows from the reading alone. */
+  const plugTypeOf = (reading: VehicleTelemetry): PlugEventType =>
+    reading.isPluggedIn ? 'vehicle.plugged_in' : 'vehicle.unplugged';
 
   return async (records, signal) => {
     const decoded = await Promise.all(records.map(decode));
@@ -158,11 +160,65 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
         plugReadings.push(firedKey(c.record.eventId));
       }
     }
-    const [vehicles, plugs, firedBefore] = await Promise.all([
-      loadJson<KnownVehicle>([...vehicleIds].map(vehicleKey)),
-      loadJson<PlugState>([...plugVehicles].map(plugKey)),
-      loadJson<PlugEventType>(plugReadings),
-    ]);
+    // One MGET per batch for everything read: the vehicle directory, plug states, plug events fired before, and
+    // the done marks (with their generation) of every delivery the batch may make: each event's id is known
+    // before the read (a plug event's type follows from its reading), and its endpoints are among those
+    // subscribed to its type. A delivery outside that guess (an endpoint added meanwhile) is checked after.
+    const marks = deps.marks;
+    const subscribers = deps.endpoints.list();
+    const markKeys: string[] = [];
+    const guessMarks = (messageId: string, type: string) => {
+      if (!marks) return;
+      for (const endpoint of subscribers)
+        if (subscribesTo(endpoint, type)) markKeys.push(marks.sourceKeyOf(messageId, endpoint.id));
+    };
+    const base = decoded.map((d) => {
+      if ('error' in d) return [];
+      const events = baseEvents(d.canonical, d.timestampMs);
+      for (const event of events) guessMarks(event.id, event.type);
+      const c = d.canonical;
+      if (c.kind === 'telemetry' && c.record.isPluggedIn !== null) {
+        const type = plugTypeOf(c.record);
+        if (subscribers.some((endpoint) => subscribesTo(endpoint, type)))
+          guessMarks(fromPlugChange(c.record, type).id, type);
+      }
+      return events;
+    });
+    const vehicleKeys = [...vehicleIds].map(vehicleKey);
+    const plugKeys = [...plugVehicles].map(plugKey);
+    const readKeys = [...vehicleKeys, ...plugKeys, ...plugReadings];
+    if (marks && markKeys.length > 0) readKeys.push(marks.generationKey, ...markKeys);
+    let values: Array<string | null> = [];
+    if (readKeys.length > 0) {
+      try {
+        values = await redis.mget(readKeys);
+      } catch (error) {
+        throw new DependencyError('redis_unavailable', 'Redis read of the vehicle directory failed', {
+          cause: error,
+        });
+      }
+    }
+    let at0 = 0;
+    const section = <T>(keys: string[]): Map<string, T> => {
+      const found = new Map<string, T>();
+      keys.forEach((key, i) => {
+        const value = values[at0 + i];
+        if (value) found.set(key, JSON.parse(value) as T);
+      });
+      at0 += keys.length;
+      return found;
+    };
+    const vehicles = section<KnownVehicle>(vehicleKeys);
+    const plugs = section<PlugState>(plugKeys);
+    const firedBefore = section<PlugEventType>(plugReadings);
+    /** Done marks read with the batch: key → done, and the generation read with them. */
+    const guessed = new Map<string, boolean>();
+    let guessedGeneration = 0;
+    if (marks && markKeys.length > 0) {
+      const check = marks.interpret(values[at0] ?? null, values.slice(at0 + 1), 'source');
+      guessedGeneration = check.generation;
+      markKeys.forEach((key, i) => guessed.set(key, check.done[i]!));
+    }
     const newlyFired = new Map<string, PlugEventType>();
     const known = new Map<string, KnownVehicle>();
     for (const id of vehicleIds) {
@@ -172,7 +228,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     const changedVehicles = new Set<string>();
     const changedPlugs = new Map<string, PlugState>();
 
-    const perRecord: CustomerEvent[][] = decoded.map((d) => {
+    const perRecord: CustomerEvent[][] = decoded.map((d, i) => {
       if ('error' in d) return [];
       for (const observation of observationsOf(d.canonical)) {
         const before = known.get(observation.vehicleId) ?? null;
@@ -183,19 +239,15 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
         }
       }
       const c = d.canonical;
-      let events: CustomerEvent[];
-      switch (c.kind) {
-        case 'telemetry': {
-          events = [fromTelemetry(c.record)];
-          if (c.record.isPluggedIn === null) break;
-          // Read before (a restart, a rebalance, a retried batch): the plug event it fired, fired again with
-          // the same id, although the vehicle's state has moved on since.
-          const fired =
-            firedBefore.get(firedKey(c.record.eventId)) ?? newlyFired.get(firedKey(c.record.eventId));
-          if (fired) {
-            events.push(fromPlugChange(c.record, fired));
-            break;
-          }
+      const events = [...base[i]!];
+      if (c.kind === 'telemetry' && c.record.isPluggedIn !== null) {
+        // Read before (a restart, a rebalance, a retried batch): the plug event it fired, fired again with
+        // the same id, although the vehicle's state has moved on since.
+        const fired =
+          firedBefore.get(firedKey(c.record.eventId)) ?? newlyFired.get(firedKey(c.record.eventId));
+        if (fired) {
+          events.push(fromPlugChange(c.record, fired));
+        } else {
           const key = plugKey(c.record.vehicleId);
           const previous = changedPlugs.get(key) ?? plugs.get(key) ?? null;
           const decision = applyPlugReading(previous, c.record);
@@ -206,20 +258,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
             newlyFired.set(firedKey(c.record.eventId), decision.event);
             events.push(fromPlugChange(c.record, decision.event));
           }
-          break;
         }
-        case 'session':
-          events = [fromChargingSession(c.record, d.timestampMs)];
-          break;
-        case 'command':
-          events = [fromCommandResult(c.record)];
-          break;
-        case 'device-link':
-          events = [fromDeviceLink(c.record)];
-          break;
-        case 'error':
-          events = [fromVehicleError(c.record)];
-          break;
       }
       return events.map((event) => enrich(event, known));
     });
@@ -281,8 +320,14 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
       }
       return items;
     });
-    const keys = itemsPerRecord.map((items) => items.map((item) => deps.marks?.keyOf(item, 'source') ?? ''));
-    const check = deps.marks ? await deps.marks.done(keys.flat(), 'source') : { done: [], generation: 0 };
+    const keys = itemsPerRecord.map((items) => items.map((item) => marks?.keyOf(item, 'source') ?? ''));
+    const allKeys = keys.flat();
+    // Read with the batch above; a delivery outside the guess (rare) has the whole batch checked again.
+    const check = !marks
+      ? { done: [], generation: 0 }
+      : allKeys.every((key) => guessed.has(key))
+        ? { done: allKeys.map((key) => guessed.get(key)!), generation: guessedGeneration }
+        : await marks.done(allKeys, 'source');
     let flag = 0;
     const completions = decoded.map((d, i) => {
       if ('error' in d) {
