@@ -272,14 +272,9 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     onFatal: deps.onFatal,
   });
   const control = createDeliveryControl({
-    history: {
-      ...history,
-      // A re-send by an operator: the delivery is pending again in the message log.
-      clearDeadLetter(messageId, endpointId) {
-        history.markRequeued(messageId, endpointId);
-        history.clearDeadLetter(messageId, endpointId);
-      },
-    },
+    // A re-send by an operator: the delivery is pending again in the message log (marked before the re-send
+    // is written, so that its first attempt, recorded after, is what the log keeps).
+    history,
     endpoints,
     writer,
     scan: (sinceMs, keep) => scanDeadLetters({ kafka: deps.kafka, topic: dlqTopic, sinceMs, keep, logger }),

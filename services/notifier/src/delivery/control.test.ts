@@ -23,8 +23,12 @@ function controlWith(options: {
   stored?: StoredMessage;
   attempts?: AttemptView[];
   deadLetters?: DeadLetterRecord[];
+  /** What the writer answers (default: scheduled). */
+  scheduleResult?: 'scheduled' | 'abandoned' | 'dead_lettered';
 }) {
   const scheduled: WorkItem[] = [];
+  /** The message log's bookkeeping and the writes, in the order they happened. */
+  const events: string[] = [];
   const lookups: Array<[string, string | undefined]> = [];
   const scans: number[] = [];
   const history: AttemptHistory = {
@@ -33,11 +37,14 @@ function controlWith(options: {
     getMessage: async () => options.stored ?? null,
     deadLetters: async () => [],
     clearDeadLetter: () => undefined,
+    markRequeued: (messageId, endpointId) => events.push(`requeued ${messageId} ${endpointId}`),
+    markRequeueFailed: (messageId, endpointId) => events.push(`failed ${messageId} ${endpointId}`),
   };
   const writer: DurableWriter = {
     schedule: async (item) => {
       scheduled.push(item);
-      return 'scheduled';
+      events.push(`written ${item.messageId} ${item.endpointId}`);
+      return options.scheduleResult ?? 'scheduled';
     },
     deadLetter: async () => true,
     deadLetterSource: async () => true,
@@ -58,8 +65,25 @@ function controlWith(options: {
     },
     now: () => 5_000,
   });
-  return { control, scheduled, lookups, scans };
+  return { control, scheduled, lookups, scans, events };
 }
+
+describe('delivery control: the message log of a re-send', () => {
+  it('marks the delivery pending before the re-send is written (its first attempt may be recorded before the ack)', async () => {
+    const t = controlWith({ deadLetters: [aDeadLetter()] });
+    await t.control.retryMessage('msg_1');
+    expect(t.events).toEqual(['requeued msg_1 ep_a', 'written msg_1 ep_a']);
+  });
+
+  it('marks it dead again when Kafka did not take the re-send (503), or the retry tier refused it', async () => {
+    const abandoned = controlWith({ deadLetters: [aDeadLetter()], scheduleResult: 'abandoned' });
+    await expect(abandoned.control.retryMessage('msg_1')).rejects.toMatchObject({ httpStatus: 503 });
+    expect(abandoned.events).toEqual(['requeued msg_1 ep_a', 'written msg_1 ep_a', 'failed msg_1 ep_a']);
+    const refused = controlWith({ deadLetters: [aDeadLetter()], scheduleResult: 'dead_lettered' });
+    expect(await refused.control.retryMessage('msg_1')).toEqual({ queued: 0 });
+    expect(refused.events).toEqual(['requeued msg_1 ep_a', 'written msg_1 ep_a', 'failed msg_1 ep_a']);
+  });
+});
 
 describe('delivery control: retry by message id', () => {
   it('re-sends what the DLQ index finds when Redis has no message, without scanning the DLQ', async () => {

@@ -13,6 +13,13 @@ export interface AttemptHistory {
   getMessage(id: string): Promise<StoredMessage | null>;
   deadLetters(filter: { endpointId?: string; limit: number }): Promise<DeadLetterView[]>;
   clearDeadLetter(messageId: string, endpointId: string): void;
+  /**
+   * Re-send bookkeeping in the message log: `requeued` before the re-send is written (its first attempt may be
+   * recorded before the write's acknowledgement comes back, and must not be overwritten by a later "pending"),
+   * `requeueFailed` when it was not written after all (still dead). Optional: no message log, nothing to do.
+   */
+  markRequeued?(messageId: string, endpointId: string): void;
+  markRequeueFailed?(messageId: string, endpointId: string): void;
 }
 
 const notFound = (code: string, message: string) => new AppError(code, message, false, 404);
@@ -49,12 +56,18 @@ export function createDeliveryControl(deps: {
       if (seen.has(key) || !deps.endpoints.get(record.endpointId)) continue;
       seen.add(key);
       const item: WorkItem = { ...record, attempt: 1, dueAt: now(), reason };
+      deps.history.markRequeued?.(record.messageId, record.endpointId);
       // Bounded: an API call answers 503 while Kafka is away rather than hanging.
       const result = await deps.writer.schedule(item, AbortSignal.timeout(10_000));
-      if (result === 'abandoned')
+      if (result === 'abandoned') {
+        deps.history.markRequeueFailed?.(record.messageId, record.endpointId);
         throw new AppError('kafka_unavailable', 'Kafka did not take the re-send', true, 503);
+      }
       // Too large for the retry tier: the writer dead-lettered it again (record_too_large), not queued.
-      if (result === 'dead_lettered') continue;
+      if (result === 'dead_lettered') {
+        deps.history.markRequeueFailed?.(record.messageId, record.endpointId);
+        continue;
+      }
       deps.history.clearDeadLetter(record.messageId, record.endpointId);
       queued += 1;
     }

@@ -45,8 +45,10 @@ export interface MessagePage {
  */
 export interface MessageIndex extends AttemptLog {
   saveMessages(messages: IndexedMessage[]): void;
-  /** A delivery re-sent by an operator: pending again. */
+  /** A delivery re-sent by an operator: pending again (before the re-send is written). */
   markRequeued(messageId: string, endpointId: string): void;
+  /** A re-send that was not written after all: dead again. */
+  markRequeueFailed(messageId: string, endpointId: string): void;
   list(query: MessageQuery): Promise<MessagePage>;
   /** One message's summary (all its endpoints), or null when the log does not know it. */
   summary(messageId: string): Promise<{ summary: MessageSummary; vehicleIds: string[] } | null>;
@@ -307,6 +309,10 @@ export function createMessageIndex(
 
     markRequeued(messageId, endpointId) {
       setState(messageId, endpointId, { status: 'pending', lastStatusCode: null, nextAttemptAt: null });
+    },
+
+    markRequeueFailed(messageId, endpointId) {
+      setState(messageId, endpointId, { status: 'dead', lastStatusCode: null, nextAttemptAt: null });
     },
 
     async list(query) {
