@@ -223,14 +223,14 @@ function deadLetterOutput(record: ConsumedRecord, error: unknown, now: Date, log
 }
 
 /** Bytes per fetch response (all partitions of one broker) and per partition in it: see {@link groupConsumer}. */
-export const DEFAULT_FETCH_MAX_BYTES = 2 * 1024 * 1024;
-export const DEFAULT_FETCH_MAX_BYTES_PER_PARTITION = 1024 * 1024;
+export const DEFAULT_FETCH_MAX_BYTES = 1024 * 1024;
+export const DEFAULT_FETCH_MAX_BYTES_PER_PARTITION = 256 * 1024;
 
 /**
  * A consumer in a group with the settings every consumer here shares: heartbeats every second, a session of
  * `sessionTimeoutMs` (default 10 s: how long the group waits for a SIGKILLed member before its partitions move),
- * no automatic topic creation, kafkajs's own retries bounded, fetch responses bounded (`maxBytes`, 2 MiB, and
- * `maxBytesPerPartition`, 1 MiB, by default).
+ * no automatic topic creation, kafkajs's own retries bounded, fetch responses bounded (`maxBytes`, 1 MiB, and
+ * `maxBytesPerPartition`, 256 KiB, by default).
  */
 
 export function groupConsumer(
@@ -252,7 +252,8 @@ export function groupConsumer(
     maxWaitTimeInMs: options.maxWaitTimeInMs,
     minBytes: options.minBytes ?? 1,
     // Bounded fetch responses (kafkajs defaults: 10 MiB per request, 1 MiB per partition): a response's records
-    // share its buffer until the last one is finished, so this is the memory a backlog's fetch-ahead holds.
+    // are slices of its one buffer, which stays in memory until the last of them is finished. Reading a 60,000-
+    // record backlog through createConsumer: peak RSS 178 instead of 230 MB, same records/s (docs/memory.md).
     maxBytes: options.maxBytes ?? DEFAULT_FETCH_MAX_BYTES,
     maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_FETCH_MAX_BYTES_PER_PARTITION,
     allowAutoTopicCreation: false,

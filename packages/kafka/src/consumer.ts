@@ -58,8 +58,8 @@ export interface ConsumerOptions {
   minBytes?: number;
   maxWaitTimeMs?: number;
   /**
-   * Fetch response sizes (bytes): at most `maxBytes` (default 2 MiB) per fetch request to a broker and
-   * `maxBytesPerPartition` (default 1 MiB) per partition in it (kafkajs: 10 MiB and 1 MiB). A record batch
+   * Fetch response sizes (bytes): at most `maxBytes` (default 1 MiB) per fetch request to a broker and
+   * `maxBytesPerPartition` (default 256 KiB) per partition in it (kafkajs: 10 MiB and 1 MiB). A record batch
    * larger than either still comes whole (the broker sends the first batch regardless), so no record is too big
    * to be read. The records of a response share its buffer until the last of them is finished, so these bound
    * the memory a backlog's fetch-ahead holds (docs/memory.md).
