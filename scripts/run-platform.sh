@@ -50,18 +50,22 @@ echo "[run] notifier: development endpoint policy: http allowed=$NOTIFIER_ALLOW_
 
 # The supervisor (scripts/supervise.mjs) starts each service in its own session, waits for /readyz, restarts a
 # service that exits (1 s doubling to 30 s, reset once it stayed up a minute) and stops them all on Ctrl-C.
+# Every service runs with the node flags of deploy/node-flags (the young generation's size: docs/memory.md), as in
+# the image and the benchmarks; AMPFLOW_NODE_FLAGS, when set, replaces them.
 spec=$(node -e '
   const [state, ...entries] = process.argv.slice(1);
+  const flags = (process.env.AMPFLOW_NODE_FLAGS ??
+    require("node:fs").readFileSync("deploy/node-flags", "utf8").replace(/#.*/g, "")).split(/\s+/).filter(Boolean);
   const services = entries.map((entry) => {
     const [name, port] = entry.split(":");
     return {
       name,
-      command: [process.execPath, `services/${name}/dist/main.js`],
+      command: [process.execPath, ...flags, `services/${name}/dist/main.js`],
       log: `${state}/logs/${name}.log`,
       readyUrl: `http://127.0.0.1:${port}/readyz`,
     };
   });
-  process.stderr.write(`[run] services run on Node ${process.version} (${process.execPath})\n`);
+  process.stderr.write(`[run] services run on Node ${process.version} (${process.execPath}) with ${flags.join(" ") || "no flags"}\n`);
   process.stdout.write(JSON.stringify({
     services,
     readyMessage: "console: http://127.0.0.1:8088 (sign in with NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); webhooks: POST http://127.0.0.1:8080/webhooks/smartcar and /webhooks/telematica; notifier admin API: http://127.0.0.1:8090/v1 (Bearer NOTIFIER_ADMIN_TOKEN from .ampflow/dev-secrets.env); npm run demo; Ctrl-C to stop",

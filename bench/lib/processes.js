@@ -2,11 +2,29 @@
 /* global fetch, AbortSignal, AbortController */
 
 const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const net = require('node:net');
+const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { ROOT, log } = require('./log');
 
 const STOP_GRACE_MS = 20_000;
+
+/**
+ * The node flags every service process runs with, from `deploy/node-flags` (the one list the platform's
+ * launchers use: scripts/run-platform.sh, the image's NODE_OPTIONS that the k8s manifests inherit; docs/memory.md),
+ * so the bench measures what users run. `AMPFLOW_NODE_FLAGS`, when set (also empty), replaces them: for side-by-side
+ * runs with other settings.
+ */
+function serviceNodeFlags(env = process.env) {
+  const text =
+    env.AMPFLOW_NODE_FLAGS ??
+    fs.readFileSync(path.join(ROOT, 'deploy', 'node-flags'), 'utf8').replace(/#.*/g, '');
+  return text.split(/\s+/).filter(Boolean);
+}
+
+/** A built service (`services/<name>/dist/main.js`): started with {@link serviceNodeFlags}. */
+const isServiceMain = (script) => /(^|[\\/])services[\\/][\w-]+[\\/]dist[\\/]main\.js$/.test(script);
 
 /** Runs a command to completion with inherited output; throws on failure or after `timeoutMs`. */
 function runCommand(command, args, { cwd, timeoutMs, env = process.env }) {
@@ -69,13 +87,15 @@ async function waitForHttpOk(handle, url, timeoutMs) {
 }
 
 /**
- * Starts `node [nodeArgs] script` from the repository root on a free loopback port (HTTP_PORT, HTTP_HOST)
- * with `env` over this process's environment, and adds it to `children` (stopped by `withChildren`). Its
- * output is kept (the last 64 KiB, lines counted) for the report and for error messages.
+ * Starts `node [service flags] [nodeArgs] script` from the repository root on a free loopback port (HTTP_PORT,
+ * HTTP_HOST) with `env` over this process's environment, and adds it to `children` (stopped by `withChildren`).
+ * A service's main gets the platform's node flags ({@link serviceNodeFlags}) first; `nodeArgs` come after them
+ * and win. Its output is kept (the last 64 KiB, lines counted) for the report and for error messages.
  */
 async function startTarget(name, script, { env = {}, nodeArgs = [], children }) {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, script], {
+  const flags = isServiceMain(script) ? serviceNodeFlags() : [];
+  const child = spawn(process.execPath, [...flags, ...nodeArgs, script], {
     cwd: ROOT,
     env: { ...process.env, HTTP_PORT: String(port), HTTP_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -101,7 +121,7 @@ async function startTarget(name, script, { env = {}, nodeArgs = [], children }) 
     });
   });
   children.push(handle);
-  log(`started ${name} (pid ${handle.pid}) on port ${port}`);
+  log(`started ${name} (pid ${handle.pid}) on port ${port}${flags.length ? ` with ${flags.join(' ')}` : ''}`);
   return { handle, port, baseUrl: `http://127.0.0.1:${port}` };
 }
 
@@ -163,6 +183,7 @@ module.exports = {
   commandOutput,
   waitForHttpOk,
   isRunning,
+  serviceNodeFlags,
   startTarget,
   stopTarget,
   withChildren,

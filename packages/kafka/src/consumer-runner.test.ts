@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
-import type { Consumer, Message } from 'kafkajs';
+import type { Consumer, ConsumerConfig, Kafka, Message } from 'kafkajs';
 import pino from 'pino';
 import { DependencyError, ValidationError } from '@ampflow/runtime';
 import {
+  DEFAULT_FETCH_MAX_BYTES,
+  DEFAULT_FETCH_MAX_BYTES_PER_PARTITION,
+  groupConsumer,
   processChunk,
   type ChunkDeps,
   type ConsumedRecord,
@@ -366,5 +369,37 @@ describe('watchMembership', () => {
     const { emit, fatal } = watch({ stopping: true });
     emit('CRASH', { error: new Error('disconnected'), restart: false });
     expect(fatal).toEqual([]);
+  });
+});
+
+describe('groupConsumer', () => {
+  /** The kafkajs consumer config groupConsumer asks for. */
+  function configOf(options: Parameters<typeof groupConsumer>[1]): ConsumerConfig {
+    let config: ConsumerConfig | undefined;
+    const kafka = {
+      consumer: (c: ConsumerConfig) => {
+        config = c;
+        return {} as Consumer;
+      },
+    } as unknown as Kafka;
+    groupConsumer(kafka, options);
+    return config!;
+  }
+
+  it('bounds fetch responses below the kafkajs defaults (10 MiB per request) unless told otherwise', () => {
+    const config = configOf({ groupId: 'g', maxWaitTimeInMs: 1_000 });
+    expect(config.maxBytes).toBe(DEFAULT_FETCH_MAX_BYTES);
+    expect(config.maxBytesPerPartition).toBe(DEFAULT_FETCH_MAX_BYTES_PER_PARTITION);
+    expect(DEFAULT_FETCH_MAX_BYTES).toBeLessThan(10 * 1024 * 1024);
+  });
+
+  it('passes chosen fetch sizes through', () => {
+    const config = configOf({
+      groupId: 'g',
+      maxWaitTimeInMs: 1_000,
+      maxBytes: 65_536,
+      maxBytesPerPartition: 4_096,
+    });
+    expect(config).toMatchObject({ groupId: 'g', maxBytes: 65_536, maxBytesPerPartition: 4_096 });
   });
 });

@@ -222,14 +222,27 @@ function deadLetterOutput(record: ConsumedRecord, error: unknown, now: Date, log
   };
 }
 
+/** Bytes per fetch response (all partitions of one broker) and per partition in it: see {@link groupConsumer}. */
+export const DEFAULT_FETCH_MAX_BYTES = 1024 * 1024;
+export const DEFAULT_FETCH_MAX_BYTES_PER_PARTITION = 256 * 1024;
+
 /**
  * A consumer in a group with the settings every consumer here shares: heartbeats every second, a session of
  * `sessionTimeoutMs` (default 10 s: how long the group waits for a SIGKILLed member before its partitions move),
- * no automatic topic creation, kafkajs's own retries bounded.
+ * no automatic topic creation, kafkajs's own retries bounded, fetch responses bounded (`maxBytes`, 1 MiB, and
+ * `maxBytesPerPartition`, 256 KiB, by default).
  */
+
 export function groupConsumer(
   kafka: Kafka,
-  options: { groupId: string; sessionTimeoutMs?: number; maxWaitTimeInMs: number; minBytes?: number },
+  options: {
+    groupId: string;
+    sessionTimeoutMs?: number;
+    maxWaitTimeInMs: number;
+    minBytes?: number;
+    maxBytes?: number;
+    maxBytesPerPartition?: number;
+  },
 ): Consumer {
   return kafka.consumer({
     groupId: options.groupId,
@@ -238,6 +251,11 @@ export function groupConsumer(
     // The broker answers a fetch once `minBytes` are there (default 1: at once), else after `maxWaitTimeInMs`.
     maxWaitTimeInMs: options.maxWaitTimeInMs,
     minBytes: options.minBytes ?? 1,
+    // Bounded fetch responses (kafkajs defaults: 10 MiB per request, 1 MiB per partition): a response's records
+    // are slices of its one buffer, which stays in memory until the last of them is finished. Reading a 60,000-
+    // record backlog through createConsumer: peak RSS 178 instead of 230 MB, same records/s (docs/memory.md).
+    maxBytes: options.maxBytes ?? DEFAULT_FETCH_MAX_BYTES,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_FETCH_MAX_BYTES_PER_PARTITION,
     allowAutoTopicCreation: false,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });

@@ -71,6 +71,15 @@ export interface ConsumerOptions {
   minBytes?: number;
   maxWaitTimeMs?: number;
   /**
+   * Fetch response sizes (bytes): at most `maxBytes` (default 1 MiB) per fetch request to a broker and
+   * `maxBytesPerPartition` (default 256 KiB) per partition in it (kafkajs: 10 MiB and 1 MiB). A record batch
+   * larger than either still comes whole (the broker sends the first batch regardless), so no record is too big
+   * to be read. The records of a response share its buffer until the last of them is finished, so these bound
+   * the memory a backlog's fetch-ahead holds (docs/memory.md).
+   */
+  maxBytes?: number;
+  maxBytesPerPartition?: number;
+  /**
    * Commit policy: finished offsets are committed `commitIntervalMs` (default 1 s) after the first record
    * finished since the last commit, or at once when `commitAfterRecords` (default 10,000) finished since then;
    * and always on a rebalance and on stop. Nothing is committed while nothing finishes (no idle commits).
@@ -175,6 +184,8 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     sessionTimeoutMs: options.sessionTimeoutMs,
     maxWaitTimeInMs: options.maxWaitTimeMs ?? 1_000,
     minBytes: options.minBytes ?? 1,
+    maxBytes: options.maxBytes,
+    maxBytesPerPartition: options.maxBytesPerPartition,
   });
   const fetchIntervalMs = options.fetchIntervalMs ?? DEFAULT_FETCH_INTERVAL_MS;
   /** When the last fetch went out, and the wait that paces the next one (shared by the fetch's batches). */

@@ -276,6 +276,38 @@ describe('createConsumer', () => {
     expect(fetchesWithRecords).toBeLessThan(120);
   });
 
+  it('reads records larger than the fetch size limits (maxBytes, maxBytesPerPartition), each once and in order', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    // One send per record: separate record batches, each larger than both limits.
+    for (let i = 0; i < 6; i += 1)
+      await producer.send(topic, [{ key: 'k', value: `${i}:${'x'.repeat(3_000)}` }]);
+    // And one larger than the default limit per partition (256 KiB), read with the defaults below.
+    await producer.send(topic, [{ key: 'k', value: `6:${'y'.repeat(300 * 1024)}` }]);
+    const seen = (groupId: string, limits: Pick<ConsumerOptions, 'maxBytes' | 'maxBytesPerPartition'>) => {
+      const values: string[] = [];
+      return aConsumer({
+        groupId,
+        topics: [topic],
+        ordering: 'partition',
+        ...limits,
+        handler: {
+          take: async (records) =>
+            records.map((record) => {
+              values.push(record.message.value!.toString().split(':')[0]!);
+              return Promise.resolve(true);
+            }),
+        },
+      }).then(() => values);
+    };
+    const small = await seen(uniqueName('group'), { maxBytes: 2_048, maxBytesPerPartition: 1_024 });
+    const defaults = await seen(uniqueName('group'), {});
+    const all = ['0', '1', '2', '3', '4', '5', '6'];
+    await eventually(() => small.length >= 7 && defaults.length >= 7, 'every record read under both limits');
+    expect(small).toEqual(all);
+    expect(defaults).toEqual(all);
+  });
+
   it('loses nothing when a second member joins and takes partitions over', async () => {
     const topic = await aTopic(4);
     const producer = await aProducer();
