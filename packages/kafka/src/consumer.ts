@@ -14,7 +14,6 @@ import {
 import { createOrderedQueue, type ConsumerOrdering, type OrderedQueue } from './ordered-queue';
 import { createPartitionProgress, type PartitionProgress } from './partition-progress';
 import type { ReliableProducer } from './producer';
-import { PAUSED_FETCH_WAIT_MS, registerFetchWait } from './paused-fetch-wait';
 import { subscribeWhenReady } from './topics-admin';
 
 /**
@@ -208,19 +207,6 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     return pacing;
   }
   const lanes = new Map<string, Lane>();
-  /**
-   * Partitions paused for back-pressure. While there are any, fetches wait at most PAUSED_FETCH_WAIT_MS, so one
-   * resumed is fetched again within that rather than after a fetch of idle partitions ran its whole
-   * `maxWaitTimeMs` (`paused-fetch-wait.ts`).
-   */
-  let pausedLanes = 0;
-  let unregisterFetchWait: (() => void) | undefined;
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    unregisterFetchWait?.();
-    unregisterFetchWait = registerFetchWait(event.payload.memberId, () =>
-      pausedLanes > 0 ? PAUSED_FETCH_WAIT_MS : undefined,
-    );
-  });
   /** When the chunk in hand started failing, per lane. */
   const failingSince = new Map<string, number>();
   /** Work handed out and not settled (drained on stop). */
@@ -259,7 +245,6 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
   function resume(lane: Lane): void {
     if (!lane.paused || stopping) return;
     lane.paused = false;
-    pausedLanes -= 1;
     consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }]);
   }
 
@@ -502,7 +487,6 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
               // others) until half of it finished; what was not accepted is fetched again then.
               if (lane.progress.outstanding >= lane.maxInFlight) {
                 lane.paused = true;
-                pausedLanes += 1;
                 consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
                 break;
               }
@@ -543,7 +527,6 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
         clearTimeout(timer);
         await commitNow();
       }
-      unregisterFetchWait?.();
       await consumer.disconnect();
     },
   };

@@ -308,42 +308,6 @@ describe('createConsumer', () => {
     expect(defaults).toEqual(all);
   });
 
-  it('fetches a partition resumed from back-pressure again at once, not after a fetch of idle partitions waited maxWaitTimeMs', async () => {
-    const busy = await aTopic();
-    const idle = await aTopic();
-    const producer = await aProducer();
-    await producer.send(
-      busy,
-      Array.from({ length: 12 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
-    );
-    const held: Array<() => void> = [];
-    const takenAt: number[] = [];
-    await aConsumer({
-      groupId: uniqueName('group'),
-      topics: [busy, idle],
-      ordering: 'unordered',
-      maxInFlightPerPartition: 4,
-      // Long: without the shorter wait while a partition is paused, the fetch of the idle topic in flight when
-      // the busy one resumes would hold its next records back for this long.
-      maxWaitTimeMs: 6_000,
-      handler: {
-        take: async (records) =>
-          records.map(() => {
-            takenAt.push(Date.now());
-            return new Promise<boolean>((resolve) => held.push(() => resolve(true)));
-          }),
-      },
-    });
-    await eventually(() => takenAt.length === 4, 'the first four records taken, the partition paused');
-    // Let the fetch that names only the idle topic go out and wait at the broker.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(takenAt).toHaveLength(4);
-    const releasedAt = Date.now();
-    for (const release of held.splice(0)) release();
-    await eventually(() => takenAt.length > 4, 'records taken after the resume');
-    expect(takenAt[4]! - releasedAt).toBeLessThan(3_000);
-  });
-
   it('loses nothing when a second member joins and takes partitions over', async () => {
     const topic = await aTopic(4);
     const producer = await aProducer();
