@@ -80,8 +80,8 @@ export interface AggregatorDeps {
 /**
  * The session aggregator: reads `ev.vehicle-telemetry.v1`, applies each reading to its vehicle's state in
  * Redis with the pure reducer, and produces STARTED / UPDATED / ENDED records to `ev.charging-sessions.v1`.
- * Per chunk: load states (or take this instance's last saved ones), reduce, produce the changes together with
- * the new states to the changelog topic (one request), and only after Kafka acknowledged them write the states
+ * Per chunk: load states (or take this instance's last saved ones), reduce, produce the changes, then (once
+ * acknowledged) the new states to the changelog topic, and only after Kafka acknowledged those write the states
  * to Redis (compare-and-set) and commit the offsets.
  * A sweeper ends sessions whose inactivity deadline passed. Redis is a cache: found empty, it is refilled from
  * the changelog before any reading is applied.

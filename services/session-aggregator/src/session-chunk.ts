@@ -113,7 +113,8 @@ export function createSessionChunkHandler(
         : { epoch: null, states: new Map<string, StoredState>() };
     // Never reduce on top of an emptied Redis: every vehicle would look new (second STARTED, lost figures).
     if (byVehicle.size > 0 && epoch === null) throw deps.stateReset('load');
-    // Checked before anything is sent: a record refused would leave the others of the request out without it.
+    // Checked before anything is sent: a reading whose change or state a topic would refuse is dead-lettered
+    // here, rather than failing the whole chunk's request at the broker.
     const [changelogLimit, sessionsLimit] =
       byVehicle.size > 0
         ? await Promise.all([
