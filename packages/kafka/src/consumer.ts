@@ -1,4 +1,4 @@
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '@ampflow/observability';
 import { abortableSleep, createRetryPolicy } from '@ampflow/runtime';
 import {
@@ -48,8 +48,9 @@ export interface ConsumerOptions {
   /** Records given to the handler at once (default 500). */
   maxChunkRecords?: number;
   /**
-   * Records of one partition fetched and not yet finished before that partition stops fetching (default
-   * twice `maxChunkRecords`), or per topic. Fetching resumes once half of them are done.
+   * Records of one partition in the handler's hands and not finished (default twice `maxChunkRecords`), or per
+   * topic. Records fetched beyond it are held, and taken as half of those in flight finish; a partition holding
+   * as many stops fetching until half of them were taken (nothing fetched is dropped and fetched again).
    */
   maxInFlightPerPartition?: number | ((topic: string) => number);
   /**
@@ -147,9 +148,16 @@ interface Lane {
   committed: bigint;
   requested: bigint;
   highWatermark: bigint;
-  /** Fetching paused because too many records are in flight; resumed as they finish. */
+  /** Fetching paused because too many records are held; resumed as they are taken. */
   paused: boolean;
   maxInFlight: number;
+  /**
+   * Records fetched while `maxInFlight` were in flight, in offset order: kept (not fetched again) and taken as
+   * records finish. The fetch position is past them; the committed offset is not (they were never taken).
+   */
+  held: KafkaMessage[];
+  /** The offset of the last record put in `held` (-1 before any): a record fetched again up to it is not new. */
+  heldUntil: bigint;
 }
 
 /**
@@ -236,6 +244,8 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
         highWatermark: -1n,
         paused: false,
         maxInFlight: maxInFlightOf(topic),
+        held: [],
+        heldUntil: -1n,
       };
       lanes.set(id, lane);
     }
@@ -266,8 +276,16 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
       const keep = new Set<string>();
       for (const [topic, list] of Object.entries(assignment))
         for (const p of list) keep.add(laneId(topic, p));
-      // A partition this member keeps goes on where it was: nobody else had it in between.
-      for (const lane of [...lanes.values()]) if (!keep.has(lane.id)) release(lane);
+      // A partition this member keeps goes on where it was: nobody else had it in between. What it held is let
+      // go: kafkajs fetches a kept partition again from its committed offset, so those records come again.
+      for (const lane of [...lanes.values()]) {
+        if (!keep.has(lane.id)) release(lane);
+        else {
+          lane.held = [];
+          lane.heldUntil = -1n;
+          resume(lane);
+        }
+      }
     },
   });
   // The group is about to be rebalanced: what finished is committed before the partitions may move.
@@ -315,9 +333,26 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     commitTimer.unref();
   }
 
+  /** Takes a fetched record into the lane's work; false when `maxInFlight` are in flight already. */
+  function accept(lane: Lane, message: KafkaMessage): boolean {
+    if (lane.progress.outstanding >= lane.maxInFlight) return false;
+    lane.progress.take(BigInt(message.offset));
+    lane.queue.push({ topic: lane.topic, partition: lane.partition, message });
+    return true;
+  }
+
+  /** Takes held records as far as the limit allows (the caller pumps); fetching resumes once few are held. */
+  function takeHeld(lane: Lane): void {
+    let taken = 0;
+    while (taken < lane.held.length && accept(lane, lane.held[taken]!)) taken += 1;
+    if (taken > 0) lane.held.splice(0, taken);
+    if (lane.paused && lane.held.length <= lane.maxInFlight / 2) resume(lane);
+  }
+
   function finished(lane: Lane, offsets: bigint[]): void {
     for (const offset of offsets) lane.progress.finish(offset);
-    if (lane.paused && lane.progress.outstanding <= lane.maxInFlight / 2) resume(lane);
+    // Taken again once half are done, not at every record: chunks stay chunks.
+    if (lane.held.length > 0 && lane.progress.outstanding <= lane.maxInFlight / 2) takeHeld(lane);
     // Caught up: the lag reported with the last batch counted these records, and no batch may come for a while.
     if (lane.progress.outstanding === 0) {
       options.onBatchDone?.({ topic: lane.topic, partition: lane.partition, lag: lagOf(lane) });
@@ -482,21 +517,25 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
           let accepted = 0;
           for (const message of batch.messages) {
             const offset = BigInt(message.offset);
-            if (lane.progress.isNew(offset)) {
-              // Back-pressure: a partition with too much in flight stops fetching (without holding up the
-              // others) until half of it finished; what was not accepted is fetched again then.
-              if (lane.progress.outstanding >= lane.maxInFlight) {
-                lane.paused = true;
-                consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
-                break;
+            if (lane.progress.isNew(offset) && offset > lane.heldUntil) {
+              // Back-pressure: past `maxInFlight`, fetched records are held (in order, behind any held before)
+              // rather than dropped and fetched again, and taken as records finish.
+              if (lane.held.length === 0 && accept(lane, message)) accepted += 1;
+              else {
+                lane.held.push(message);
+                lane.heldUntil = offset;
               }
-              lane.progress.take(offset);
-              lane.queue.push({ topic: batch.topic, partition: batch.partition, message });
-              accepted += 1;
             }
             covered = message.offset;
           }
           if (covered !== undefined) resolveOffset(covered);
+          // A partition holding as many records as it may have in flight stops fetching (without holding up the
+          // others) until half of them were taken: at most `maxInFlight` in flight, and held about as many plus
+          // the rest of one fetch (bounded by `maxBytesPerPartition`).
+          if (!lane.paused && lane.held.length >= lane.maxInFlight) {
+            lane.paused = true;
+            consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+          }
           if (accepted > 0) void pump(lane);
           options.onBatchDone?.({ topic: batch.topic, partition: batch.partition, lag: lagOf(lane) });
           // The records are handed over; the next fetch waits out the pacing (see `fetchIntervalMs`).

@@ -242,6 +242,60 @@ describe('createConsumer', () => {
     expect(mostInFlight).toBeLessThanOrEqual(8);
   });
 
+  it('holds records fetched past the in-flight limit instead of fetching them again, and commits only what finished', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    await producer.send(
+      topic,
+      Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
+    );
+    const groupId = uniqueName('group');
+    const held: Array<() => void> = [];
+    const taken: number[] = [];
+    let mostInFlight = 0;
+    /** Records of this topic in the batches kafkajs handed over: 40 when none is fetched twice. */
+    let fetchedRecords = 0;
+    const consumer: KafkaConsumer = await aConsumer({
+      groupId,
+      topics: [topic],
+      ordering: 'unordered',
+      maxInFlightPerPartition: 8,
+      maxChunkRecords: 4,
+      handler: {
+        take: async (records) => {
+          mostInFlight = Math.max(mostInFlight, consumer.inFlight());
+          return records.map((record) => {
+            taken.push(offsetOf(record));
+            return new Promise<boolean>((resolve) => held.push(() => resolve(true)));
+          });
+        },
+      },
+    });
+    consumer.consumer.on(consumer.consumer.events.START_BATCH_PROCESS, (event) => {
+      if (event.payload.topic === topic) fetchedRecords += event.payload.batchSize;
+    });
+    // The first 8 are in flight; the other 32 are held, not committed.
+    await eventually(() => held.length === 8, 'eight records in flight');
+    expect(taken).toEqual(Array.from({ length: 8 }, (_, i) => i));
+    // Finishing the first 4 (half) takes 4 held ones at once; the commit covers only the finished prefix.
+    for (const release of held.splice(0, 4)) release();
+    await eventually(() => taken.length === 12, 'four held records taken');
+    expect(mostInFlight).toBeLessThanOrEqual(8);
+    for (let round = 0; taken.length < 40; round += 1) {
+      await eventually(() => held.length > 0, `records taken (round ${round})`);
+      for (const release of held.splice(0)) release();
+    }
+    await eventually(() => {
+      for (const release of held.splice(0)) release();
+      return consumer.inFlight() === 0;
+    }, 'every record finished');
+    expect(taken).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(mostInFlight).toBeLessThanOrEqual(8);
+    expect(fetchedRecords).toBe(40);
+    await consumer.stop();
+    expect(await committedOffsets(groupId, topic)).toEqual({ 0: '40' });
+  });
+
   it('paces fetches: records that keep coming are fetched together, not one fetch each, and all handled once', async () => {
     const topic = await aTopic(3);
     const producer = await aProducer();
