@@ -3,12 +3,13 @@
 /**
  * The pure part of `tools/partition-sim.js`: endpoints with skewed traffic hashed over a deliveries topic keyed by
  * endpoint id, and how evenly the partitions (and the instances that own them) share the load. No I/O; every
- * random draw comes from a seeded generator, so a run is reproducible.
+ * random draw comes from packages/testing's seeded generator (mulberry32), so a run is reproducible.
  *
  * The partition of a key is chosen by the project's own partitioner (`Murmur2Partitioner` of @ampflow/kafka, from
  * its built `dist/`), called exactly as kafkajs calls it, so the simulation hashes what the producer would.
  */
 const path = require('node:path');
+const { seededRandom } = require('@ampflow/testing/dist/seeded-random');
 
 /** The built partitioner; a clear error when `dist/` is missing. */
 function loadPartitioner() {
@@ -20,26 +21,14 @@ function loadPartitioner() {
   }
 }
 
-/** mulberry32: a small seeded generator of floats in [0, 1). Same seed, same sequence. */
-function seededRandom(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
-/** `count` endpoint ids in the notifier's format (`ep_` + 26 base32 characters), drawn from `random`. */
+/** `count` endpoint ids in the notifier's format (`ep_` + 26 base32 characters), drawn from `random` (a SeededRandom). */
 function endpointIds(count, random) {
   const ids = new Array(count);
   for (let i = 0; i < count; i += 1) {
     let id = 'ep_';
-    for (let c = 0; c < 26; c += 1) id += BASE32[Math.floor(random() * 32)];
+    for (let c = 0; c < 26; c += 1) id += BASE32[random.int(0, 31)];
     ids[i] = id;
   }
   return ids;
@@ -204,7 +193,6 @@ function endpointCeiling({ concurrency, responseMs, instanceCapacity = Infinity 
 
 module.exports = {
   loadPartitioner,
-  seededRandom,
   endpointIds,
   trafficShares,
   partitionerFn,
