@@ -2,9 +2,9 @@
 
 /**
  * Redis memory per key kind, as the services write them: the ingress's seen marks, the aggregator's vehicle state
- * hash and deadline entry, the notifier's vehicle directory, plug state, done marks, and per message its stored
- * body, attempt list, message-log hash and index entries (the notifier's own built attempt log and message index,
- * services/notifier/dist, write those). The input of the capacity model in docs/scaling.md.
+ * hash and deadline entry, the notifier's vehicle directory, plug state and fired plug events, done marks, and per
+ * message its stored body, attempt list, message-log hash and index entries (the notifier's own built attempt log
+ * and message index, services/notifier/dist, write those). The input of the capacity model in docs/scaling.md.
  *
  *   npx tsc -b && node bench/tools/redis-sizes.js [--count=2000]
  *
@@ -160,6 +160,15 @@ async function main() {
     await p3.exec();
     await perKey('notifier vehicle directory', vehicleKeys, 'per vehicle, 90 days');
     await perKey('notifier plug state', plugKeys, 'per vehicle, 90 days');
+    // A plug event fired: <ns>:plug-fired:<eventId> = the event type, with the state TTL (fanout.ts).
+    const firedKeys = Array.from(
+      { length: COUNT },
+      (_, v) => `${notifierNs}:plug-fired:${reading(v, 1).eventId}`,
+    );
+    const p5 = redis.pipeline();
+    for (const key of firedKeys) p5.set(key, JSON.stringify('vehicle.plugged_in'), 'EX', 90 * DAY_S);
+    await p5.exec();
+    await perKey('notifier plug event fired', firedKeys, 'per plug change, 90 days');
 
     // Done marks: SET <ns>:done:<message>:<endpoint>:new g<generation> EX 2 days (done-marks.ts).
     const events = Array.from({ length: COUNT }, (_, i) => fromTelemetry(reading(i, 2)));
