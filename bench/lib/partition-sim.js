@@ -99,20 +99,20 @@ function percentile(sorted, p) {
 /** How even a set of loads (shares that sum to the total) is. */
 function loadStats(loads) {
   let total = 0;
-  let max = 0;
+  let highest = 0;
   let empty = 0;
   for (const load of loads) {
     total += load;
-    if (load > max) max = load;
+    if (load > highest) highest = load;
     if (load === 0) empty += 1;
   }
-  const mean = total / loads.length;
+  const average = total / loads.length;
   const sorted = Float64Array.from(loads).sort();
   return {
-    maxOverMean: max / mean,
-    p99OverMean: percentile(sorted, 99) / mean,
-    minOverMean: sorted[0] / mean,
-    hottestShare: max / total,
+    maxOverMean: highest / average,
+    p99OverMean: percentile(sorted, 99) / average,
+    minOverMean: sorted[0] / average,
+    hottestShare: highest / total,
     empty,
   };
 }
