@@ -37,8 +37,8 @@ npx --no-install jest --ci --maxWorkers=2 --json --outputFile="$results" "$@" ||
 # The bench's own logic (report arithmetic, the partition simulation): node's test runner, no I/O, a second.
 if (($# == 0)); then
   echo "[test] bench logic (node --test bench/test)" >&2
-  node --test bench/test/*.test.js >.ampflow/bench-tests.log 2>&1 || { status=1; cat .ampflow/bench-tests.log; }
-  tail -n 8 .ampflow/bench-tests.log | grep -E '^# (pass|fail)' >&2 || true
+  node --test --test-reporter=spec bench/test/*.test.js >.ampflow/bench-tests.log 2>&1 || { status=1; cat .ampflow/bench-tests.log; }
+  tail -n 8 .ampflow/bench-tests.log | grep -E '^ℹ (pass|fail)' >&2 || true
 fi
 
 # One closing line that any CI can read, whatever it knows of jest.
