@@ -49,10 +49,16 @@ export interface ConsumerOptions {
   maxChunkRecords?: number;
   /**
    * Records of one partition in the handler's hands and not finished (default twice `maxChunkRecords`), or per
-   * topic. Records fetched beyond it are held, and taken as half of those in flight finish; a partition holding
-   * as many stops fetching until half of them were taken (nothing fetched is dropped and fetched again).
+   * topic. Records fetched beyond it are held, and taken as half of those in flight finish.
    */
   maxInFlightPerPartition?: number | ((topic: string) => number);
+  /**
+   * Records of one partition fetched and held (not yet in flight) before that partition stops fetching (default:
+   * its `maxInFlightPerPartition`), or per topic. Fetching resumes once half of them were taken, so the next
+   * fetch can arrive before the held ones run out; nothing fetched is dropped and fetched again. A partition
+   * may hold this many plus the rest of one fetch (`maxBytesPerPartition`).
+   */
+  maxHeldPerPartition?: number | ((topic: string) => number);
   /**
    * kafkajs `partitionsConsumedConcurrently`. Handing records over is synchronous, so this only decides how
    * many partitions' batches of one fetch wait out the fetch pacing together (default: all of them, 64;
@@ -151,6 +157,7 @@ interface Lane {
   /** Fetching paused because too many records are held; resumed as they are taken. */
   paused: boolean;
   maxInFlight: number;
+  maxHeld: number;
   /**
    * Records fetched while `maxInFlight` were in flight, in offset order: kept (not fetched again) and taken as
    * records finish. The fetch position is past them; the committed offset is not (they were never taken).
@@ -173,6 +180,8 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
   const maxChunkRecords = options.maxChunkRecords ?? 500;
   const limit = options.maxInFlightPerPartition ?? 2 * maxChunkRecords;
   const maxInFlightOf = typeof limit === 'number' ? () => limit : limit;
+  const holdLimit = options.maxHeldPerPartition ?? maxInFlightOf;
+  const maxHeldOf = typeof holdLimit === 'number' ? () => holdLimit : holdLimit;
   const maxFailingMs = options.maxFailingMs ?? 5 * 60_000;
   const commitIntervalMs = options.commitIntervalMs ?? 1_000;
   const commitAfterRecords = options.commitAfterRecords ?? 10_000;
@@ -244,6 +253,7 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
         highWatermark: -1n,
         paused: false,
         maxInFlight: maxInFlightOf(topic),
+        maxHeld: maxHeldOf(topic),
         held: [],
         heldUntil: -1n,
       };
@@ -346,7 +356,7 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     let taken = 0;
     while (taken < lane.held.length && accept(lane, lane.held[taken]!)) taken += 1;
     if (taken > 0) lane.held.splice(0, taken);
-    if (lane.paused && lane.held.length <= lane.maxInFlight / 2) resume(lane);
+    if (lane.paused && lane.held.length <= lane.maxHeld / 2) resume(lane);
   }
 
   function finished(lane: Lane, offsets: bigint[]): void {
@@ -529,10 +539,9 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
             covered = message.offset;
           }
           if (covered !== undefined) resolveOffset(covered);
-          // A partition holding as many records as it may have in flight stops fetching (without holding up the
-          // others) until half of them were taken: at most `maxInFlight` in flight, and held about as many plus
-          // the rest of one fetch (bounded by `maxBytesPerPartition`).
-          if (!lane.paused && lane.held.length >= lane.maxInFlight) {
+          // A partition holding `maxHeld` records stops fetching (without holding up the others) until half of
+          // them were taken.
+          if (!lane.paused && lane.held.length >= lane.maxHeld) {
             lane.paused = true;
             consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
           }

@@ -296,6 +296,49 @@ describe('createConsumer', () => {
     expect(await committedOffsets(groupId, topic)).toEqual({ 0: '40' });
   });
 
+  it('stops fetching a partition that holds maxHeldPerPartition records, and fetches again once half were taken', async () => {
+    const topic = await aTopic();
+    const producer = await aProducer();
+    const batch = (from: number) =>
+      Array.from({ length: 40 }, (_, i) => ({ key: `k${from + i}`, value: String(from + i) }));
+    await producer.send(topic, batch(0));
+    const held: Array<() => void> = [];
+    const taken: number[] = [];
+    let fetchedRecords = 0;
+    let fetches = 0;
+    const consumer: KafkaConsumer = await aConsumer({
+      groupId: uniqueName('group'),
+      topics: [topic],
+      ordering: 'unordered',
+      maxInFlightPerPartition: 4,
+      maxHeldPerPartition: 10,
+      handler: {
+        take: async (records) =>
+          records.map((record) => {
+            taken.push(offsetOf(record));
+            return new Promise<boolean>((resolve) => held.push(() => resolve(true)));
+          }),
+      },
+    });
+    consumer.consumer.on(consumer.consumer.events.START_BATCH_PROCESS, (event) => {
+      if (event.payload.topic === topic) fetchedRecords += event.payload.batchSize;
+    });
+    consumer.consumer.on(consumer.consumer.events.FETCH, () => (fetches += 1));
+    await eventually(() => taken.length === 4, 'four records in flight, the other 36 held');
+    // Held 36 >= 10: the partition is paused. Records written now are not fetched, however many fetches go out.
+    await producer.send(topic, batch(40));
+    const fetchesBefore = fetches;
+    await eventually(() => fetches >= fetchesBefore + 3, 'three more fetches');
+    expect(fetchedRecords).toBe(40);
+    // Taking the held records down to 5 (half of 10) resumes the partition: the next 40 are fetched once each.
+    await eventually(() => {
+      for (const release of held.splice(0)) release();
+      return taken.length === 80 && consumer.inFlight() === 0;
+    }, 'every record taken and finished');
+    expect(taken).toEqual(Array.from({ length: 80 }, (_, i) => i));
+    expect(fetchedRecords).toBe(80);
+  });
+
   it('paces fetches: records that keep coming are fetched together, not one fetch each, and all handled once', async () => {
     const topic = await aTopic(3);
     const producer = await aProducer();
