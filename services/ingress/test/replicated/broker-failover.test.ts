@@ -234,6 +234,7 @@ it('keeps acknowledging webhooks through a SIGKILL of the raw topics leader: eve
   const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
   await createLedBy(leader, [topics.smartcar, topics.telematica]);
   const h = await readyIngress(topics);
+  expect(await stack.leaderOf(topics.telematica, 0)).toBe(leader);
 
   const load = steadyLoad(h, 6);
   running.push(load);
