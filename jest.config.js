@@ -30,6 +30,8 @@ module.exports = {
         '<rootDir>/test/e2e/**/*.test.ts',
         '<rootDir>/reliability/test/**/*.test.ts',
       ],
+      // The replicated-Kafka tests start a cluster of their own and run only with `npm run test:replicated`.
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/services/[^/]+/test/replicated/'],
       globalSetup: '<rootDir>/packages/testing/src/jest/global-setup.ts',
       globalTeardown: '<rootDir>/packages/testing/src/jest/global-teardown.ts',
     },

@@ -18,6 +18,14 @@
 # unpacked once under $AMPFLOW_CACHE_DIR). Logs, data and pid files live under $AMPFLOW_STATE_DIR.
 # AMPFLOW_STACK_COMPONENTS (default kafka,registry,redis) says what `up` starts and `status` shows, e.g.
 # kafka,registry for a stack of its own next to the shared Redis (packages/testing/src/fault-stack.ts).
+#
+# AMPFLOW_KAFKA_BROKERS=3 runs a replicated cluster instead of the single node: one KRaft controller and three
+# brokers (default.replication.factor=3, min.insync.replicas=2, internal topics replicated 3 times), brokers on
+# AMPFLOW_KAFKA_PORT, +1 and +2, the controller on AMPFLOW_KAFKA_CONTROLLER_PORT (default AMPFLOW_KAFKA_PORT+3).
+# Each node has its own directory $AMPFLOW_STATE_DIR/kafka-<n> (data, log, config; n = controller, 1, 2, 3) and
+# pid file, apart from the single node's data. AMPFLOW_KAFKA_NODES (default controller,1,2,3) says which of them
+# `up` starts, e.g. AMPFLOW_KAFKA_NODES=2 to bring back broker 2 alone. `down` stops every node either mode
+# started. See docs/infrastructure.md, "Replicated Kafka".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,10 +39,23 @@ APICURIO_VERSION=${AMPFLOW_APICURIO_VERSION:-3.0.9}
 STATE_DIR=${AMPFLOW_STATE_DIR:-$ROOT/.ampflow}
 CACHE_DIR=${AMPFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ampflow}
 KAFKA_PORT=${AMPFLOW_KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${AMPFLOW_KAFKA_CONTROLLER_PORT:-9093}
+# 1 (the default single broker+controller node) or 3 (a replicated cluster: 3 brokers and 1 controller).
+KAFKA_BROKER_COUNT=${AMPFLOW_KAFKA_BROKERS:-1}
+KAFKA_NODES=${AMPFLOW_KAFKA_NODES:-controller,1,2,3}
+if [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+  KAFKA_CONTROLLER_PORT=${AMPFLOW_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 3))}
+else
+  KAFKA_CONTROLLER_PORT=${AMPFLOW_KAFKA_CONTROLLER_PORT:-9093}
+fi
 REGISTRY_PORT=${AMPFLOW_REGISTRY_PORT:-8081}
 REDIS_PORT=${AMPFLOW_REDIS_PORT:-6379}
-KAFKA_HEAP=${AMPFLOW_KAFKA_HEAP:-768m}
+if [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+  # Per broker; the controller alone gets KAFKA_CONTROLLER_HEAP.
+  KAFKA_HEAP=${AMPFLOW_KAFKA_HEAP:-384m}
+else
+  KAFKA_HEAP=${AMPFLOW_KAFKA_HEAP:-768m}
+fi
+KAFKA_CONTROLLER_HEAP=${AMPFLOW_KAFKA_CONTROLLER_HEAP:-256m}
 REGISTRY_HEAP=${AMPFLOW_REGISTRY_HEAP:-512m}
 START_TIMEOUT_S=${AMPFLOW_START_TIMEOUT_S:-120}
 COMPONENTS=${AMPFLOW_STACK_COMPONENTS:-kafka,registry,redis}
@@ -70,6 +91,15 @@ check_components() {
   for c in ${COMPONENTS//,/ }; do
     case "$c" in kafka | registry | redis) ;; *) die "AMPFLOW_STACK_COMPONENTS: unknown component '$c' (kafka, registry, redis)" ;; esac
   done
+  case "$KAFKA_BROKER_COUNT" in 1 | 3) ;; *) die "AMPFLOW_KAFKA_BROKERS: '$KAFKA_BROKER_COUNT' (1 or 3)" ;; esac
+  if [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+    for c in ${KAFKA_NODES//,/ }; do
+      case "$c" in controller | 1 | 2 | 3) ;; *) die "AMPFLOW_KAFKA_NODES: unknown node '$c' (controller, 1, 2, 3)" ;; esac
+    done
+    if ((KAFKA_CONTROLLER_PORT >= KAFKA_PORT && KAFKA_CONTROLLER_PORT <= KAFKA_PORT + 2)); then
+      die "AMPFLOW_KAFKA_CONTROLLER_PORT $KAFKA_CONTROLLER_PORT is one of the brokers' ports ($KAFKA_PORT-$((KAFKA_PORT + 2)))"
+    fi
+  fi
 }
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
@@ -220,6 +250,82 @@ start_kafka() {
   log "kafka $KAFKA_VERSION: started on 127.0.0.1:$KAFKA_PORT"
 }
 
+# ---------- the replicated cluster (AMPFLOW_KAFKA_BROKERS=3) ----------
+#
+# Three brokers and one controller rather than three combined broker+controller nodes: with a 3-voter quorum on
+# the same processes, killing two brokers would also lose the quorum, and without a controller nothing fences
+# the dead brokers, shrinks the ISR or elects a leader: writes would time out instead of failing with
+# NOT_ENOUGH_REPLICAS, which is the failure min.insync.replicas=2 exists to give. A dedicated controller keeps the
+# metadata side alive while brokers die (as separate controller nodes do in production); it is a single point
+# of failure of this local cluster, and not one the tests kill.
+
+broker_port() { echo $((KAFKA_PORT + $1 - 1)); }
+
+# The brokers' bootstrap list, comma-separated.
+cluster_brokers() {
+  local list="" i
+  for i in 1 2 3; do list+="${list:+,}127.0.0.1:$(broker_port "$i")"; done
+  echo "$list"
+}
+
+kafka_node_wanted() { [[ ",$KAFKA_NODES," == *",$1,"* ]]; }
+
+node_ready() { # name port
+  port_open "$2" && grep -q 'Kafka Server started' "$STATE_DIR/$1/$1.log"
+}
+
+# Renders the node's config, formats its log directory once (all nodes share one cluster id), starts it in the
+# background and records its pid. Does not wait.
+launch_kafka_node() { # node(controller|1|2|3) cluster-id
+  local node=$1 cluster_id=$2
+  local name="kafka-$node" dir="$STATE_DIR/kafka-$node" port heap template node_id
+  if [[ $node == controller ]]; then
+    port=$KAFKA_CONTROLLER_PORT heap=$KAFKA_CONTROLLER_HEAP template=cluster-controller.properties node_id=0
+  else
+    port=$(broker_port "$node") heap=$KAFKA_HEAP template=cluster-broker.properties node_id=$node
+  fi
+  port_open "$port" && die "port $port ($name) is taken by a process this script did not start"
+  mkdir -p "$dir/data"
+  sed -e "s#@DATA_DIR@#$dir/data#" -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@NODE_ID@#$node_id#g" "$HERE/kafka/$template" >"$dir/server.properties"
+  local cp="$KAFKA_HOME/libs/*"
+  local jvm=(-Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties")
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" \
+      >"$dir/format.log" 2>&1 || die "formatting $name's storage failed: $(cat "$dir/format.log")"
+    log "$name: formatted a new log directory $dir/data (cluster id $cluster_id)"
+  fi
+  fresh_log "$dir/$name.log"
+  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$dir/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name.pid"
+}
+
+# Starts the nodes of AMPFLOW_KAFKA_NODES that are not running: the controller first (a broker registers with
+# it before it serves), then the brokers side by side; waits until each answers. A broker logs "Kafka Server
+# started" only once the controller has unfenced it.
+start_kafka_cluster() {
+  fetch_kafka
+  mkdir -p "$STATE_DIR/kafka-cluster"
+  local cluster_id node started=()
+  cluster_id=$(kafka_cluster_id "$STATE_DIR/kafka-cluster" -Xmx128m -cp "$KAFKA_HOME/libs/*")
+  if kafka_node_wanted controller && ! pid_alive kafka-controller; then
+    launch_kafka_node controller "$cluster_id"
+    wait_for kafka-controller node_ready kafka-controller "$KAFKA_CONTROLLER_PORT"
+    log "kafka $KAFKA_VERSION controller: started on 127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  fi
+  for node in 1 2 3; do
+    if kafka_node_wanted "$node" && ! pid_alive "kafka-$node"; then
+      launch_kafka_node "$node" "$cluster_id"
+      started+=("$node")
+    fi
+  done
+  for node in "${started[@]}"; do
+    wait_for "kafka-$node" node_ready "kafka-$node" "$(broker_port "$node")"
+    log "kafka $KAFKA_VERSION broker $node: started on 127.0.0.1:$(broker_port "$node")"
+  done
+}
+
 # Ready (Quarkus health, which includes the storage having replayed the journal) and the ccompat API answers.
 registry_ready() {
   http_ok "http://127.0.0.1:$REGISTRY_PORT/health/ready" &&
@@ -230,14 +336,15 @@ start_registry() {
   if pid_alive registry; then return 0; fi
   port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by a process this script did not start"
   fetch_apicurio
-  port_open "$KAFKA_PORT" || die "the registry keeps its schemas in Kafka, and nothing answers on 127.0.0.1:$KAFKA_PORT"
+  kafka_answers || die "the registry keeps its schemas in Kafka, and nothing answers on $(kafka_bootstrap)"
   local dir="$STATE_DIR/registry"
   mkdir -p "$dir/snapshots"
   fresh_log "$dir/registry.log"
   # kafkasql storage: every change is journaled to a topic of this Kafka and replayed into the registry's own
   # in-memory H2 at start, the way Confluent's registry keeps _schemas, so ids survive restarts.
   # The registry creates its three topics through the admin API (auto.create.topics.enable=false does not stop
-  # that): one partition, replication min(3, brokers) = 1 here, min.insync.replicas 1. The properties under
+  # that): one partition, replication min(3, brokers) (1 with the single node, 3 with AMPFLOW_KAFKA_BROKERS=3),
+  # min.insync.replicas the broker default. The properties under
   # apicurio.kafkasql.topic.* apply to all three; infinite retention, because the journal is replayed from its
   # first record and the broker's default retention (24 h) would otherwise delete schemas still in use.
   # Compaction would not help: every journal record has a key of its own.
@@ -253,7 +360,7 @@ start_registry() {
     -Dquarkus.log.level=WARN -Dquarkus.log.category.\"io.apicurio\".level=INFO \
     -Dquarkus.analytics.disabled=true -Dquarkus.http.access-log.enabled=false \
     -Dapicurio.storage.kind=kafkasql \
-    -Dapicurio.kafkasql.bootstrap.servers="127.0.0.1:$KAFKA_PORT" \
+    -Dapicurio.kafkasql.bootstrap.servers="$(kafka_bootstrap)" \
     -Dapicurio.kafkasql.topic="$REGISTRY_JOURNAL_TOPIC" \
     -Dapicurio.kafkasql.snapshots.topic="$REGISTRY_SNAPSHOTS_TOPIC" \
     -Dapicurio.events.kafka.topic="$REGISTRY_EVENTS_TOPIC" \
@@ -294,27 +401,75 @@ status_line() { # name endpoint check-command...
   printf '%-9s %-5s %-32s %s\n' "$name" "$state" "$endpoint" "$owner"
 }
 
+# The Kafka bootstrap list of the selected mode.
+kafka_bootstrap() {
+  if [[ $KAFKA_BROKER_COUNT == 3 ]]; then cluster_brokers; else echo "127.0.0.1:$KAFKA_PORT"; fi
+}
+
+# Some broker of the selected mode answers.
+kafka_answers() {
+  if [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+    port_open "$(broker_port 1)" || port_open "$(broker_port 2)" || port_open "$(broker_port 3)"
+  else
+    port_open "$KAFKA_PORT"
+  fi
+}
+
 print_env() {
   cat <<EOF
-KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+KAFKA_BROKERS=$(kafka_bootstrap)
 SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 EOF
 }
 
-# Whatever AMPFLOW_STACK_COMPONENTS says: stop everything this state dir's pid files name, registry first so
-# that its producer flushes to a Kafka that still runs.
+# Whatever AMPFLOW_STACK_COMPONENTS and AMPFLOW_KAFKA_BROKERS say: stop everything this state dir's pid files
+# name, registry first so that its producer flushes to a Kafka that still runs, the replicated cluster's
+# brokers before its controller (a broker's clean shutdown hands its leaderships over through the controller).
 stop_all() {
   stop_one registry
   stop_one kafka
+  stop_brokers
+  stop_one kafka-controller
   stop_one redis
+}
+
+# The replicated cluster's brokers, side by side: each gets SIGTERM at once, then up to 30 s to exit.
+stop_brokers() {
+  local node pid running=()
+  for node in 1 2 3; do
+    if pid_alive "kafka-$node"; then
+      kill -TERM "$(cat "$PIDS/kafka-$node.pid")" 2>/dev/null || true
+      running+=("$node")
+    else
+      rm -f "$PIDS/kafka-$node.pid"
+    fi
+  done
+  for node in "${running[@]}"; do
+    pid=$(cat "$PIDS/kafka-$node.pid")
+    for _ in $(seq 1 60); do pid_running "$pid" || break; sleep 0.5; done
+    if pid_running "$pid"; then
+      log "kafka-$node did not stop within 30s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PIDS/kafka-$node.pid"
+    log "kafka-$node: stopped"
+  done
 }
 
 reset_data() {
   stop_all
   # Ours is stopped now; a broker still answering was started some other way and may be using this directory.
-  if port_open "$KAFKA_PORT"; then
-    die "a Kafka this script did not start answers on 127.0.0.1:$KAFKA_PORT; stop it first (nothing deleted)"
+  if kafka_answers; then
+    die "a Kafka this script did not start answers on $(kafka_bootstrap); stop it first (nothing deleted)"
+  fi
+  if [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+    rm -rf "$STATE_DIR"/kafka-{controller,1,2,3}/data "$STATE_DIR/kafka-cluster" "$STATE_DIR/registry/snapshots"
+    log "reset: deleted the replicated cluster's data under $STATE_DIR/kafka-* (every topic, record and consumer"
+    log "offset, and the registry's schemas, which live in the topic $REGISTRY_JOURNAL_TOPIC); the next 'up' starts"
+    log "an empty cluster"
+    reset_redis_keys
+    return 0
   fi
   rm -rf "$STATE_DIR/kafka/data" "$STATE_DIR/kafka/cluster.id" "$STATE_DIR/registry/snapshots"
   log "reset: deleted Kafka's data under $STATE_DIR/kafka (every topic, record and consumer offset, and the"
@@ -336,7 +491,7 @@ reset_redis_keys() {
 }
 
 main() {
-  local cmd=${1:-}
+  local cmd=${1:-} node
   check_components
   case "$cmd" in
     up)
@@ -344,13 +499,20 @@ main() {
       mkdir -p "$PIDS"
       # Redis is independent; the registry needs Kafka, so Kafka first.
       if wanted redis; then start_redis; fi
-      if wanted kafka; then start_kafka; fi
+      if wanted kafka; then
+        if [[ $KAFKA_BROKER_COUNT == 3 ]]; then start_kafka_cluster; else start_kafka; fi
+      fi
       if wanted registry; then start_registry; fi
       ;;
     down) stop_all ;;
     reset) reset_data ;;
     status)
-      if wanted kafka; then status_line kafka "127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT"; fi
+      if wanted kafka && [[ $KAFKA_BROKER_COUNT == 3 ]]; then
+        status_line kafka-controller "127.0.0.1:$KAFKA_CONTROLLER_PORT" port_open "$KAFKA_CONTROLLER_PORT"
+        for node in 1 2 3; do status_line "kafka-$node" "127.0.0.1:$(broker_port "$node")" port_open "$(broker_port "$node")"; done
+      elif wanted kafka; then
+        status_line kafka "127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT"
+      fi
       if wanted registry; then status_line registry "http://127.0.0.1:$REGISTRY_PORT" registry_ready; fi
       if wanted redis; then status_line redis "redis://127.0.0.1:$REDIS_PORT" redis_pong; fi
       ;;
