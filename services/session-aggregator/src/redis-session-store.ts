@@ -1,4 +1,4 @@
-import { isCluster, slotOf, spreadHashTags, type RedisClient } from '@ampflow/runtime/redis';
+import { defineScript, isCluster, slotOf, spreadHashTags, type RedisClient } from '@ampflow/runtime/redis';
 import type { RestoreWrite } from './state-changelog';
 import type { VehicleSessionState } from './session-reducer';
 import { decodeState, encodeState } from './state-codec';
@@ -162,7 +162,7 @@ export interface RedisSessionStoreOptions {
   stateTtlSeconds: number;
 }
 
-type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
 
 /**
  * Shards of the key space on a Redis Cluster: each holds its vehicles' states with a marker, a deadlines set
@@ -225,15 +225,16 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
   };
   const lockKey = (vehicleId: string) => `${options.namespace}:lock:${vehicleId}`;
   const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-  /** A Lua script as a command; without `numberOfKeys`, the call's first argument is the number of keys. */
-  const script = (name: string, numberOfKeys: number | undefined, lua: string): ScriptCall => {
-    redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
+  /** A Lua script with a fixed number of keys, as a command. */
+  const script = (name: string, numberOfKeys: number, lua: string): ScriptCall => {
+    redis.defineCommand(name, { numberOfKeys, lua });
     const call = (redis as unknown as Record<string, ScriptCall>)[name]!;
     return (...args) => call.apply(redis, args);
   };
-  const loadScript = script('ampflowLoadSessions', undefined, LOAD_SCRIPT);
-  const saveScript = script('ampflowSaveSessions', undefined, SAVE_SCRIPT);
-  const restoreScript = script('ampflowRestoreSessions', undefined, RESTORE_SCRIPT);
+  // The chunk scripts take any number of keys: the call's first argument is their number.
+  const loadScript = defineScript(redis, LOAD_SCRIPT);
+  const saveScript = defineScript(redis, SAVE_SCRIPT);
+  const restoreScript = defineScript(redis, RESTORE_SCRIPT);
   const completeScript = script('ampflowCompleteRestore', 2, COMPLETE_RESTORE_SCRIPT);
   const compareAndDelete = script('ampflowCompareAndDelete', 1, COMPARE_AND_DELETE);
   const compareAndExpire = script('ampflowCompareAndExpire', 1, COMPARE_AND_EXPIRE);
@@ -269,7 +270,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
       await Promise.all(
         [...byShard(writes, (w) => w.vehicleId)].map(async ([shard, group]) => {
           const keys = shards[shard]!;
-          const args: Array<string | number> = [group.length + 2, keys.marker, keys.deadlines];
+          const args: Array<string | number> = [keys.marker, keys.deadlines];
           for (const w of group) args.push(keys.vehicle(w.vehicleId));
           args.push(epoch, options.stateTtlSeconds);
           for (const w of group) {
@@ -280,7 +281,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
               w.vehicleId,
             );
           }
-          const results = (await saveScript(...args)) as number | number[];
+          const results = (await saveScript(group.length + 2, ...args)) as number | number[];
           if (results === -1 || !Array.isArray(results)) {
             reset = true;
             return;
@@ -341,12 +342,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
       const replies = await Promise.all(
         [...byShard(writes, (w) => w.vehicleId)].map(([shard, group]) => {
           const keys = shards[shard]!;
-          const args: Array<string | number> = [
-            group.length + 3,
-            keys.marker,
-            keys.restoreLock,
-            keys.deadlines,
-          ];
+          const args: Array<string | number> = [keys.marker, keys.restoreLock, keys.deadlines];
           for (const w of group) args.push(keys.vehicle(w.vehicleId));
           args.push(lockToken);
           for (const w of group) {
@@ -361,7 +357,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
               );
             }
           }
-          return restoreScript(...args);
+          return restoreScript(group.length + 3, ...args);
         }),
       );
       // A shard that kept its marker kept its states (a cluster master that did not restart): left as it is.

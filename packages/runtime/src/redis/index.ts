@@ -3,6 +3,7 @@
  * (`REDIS_URL`, parsed by `parseRedisUrl` in @ampflow/config), and the helpers that keep multi-key work
  * within hash slots on a cluster while sending exactly what they sent before to a single server.
  */
+import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Command, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { parseRedisUrl } from '@ampflow/config';
@@ -184,4 +185,26 @@ export function spreadHashTags(count: number, prefix = 's'): string[] {
     }
   }
   return tags;
+}
+
+/**
+ * A Lua script called with its number of keys first (`(numberOfKeys, ...keys, ...args)`): EVALSHA, and EVAL
+ * when the server does not have it yet (NOSCRIPT: first use, a restart, SCRIPT FLUSH), which loads it. What
+ * `defineCommand` does without a fixed key count, except that ioredis's auto-pipelining on a cluster would
+ * route such a command by its first argument (the key count), not by its first key: EVALSHA is routed by its
+ * keys.
+ */
+export function defineScript(
+  client: RedisClient,
+  lua: string,
+): (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<unknown> {
+  const sha = createHash('sha1').update(lua).digest('hex');
+  return async (numberOfKeys, ...keysAndArgs) => {
+    try {
+      return await client.evalsha(sha, numberOfKeys, ...keysAndArgs);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      return client.eval(lua, numberOfKeys, ...keysAndArgs);
+    }
+  };
 }
