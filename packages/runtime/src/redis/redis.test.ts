@@ -23,7 +23,7 @@ describe('createRedisClient', () => {
     const single = client('redis://127.0.0.1:6390/1');
     expect(single).toBeInstanceOf(Redis);
     expect(isCluster(single)).toBe(false);
-    expect(single.options.db).toBe(1);
+    expect((single as Redis).options.db).toBe(1);
     const cluster = client('redis+cluster://u:pw@127.0.0.1:7000,127.0.0.1:7001');
     expect(cluster).toBeInstanceOf(Cluster);
     expect(isCluster(cluster)).toBe(true);
