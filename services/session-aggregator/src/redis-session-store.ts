@@ -321,11 +321,14 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisSessio
     },
     epoch,
     async lockRestore(lockToken, ttlMs) {
-      const taken = await allShards(
-        async (keys) => (await redis.set(keys.restoreLock, lockToken, 'PX', ttlMs, 'NX')) === 'OK',
-      );
+      const take = async (keys: ShardKeys) =>
+        (await redis.set(keys.restoreLock, lockToken, 'PX', ttlMs, 'NX')) === 'OK';
+      // The first shard's lock first: of two instances restoring at once, one stops here, and neither can end
+      // up with half of the locks each (both would give up and try again together).
+      if (!(await take(shards[0]!))) return false;
+      const taken = await Promise.all(shards.slice(1).map(take));
       if (taken.every(Boolean)) return true;
-      // Another restore holds some shard: give back what this one took.
+      // A lock left by an earlier restore that has not expired yet: give back what this one took.
       await allShards((keys) => compareAndDelete(keys.restoreLock, lockToken));
       return false;
     },
