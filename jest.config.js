@@ -6,7 +6,7 @@
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const moduleNameMapper = {
   // Subpath exports (package.json `exports`) resolve to their sources as well.
-  '^@ampflow/runtime/http$': '<rootDir>/packages/runtime/src/http',
+  '^@ampflow/runtime/(http|redis)$': '<rootDir>/packages/runtime/src/$1',
   '^@ampflow/(config|contracts|kafka|observability|ops|runtime|testing)$': '<rootDir>/packages/$1/src',
 };
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };

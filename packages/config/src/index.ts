@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { parseRedisUrl } from './redis-url';
+
+export { parseRedisUrl, type RedisTarget } from './redis-url';
 
 /** Raised when the environment does not satisfy a service's schema; lists every problem at once. */
 export class ConfigError extends Error {
@@ -101,10 +104,20 @@ export const registryEnv = {
   SCHEMA_REGISTRY_URL: z.url(),
 };
 
+/**
+ * Redis: one server (`redis://host:port[/db]`) or a Redis Cluster (`redis+cluster://host:port,host:port`, or
+ * `redis://` with several nodes); the forms are in {@link parseRedisUrl} and docs/configuration.md.
+ */
 export const redisEnv = {
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'expected redis://host:port')
+    .superRefine((value, ctx) => {
+      try {
+        parseRedisUrl(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
     .default('redis://localhost:6379'),
 };
 

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import { createRedisClient } from '@ampflow/runtime/redis';
 
 /** How long the notifier keeps a done mark (2 days, `services/notifier/src/app.ts`): what a replay skips. */
 export const NOTIFIER_DONE_MARK_TTL_HOURS = 48;
@@ -17,7 +17,11 @@ export function notifierDoneGenerationKey(namespace: string): string {
  * delivered again, with their original `webhook-id`. Resolves to the new generation.
  */
 export async function bumpDoneGeneration(redisUrl: string, namespace: string): Promise<number> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5_000 });
+  const redis = createRedisClient(redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5_000,
+  });
   try {
     await redis.connect();
     return await redis.incr(notifierDoneGenerationKey(namespace));

@@ -8,3 +8,4 @@ export * from './tcp-proxy';
 export * from './fault-stack';
 export * from './redis-process';
 export * from './seeded-random';
+export * from './redis-cluster';

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import { createRedisClient } from '@ampflow/runtime/redis';
 import type { Provider } from '@ampflow/contracts';
 
 /** Remembers which provider event ids are already on Kafka (DESIGN.md: Redis `SET NX`, 7-day TTL). */
@@ -12,6 +12,7 @@ export interface SeenStore {
 }
 
 export interface RedisSeenStoreOptions {
+  /** `REDIS_URL`: one server or a Redis Cluster (every command here has one key: any slot will do). */
   url: string;
   ttlSeconds: number;
   /** Key prefix; tests give each run its own. */
@@ -30,7 +31,7 @@ export interface RedisSeenStoreOptions {
 
 export function createRedisSeenStore(options: RedisSeenStoreOptions): SeenStore {
   const namespace = options.namespace ?? 'ampflow:ingress';
-  const redis = new Redis(options.url, {
+  const redis = createRedisClient(options.url, {
     lazyConnect: true,
     enableAutoPipelining: true,
     enableOfflineQueue: false,

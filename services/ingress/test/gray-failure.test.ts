@@ -169,7 +169,9 @@ it('answers 408 request_timeout to an upload that does not finish within the dea
   });
   expect(answer.status).toBe(408);
   expect(answer.json).toMatchObject({ error: { code: 'request_timeout' } });
-  expect(String((answer.json as { error: { message: string } }).error.message)).toContain('body did not arrive');
+  expect(String((answer.json as { error: { message: string } }).error.message)).toContain(
+    'body did not arrive',
+  );
   expect(answer.connection).toBe('close');
   expect(performance.now() - started).toBeLessThan(DEADLINE_MS + MARGIN_MS);
   await answer.closed;

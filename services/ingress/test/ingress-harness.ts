@@ -10,6 +10,8 @@ export const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
 export interface IngressHarness {
   app: IngressApp;
+  /** The seen store's key prefix. */
+  seenNamespace: string;
   url: string;
   port: number;
   topics: { smartcar: string; telematica: string };
@@ -20,7 +22,9 @@ export interface IngressHarness {
 export async function startIngress(
   overrides: Partial<IngressSettings> = {},
   kafka: Kafka = testKafka(),
+  redisUrl: string = testEndpoints().redisUrl,
 ): Promise<IngressHarness> {
+  const seenNamespace = uniqueName('seen');
   const topics = { smartcar: uniqueName('raw-smartcar'), telematica: uniqueName('raw-telematica') };
   const registry = createMetricsRegistry('ingress', { defaultMetrics: false });
   const app = createIngressApp({
@@ -39,9 +43,9 @@ export async function startIngress(
     },
     kafka,
     seenStore: createRedisSeenStore({
-      url: testEndpoints().redisUrl,
+      url: redisUrl,
       ttlSeconds: 600,
-      namespace: uniqueName('seen'),
+      namespace: seenNamespace,
     }),
     logger: pino({ level: 'silent' }),
     registry,
@@ -51,7 +55,14 @@ export async function startIngress(
   });
   await app.start();
   const port = app.port();
-  return { app, url: `http://127.0.0.1:${port}`, port, topics, metrics: () => registry.metrics() };
+  return {
+    app,
+    seenNamespace,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    topics,
+    metrics: () => registry.metrics(),
+  };
 }
 
 export interface Answer {

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '@ampflow/runtime/redis';
 import type { Kafka } from 'kafkajs';
 import { Topics, topicConfigEntries } from '@ampflow/contracts';
 import {

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import { createRedisClient } from '@ampflow/runtime/redis';
 import { createLogger, createMetricsRegistry } from '@ampflow/observability';
 import { createKafka } from '@ampflow/kafka';
 import { bootstrap } from '@ampflow/runtime';
@@ -47,7 +47,7 @@ bootstrap(
           stuckExitMs: config.STUCK_EXIT_MS,
         },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-notifier', logger }),
-        redis: new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
+        redis: createRedisClient(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 }),
         logger,
         registry: createMetricsRegistry('notifier'),
         onFatal: (error) => fail('stuck', error),

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Redis from 'ioredis';
+import { createRedisClient } from '@ampflow/runtime/redis';
 import pino from 'pino';
 import { Webhook } from 'svix';
 import { Topics, type CanonicalTopic } from '@ampflow/contracts';
@@ -80,7 +80,7 @@ export async function startNotifier(
   const kafka = testKafka();
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const fatalErrors: unknown[] = [];
-  const redis = new Redis(options.redisUrl ?? testEndpoints().redisUrl, {
+  const redis = createRedisClient(options.redisUrl ?? testEndpoints().redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: 3,
   });

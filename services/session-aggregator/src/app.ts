@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '@ampflow/runtime/redis';
 import type { Kafka } from 'kafkajs';
 import { Topics, dlqTopic, topicConfigEntries } from '@ampflow/contracts';
 import {
@@ -68,7 +68,7 @@ export interface AggregatorSettings extends ReducerSettings {
 export interface AggregatorDeps {
   settings: AggregatorSettings;
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   registry: Registry;
   /** Called when the service is stuck in a state it cannot leave; `main.ts` exits so a supervisor restarts it. */

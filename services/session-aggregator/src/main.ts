@@ -1,8 +1,8 @@
-import Redis from 'ioredis';
 import { createLogger, createMetricsRegistry } from '@ampflow/observability';
 import { createKafka } from '@ampflow/kafka';
 import { Topics } from '@ampflow/contracts';
 import { bootstrap } from '@ampflow/runtime';
+import { createRedisClient } from '@ampflow/runtime/redis';
 import { createAggregatorApp } from './app';
 import { readConfig } from './config';
 
@@ -33,7 +33,7 @@ bootstrap(
           stuckExitMs: config.STUCK_EXIT_MS,
         },
         kafka: createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'ampflow-session-aggregator', logger }),
-        redis: new Redis(config.REDIS_URL, {
+        redis: createRedisClient(config.REDIS_URL, {
           lazyConnect: true,
           maxRetriesPerRequest: 3,
           enableAutoPipelining: true,

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { defineScript, isCluster, slotOf, spreadHashTags, type RedisClient } from '@ampflow/runtime/redis';
 import type { RestoreWrite } from './state-changelog';
 import type { VehicleSessionState } from './session-reducer';
 import { decodeState, encodeState } from './state-codec';
@@ -89,9 +89,10 @@ return out
 // restore that lost its lock (Redis reset again) or came second never overwrites states that are in use.
 // KEYS: marker, restore lock, deadlines zset, then each vehicle's state hash. ARGV: lock token, then per
 // vehicle: rev, state JSON ('' = delete), TTL seconds, deadline ('' = none), vehicle id.
-// Returns 1 written, 0 refused (nothing written).
+// Returns 1 written, 0 refused: the lock is not ours, 2 refused: the marker is set (nothing written either way).
 const RESTORE_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
 for i = 4, #KEYS do
   local a = 2 + (i - 4) * 5
   if ARGV[a + 1] == '' then
@@ -161,72 +162,145 @@ export interface RedisSessionStoreOptions {
   stateTtlSeconds: number;
 }
 
-type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
+
+/**
+ * Shards of the key space on a Redis Cluster: each holds its vehicles' states with a marker, a deadlines set
+ * and a restore lock of its own, all under one hash tag (one slot), so that each shard's scripts stay atomic.
+ * Fixed: every instance must agree on it, and changing it would hide the states stored under the old tags.
+ */
+export const CLUSTER_SHARDS = 64;
+const SLOTS = 16_384;
+
+/** The keys of one shard (`prefix` is the namespace, with the shard's hash tag on a cluster). */
+interface ShardKeys {
+  marker: string;
+  deadlines: string;
+  restoreLock: string;
+  vehicle(vehicleId: string): string;
+}
+
+function shardKeys(prefix: string): ShardKeys {
+  return {
+    marker: `${prefix}:restored`,
+    deadlines: `${prefix}:deadlines`,
+    restoreLock: `${prefix}:restore-lock`,
+    vehicle: (vehicleId) => `${prefix}:vehicle:${vehicleId}`,
+  };
+}
 
 /**
  * Per-vehicle session state in Redis: a hash `<ns>:vehicle:<id>` {rev, state} and a sorted set
  * `<ns>:deadlines` of open sessions by timeout deadline. Writes are compare-and-set on `rev` (a Lua script),
  * so two writers never both apply on top of the same state. Redis is a cache of the changelog topic:
  * `<ns>:restored` (the epoch) marks a Redis that holds it, `<ns>:restore-lock` guards the restore.
+ *
+ * On a Redis Cluster the same keys exist once per shard ({@link CLUSTER_SHARDS}), with the shard's hash tag
+ * after the namespace (`<ns>:{s7}:vehicle:<id>`, `<ns>:{s7}:restored`, ...); a vehicle's shard follows from the
+ * hash slot of its id, and the tags spread the shards evenly over the slots. A chunk's load and save are one
+ * script per shard it touches (sent together: one round trip per node); the epoch is the marker all of them
+ * hold, and a master that restarts empty loses the markers of its shards only: the restore takes the lock of
+ * every shard and writes the changelog's states into the shards without a marker (the others kept theirs, which
+ * are at least as new), then sets the new epoch in every shard. On a single server there is one shard with
+ * the keys as they always were: one script per chunk, as before.
  */
-export function createRedisSessionStore(redis: Redis, options: RedisSessionStoreOptions): SessionStore {
-  const stateKey = (vehicleId: string) => `${options.namespace}:vehicle:${vehicleId}`;
-  const deadlinesKey = `${options.namespace}:deadlines`;
-  const markerKey = `${options.namespace}:restored`;
-  const restoreLockKey = `${options.namespace}:restore-lock`;
+export function createRedisSessionStore(redis: RedisClient, options: RedisSessionStoreOptions): SessionStore {
+  const cluster = isCluster(redis);
+  const shards: ShardKeys[] = cluster
+    ? spreadHashTags(CLUSTER_SHARDS).map((tag) => shardKeys(`${options.namespace}:{${tag}}`))
+    : [shardKeys(options.namespace)];
+  const shardOf = (vehicleId: string) =>
+    cluster ? Math.floor((slotOf(vehicleId) * CLUSTER_SHARDS) / SLOTS) : 0;
+  /** Items by shard; on a single server always the one shard, even with no items (its marker is still checked). */
+  const byShard = <T>(items: readonly T[], idOf: (item: T) => string): Map<number, T[]> => {
+    if (!cluster) return new Map([[0, [...items]]]);
+    const groups = new Map<number, T[]>();
+    for (const item of items) {
+      const shard = shardOf(idOf(item));
+      const group = groups.get(shard);
+      if (group) group.push(item);
+      else groups.set(shard, [item]);
+    }
+    return groups;
+  };
   const lockKey = (vehicleId: string) => `${options.namespace}:lock:${vehicleId}`;
   const token = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-  /** A Lua script as a command; without `numberOfKeys`, the call's first argument is the number of keys. */
-  const script = (name: string, numberOfKeys: number | undefined, lua: string): ScriptCall => {
-    redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
+  /** A Lua script with a fixed number of keys, as a command. */
+  const script = (name: string, numberOfKeys: number, lua: string): ScriptCall => {
+    redis.defineCommand(name, { numberOfKeys, lua });
     const call = (redis as unknown as Record<string, ScriptCall>)[name]!;
     return (...args) => call.apply(redis, args);
   };
-  const loadScript = script('ampflowLoadSessions', undefined, LOAD_SCRIPT);
-  const saveScript = script('ampflowSaveSessions', undefined, SAVE_SCRIPT);
-  const restoreScript = script('ampflowRestoreSessions', undefined, RESTORE_SCRIPT);
+  // The chunk scripts take any number of keys: the call's first argument is their number.
+  const loadScript = defineScript(redis, LOAD_SCRIPT);
+  const saveScript = defineScript(redis, SAVE_SCRIPT);
+  const restoreScript = defineScript(redis, RESTORE_SCRIPT);
   const completeScript = script('ampflowCompleteRestore', 2, COMPLETE_RESTORE_SCRIPT);
   const compareAndDelete = script('ampflowCompareAndDelete', 1, COMPARE_AND_DELETE);
   const compareAndExpire = script('ampflowCompareAndExpire', 1, COMPARE_AND_EXPIRE);
+  /** The one marker every shard holds, or null when one lacks it (or they differ: a restore was cut short). */
+  const agreed = (markers: ReadonlyArray<string | null>): string | null =>
+    markers.every((m) => m !== null && m === markers[0]) ? (markers[0] ?? null) : null;
+  const allShards = <T>(call: (shard: ShardKeys) => Promise<T>) => Promise.all(shards.map(call));
+  const epoch = async () => agreed(await allShards((keys) => redis.get(keys.marker)));
 
   return {
     async load(vehicleIds) {
-      const keys = [markerKey];
-      for (const id of vehicleIds) keys.push(stateKey(id));
-      const reply = (await loadScript(keys.length, ...keys)) as Array<string | null>;
       const states = new Map<string, StoredState>();
-      for (let i = 0; i < vehicleIds.length; i++) {
-        const rev = reply[1 + 2 * i];
-        const state = reply[2 + 2 * i];
-        if (rev && state) states.set(vehicleIds[i]!, { rev: Number(rev), state: decodeState(state) });
-      }
-      return { epoch: reply[0] ?? null, states };
+      if (cluster && vehicleIds.length === 0) return { epoch: await epoch(), states };
+      const markers = await Promise.all(
+        [...byShard(vehicleIds, (id) => id)].map(async ([shard, ids]) => {
+          const keys = [shards[shard]!.marker];
+          for (const id of ids) keys.push(shards[shard]!.vehicle(id));
+          const reply = (await loadScript(keys.length, ...keys)) as Array<string | null>;
+          for (let i = 0; i < ids.length; i++) {
+            const rev = reply[1 + 2 * i];
+            const state = reply[2 + 2 * i];
+            if (rev && state) states.set(ids[i]!, { rev: Number(rev), state: decodeState(state) });
+          }
+          return reply[0] ?? null;
+        }),
+      );
+      return { epoch: agreed(markers), states };
     },
     async save(epoch, writes) {
       if (writes.length === 0) return { lost: [], reset: false };
-      const args: Array<string | number> = [writes.length + 2, markerKey, deadlinesKey];
-      for (const w of writes) args.push(stateKey(w.vehicleId));
-      args.push(epoch, options.stateTtlSeconds);
-      for (const w of writes) {
-        args.push(
-          w.expectedRev,
-          w.stateText ?? encodeState(w.state),
-          w.deadline === null ? '' : w.deadline,
-          w.vehicleId,
-        );
-      }
-      const results = (await saveScript(...args)) as number | number[];
-      if (results === -1 || !Array.isArray(results)) return { lost: [], reset: true };
       const lost: string[] = [];
-      for (let i = 0; i < writes.length; i++) if (results[i] === 0) lost.push(writes[i]!.vehicleId);
-      return { lost, reset: false };
+      let reset = false;
+      await Promise.all(
+        [...byShard(writes, (w) => w.vehicleId)].map(async ([shard, group]) => {
+          const keys = shards[shard]!;
+          const args: Array<string | number> = [keys.marker, keys.deadlines];
+          for (const w of group) args.push(keys.vehicle(w.vehicleId));
+          args.push(epoch, options.stateTtlSeconds);
+          for (const w of group) {
+            args.push(
+              w.expectedRev,
+              w.stateText ?? encodeState(w.state),
+              w.deadline === null ? '' : w.deadline,
+              w.vehicleId,
+            );
+          }
+          const results = (await saveScript(group.length + 2, ...args)) as number | number[];
+          if (results === -1 || !Array.isArray(results)) {
+            reset = true;
+            return;
+          }
+          for (let i = 0; i < group.length; i++) if (results[i] === 0) lost.push(group[i]!.vehicleId);
+        }),
+      );
+      return reset ? { lost: [], reset } : { lost, reset };
     },
     async due(now, limit) {
-      const flat = await redis.zrangebyscore(deadlinesKey, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
+      const perShard = await allShards((keys) =>
+        redis.zrangebyscore(keys.deadlines, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit),
+      );
       const out: DueVehicle[] = [];
-      for (let i = 0; i < flat.length; i += 2)
-        out.push({ vehicleId: flat[i]!, deadline: Number(flat[i + 1]) });
-      return out;
+      for (const flat of perShard)
+        for (let i = 0; i < flat.length; i += 2)
+          out.push({ vehicleId: flat[i]!, deadline: Number(flat[i + 1]) });
+      if (perShard.length > 1) out.sort((a, b) => a.deadline - b.deadline);
+      return out.slice(0, limit);
     },
     async claim(vehicleId, ttlMs) {
       return (await redis.set(lockKey(vehicleId), token, 'PX', ttlMs, 'NX')) === 'OK';
@@ -235,43 +309,69 @@ export function createRedisSessionStore(redis: Redis, options: RedisSessionStore
       await compareAndDelete(lockKey(vehicleId), token);
     },
     async deadline(vehicleId) {
-      const score = await redis.zscore(deadlinesKey, vehicleId);
+      const score = await redis.zscore(shards[shardOf(vehicleId)]!.deadlines, vehicleId);
       return score === null ? null : Number(score);
     },
     async forgetDeadline(vehicleId) {
-      await redis.zrem(deadlinesKey, vehicleId);
+      await redis.zrem(shards[shardOf(vehicleId)]!.deadlines, vehicleId);
     },
-    openSessions: () => redis.zcard(deadlinesKey),
-    epoch: () => redis.get(markerKey),
+    async openSessions() {
+      const counts = await allShards((keys) => redis.zcard(keys.deadlines));
+      return counts.reduce((sum, n) => sum + n, 0);
+    },
+    epoch,
     async lockRestore(lockToken, ttlMs) {
-      return (await redis.set(restoreLockKey, lockToken, 'PX', ttlMs, 'NX')) === 'OK';
+      const take = async (keys: ShardKeys) =>
+        (await redis.set(keys.restoreLock, lockToken, 'PX', ttlMs, 'NX')) === 'OK';
+      // The first shard's lock first: of two instances restoring at once, one stops here, and neither can end
+      // up with half of the locks each (both would give up and try again together).
+      if (!(await take(shards[0]!))) return false;
+      const taken = await Promise.all(shards.slice(1).map(take));
+      if (taken.every(Boolean)) return true;
+      // A lock left by an earlier restore that has not expired yet: give back what this one took.
+      await allShards((keys) => compareAndDelete(keys.restoreLock, lockToken));
+      return false;
     },
     async refreshRestoreLock(lockToken, ttlMs) {
-      return (await compareAndExpire(restoreLockKey, lockToken, ttlMs)) === 1;
+      const held = await allShards(
+        async (keys) => (await compareAndExpire(keys.restoreLock, lockToken, ttlMs)) === 1,
+      );
+      return held.every(Boolean);
     },
     async releaseRestoreLock(lockToken) {
-      await compareAndDelete(restoreLockKey, lockToken);
+      await allShards((keys) => compareAndDelete(keys.restoreLock, lockToken));
     },
     async restore(lockToken, writes) {
-      const args: Array<string | number> = [writes.length + 3, markerKey, restoreLockKey, deadlinesKey];
-      for (const w of writes) args.push(stateKey(w.vehicleId));
-      args.push(lockToken);
-      for (const w of writes) {
-        if (w.state === null) args.push(0, '', 0, '', w.vehicleId);
-        else {
-          args.push(
-            w.rev,
-            encodeState(w.state),
-            w.ttlSeconds,
-            w.deadline === null ? '' : w.deadline,
-            w.vehicleId,
-          );
-        }
-      }
-      return (await restoreScript(...args)) === 1;
+      const replies = await Promise.all(
+        [...byShard(writes, (w) => w.vehicleId)].map(([shard, group]) => {
+          const keys = shards[shard]!;
+          const args: Array<string | number> = [keys.marker, keys.restoreLock, keys.deadlines];
+          for (const w of group) args.push(keys.vehicle(w.vehicleId));
+          args.push(lockToken);
+          for (const w of group) {
+            if (w.state === null) args.push(0, '', 0, '', w.vehicleId);
+            else {
+              args.push(
+                w.rev,
+                encodeState(w.state),
+                w.ttlSeconds,
+                w.deadline === null ? '' : w.deadline,
+                w.vehicleId,
+              );
+            }
+          }
+          return restoreScript(group.length + 3, ...args);
+        }),
+      );
+      // A shard that kept its marker kept its states (a cluster master that did not restart): left as it is.
+      // On a single server a marker means another restore finished: refused.
+      return replies.every((reply) => reply === 1 || (cluster && reply === 2));
     },
     async completeRestore(lockToken, epoch) {
-      return (await completeScript(markerKey, restoreLockKey, lockToken, epoch)) === 1;
+      const done = await allShards(
+        async (keys) => (await completeScript(keys.marker, keys.restoreLock, lockToken, epoch)) === 1,
+      );
+      return done.every(Boolean);
     },
   };
 }

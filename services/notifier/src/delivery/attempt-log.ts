@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@ampflow/observability';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { mget, partitionForCommands, slotPipeline, type RedisClient } from '@ampflow/runtime/redis';
 import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
 import type { EventRouting } from '../events/customer-events';
 
@@ -132,9 +133,12 @@ type Entry = (pipeline: ChainableCommander, lists: ListPushes) => void;
  * trimmed expires with its TTL, and listing skips index entries whose record is gone. No MULTI: a batch is a
  * pipeline, written in order on one connection, so a clear after a record lands after it; the capped lists of a
  * batch are pushed by one script over all their keys, last in the pipeline.
+ *
+ * On a Redis Cluster a batch goes as one pipeline per node (`slotPipeline`: a key's commands stay in order) and
+ * the push script runs once per hash slot of its lists; on a single server, one pipeline and one script call.
  */
 export function createAttemptLog(
-  redis: Redis,
+  redis: RedisClient,
   options: AttemptLogOptions = {},
 ): AttemptLog & { stop(): Promise<void> } {
   const ns = options.namespace ?? 'ampflow:notifier';
@@ -175,11 +179,12 @@ export function createAttemptLog(
     failing = true;
   }
 
-  /** What a batch added to a pipeline: where its commands start, and the push script's arguments. */
+  /** What a batch added to a pipeline: where its commands start, and the push script calls' arguments. */
   interface Filled {
     batch: Entry[];
     start: number;
-    pushArgs?: string[];
+    /** One call per hash slot on a Redis Cluster (a script's keys must share one there), else at most one. */
+    pushArgs: string[][];
   }
 
   /** Adds a batch's commands to `pipeline` (the capped lists' script last). */
@@ -189,17 +194,18 @@ export function createAttemptLog(
     for (const entry of batch) entry(pipeline, lists);
     // Every capped list of the batch in one script call (LPUSH, LTRIM, PEXPIRE per list, as three commands
     // each would), last in the batch. Values pushed in order, so the newest ends up first.
-    let pushArgs: string[] | undefined;
-    if (lists.size > 0) {
+    const pushArgs: string[][] = [];
+    for (const group of partitionForCommands(redis, [...lists], ([key]) => key)) {
       const keys: string[] = [];
       const argv: string[] = [String(retentionMs)];
-      for (const [key, { cap, values }] of lists) {
+      for (const [key, { cap, values }] of group) {
         keys.push(key);
         argv.push(String(cap), String(values.length));
         for (const value of values) argv.push(value);
       }
-      pushArgs = [String(keys.length), ...keys, ...argv];
-      pipeline.evalsha(PUSH_LISTS_SHA, ...(pushArgs as [string, ...string[]]));
+      const args = [String(keys.length), ...keys, ...argv];
+      pushArgs.push(args);
+      pipeline.evalsha(PUSH_LISTS_SHA, ...(args as [string, ...string[]]));
     }
     return { batch, start, pushArgs };
   }
@@ -208,12 +214,18 @@ export function createAttemptLog(
   async function settle(filled: Filled, replies: Array<[Error | null, unknown]>): Promise<void> {
     const { batch, pushArgs } = filled;
     try {
-      const scriptError = pushArgs ? replies[replies.length - 1]?.[0] : null;
-      if (pushArgs && scriptError && String(scriptError.message).startsWith('NOSCRIPT')) {
-        // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it.
-        await redis.eval(PUSH_LISTS_SCRIPT, ...(pushArgs as [string, ...string[]]));
-        replies = replies.slice(0, -1);
-      }
+      // The push script's calls are the batch's last commands.
+      const scripts = replies.length - pushArgs.length;
+      const again: Array<Promise<unknown>> = [];
+      pushArgs.forEach((args, i) => {
+        const error = replies[scripts + i]?.[0];
+        if (error && String(error.message).startsWith('NOSCRIPT')) {
+          // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it.
+          again.push(redis.eval(PUSH_LISTS_SCRIPT, ...(args as [string, ...string[]])));
+          replies[scripts + i] = [null, null];
+        }
+      });
+      await Promise.all(again);
       const firstError = replies.find(([error]) => error)?.[0];
       if (firstError) {
         // Commands are not tied back to entries: count the batch as lost, since which history survived is unknown.
@@ -229,7 +241,7 @@ export function createAttemptLog(
 
   async function write(batch: Entry[]): Promise<void> {
     try {
-      const pipeline = redis.pipeline();
+      const pipeline = slotPipeline(redis);
       const filled = fill(pipeline, batch);
       await settle(filled, ((await pipeline.exec()) ?? []) as Array<[Error | null, unknown]>);
     } catch (error) {
@@ -304,7 +316,7 @@ export function createAttemptLog(
       recordKeys = members.map((member) => `${ns}:dead-letter:${member}`);
     }
     if (recordKeys.length === 0) return [];
-    return parseAll<DeadLetterView>(await redis.mget(recordKeys));
+    return parseAll<DeadLetterView>(await mget(redis, recordKeys));
   }
 
   return {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { mget, partitionForCommands, slotPipeline, type RedisClient } from '@ampflow/runtime/redis';
 import type { CarriedBatch } from './attempt-log';
 import type { Logger } from '@ampflow/observability';
 import type { WorkItem } from './work-item';
@@ -75,7 +76,7 @@ const MARK_SCRIPT =
 const MARKS_PER_CALL = 500;
 
 export function createDoneMarks(
-  redis: Redis,
+  redis: RedisClient,
   options: {
     namespace: string;
     ttlSeconds: number;
@@ -100,9 +101,12 @@ export function createDoneMarks(
 
   async function write(marks: Array<[key: string, generation: number]>): Promise<void> {
     const calls: Array<Array<string>> = [];
-    for (let i = 0; i < marks.length; i += MARKS_PER_CALL) {
-      const chunk = marks.slice(i, i + MARKS_PER_CALL);
-      calls.push([...chunk.map(([key]) => key), ttl, ...chunk.map(([, generation]) => `g${generation}`)]);
+    // On a Redis Cluster a script's keys must share a slot: one call per slot there (one pipeline per node).
+    for (const group of partitionForCommands(redis, marks, ([key]) => key)) {
+      for (let i = 0; i < group.length; i += MARKS_PER_CALL) {
+        const chunk = group.slice(i, i + MARKS_PER_CALL);
+        calls.push([...chunk.map(([key]) => key), ttl, ...chunk.map(([, generation]) => `g${generation}`)]);
+      }
     }
     const add = (pipeline: ChainableCommander, command: 'evalsha' | 'eval') => {
       for (const args of calls) {
@@ -114,7 +118,7 @@ export function createDoneMarks(
     const failure = (results: ReadonlyArray<[Error | null, unknown]>) =>
       results.slice(0, calls.length).find(([error]) => error)?.[0];
     try {
-      const pipeline = redis.pipeline();
+      const pipeline = slotPipeline(redis);
       add(pipeline, 'evalsha');
       // The history buffered meanwhile (attempts, message log) goes in the same round trip.
       const carried = options.carry?.(pipeline);
@@ -130,7 +134,7 @@ export function createDoneMarks(
       if (failed && String(failed.message).startsWith('NOSCRIPT')) {
         // First use on this Redis (or after a restart or SCRIPT FLUSH): the script itself, which loads it. The
         // marks only: the carried history was written (or failed) on its own.
-        const again = redis.pipeline();
+        const again = slotPipeline(redis);
         add(again, 'eval');
         failed = failure(((await again.exec()) ?? []) as Array<[Error | null, unknown]>);
       }
@@ -174,7 +178,7 @@ export function createDoneMarks(
     async done(keys, from) {
       if (keys.length === 0) return { done: [], generation: 0 };
       try {
-        const [stored, ...values] = await redis.mget(generationKey, ...keys);
+        const [stored, ...values] = await mget(redis, [generationKey, ...keys]);
         return interpret(stored ?? null, values, from);
       } catch (error) {
         options.logger.warn({ err: error }, 'done marks not readable; delivering without the check');

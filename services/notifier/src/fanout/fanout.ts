@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { mget, slotPipeline, type RedisClient as Redis } from '@ampflow/runtime/redis';
 import type {
   ChargingSession,
   CommandResult,
@@ -191,7 +191,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     let values: Array<string | null> = [];
     if (readKeys.length > 0) {
       try {
-        values = await redis.mget(readKeys);
+        values = await mget(redis, readKeys);
       } catch (error) {
         throw new DependencyError('redis_unavailable', 'Redis read of the vehicle directory failed', {
           cause: error,
@@ -266,7 +266,7 @@ export function createFanoutHandler(deps: FanoutDeps): BatchHandler {
     // Learned attributes and plug states are written before the deliveries start, so that the next batch
     // sees them; losing them (Redis flushed) only costs enrichment and one plug change per vehicle.
     if (changedVehicles.size > 0 || changedPlugs.size > 0 || newlyFired.size > 0) {
-      const pipeline = redis.pipeline();
+      const pipeline = slotPipeline(redis);
       for (const id of changedVehicles)
         pipeline.set(vehicleKey(id), JSON.stringify(known.get(id)), 'EX', deps.stateTtlSeconds);
       for (const [key, state] of changedPlugs)

@@ -1,4 +1,5 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { slotPipeline, type RedisClient } from '@ampflow/runtime/redis';
 import type { AttemptView, DeadLetterView } from '../admin/delivery-control';
 import { CUSTOMER_EVENT_TYPES } from '@ampflow/contracts';
 import type { AttemptLog, StoredMessage } from '../delivery/attempt-log';
@@ -136,7 +137,7 @@ const inner = <V>(map: Map<string, Map<string, V>>, key: string): Map<string, V>
  * entry whose hash is gone is skipped when listing.
  */
 export function createMessageIndex(
-  redis: Redis,
+  redis: RedisClient,
   log: AttemptLog,
   options: MessageIndexOptions = {},
 ): MessageIndex {
@@ -234,7 +235,7 @@ export function createMessageIndex(
 
   async function readHashes(members: string[]): Promise<Array<Record<string, string>>> {
     if (members.length === 0) return [];
-    const p = redis.pipeline();
+    const p = slotPipeline(redis);
     for (const member of members) p.hgetall(hashKeyOfMember(member));
     const results = (await p.exec()) ?? [];
     return results.map(([error, value]) => {
@@ -370,7 +371,7 @@ export function createMessageIndex(
       const result = new Map<string, { attempts: number; failures: number }>();
       if (endpointIds.length === 0) return result;
       const minutes = lastHourMinutes(nowMs);
-      const p = redis.pipeline();
+      const p = slotPipeline(redis);
       for (const endpointId of endpointIds)
         for (const minute of minutes) p.hmget(counterKey(endpointId, minute), 'a', 'f');
       const replies = (await p.exec()) ?? [];
