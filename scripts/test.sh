@@ -18,6 +18,14 @@ if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
     echo "[test] could not install promtool (not root?); the Prometheus rule test will say how" >&2
 fi
+# Tests that kill Redis or run a Redis Cluster start redis-server processes of their own and join a cluster with
+# redis-cli (Debian's redis-server package brings both), whatever Redis the run itself uses.
+if ! { command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } && command -v apt-get >/dev/null; then
+  echo "[test] installing redis-server and redis-cli (Debian package redis-server)" >&2
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } ||
+    echo "[test] could not install redis-server (not root?); the tests that start their own Redis will fail" >&2
+fi
 # The console's browser tests drive headless Chromium from Debian's chromium package with puppeteer-core
 # (CHROMIUM_PATH names another executable; puppeteer's own browser download cannot be fetched here).
 if [[ -z "${CHROMIUM_PATH:-}" ]] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
