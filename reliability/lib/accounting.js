@@ -20,10 +20,20 @@ function header(message, name) {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
-/** Starts the tap; `counts.raw` / `counts.telemetry`: id -> records; `counts.sessions`: vehicleId -> versions. */
+/**
+ * Starts the tap; `counts.raw` / `counts.telemetry`: id -> records; `counts.sessions`: vehicleId -> versions ->
+ * records; `counts.sessionCopies`: `<sessionId>:<version>` -> the Avro body of each copy (hex, the 5-byte
+ * Confluent header with its schema id cut off) -> copies, to compare the sessions of two runs record by record.
+ */
 async function startTap({ brokers, topics, groupId }) {
   const kafka = new Kafka({ clientId: 'reliability-tap', brokers, logLevel: logLevel.NOTHING });
-  const counts = { raw: new Map(), telemetry: new Map(), sessions: new Map(), sessionRecords: 0 };
+  const counts = {
+    raw: new Map(),
+    telemetry: new Map(),
+    sessions: new Map(),
+    sessionCopies: new Map(),
+    sessionRecords: 0,
+  };
   const consumer = kafka.consumer({
     groupId,
     maxWaitTimeInMs: 200,
@@ -44,6 +54,10 @@ async function startTap({ brokers, topics, groupId }) {
         if (!versions) counts.sessions.set(key, (versions = new Map()));
         const version = id.slice(id.lastIndexOf(':') + 1);
         versions.set(version, (versions.get(version) ?? 0) + 1);
+        let copies = counts.sessionCopies.get(id);
+        if (!copies) counts.sessionCopies.set(id, (copies = new Map()));
+        const body = message.value ? message.value.subarray(5).toString('hex') : '';
+        copies.set(body, (copies.get(body) ?? 0) + 1);
       }
     },
   });

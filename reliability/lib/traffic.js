@@ -64,22 +64,64 @@ function noteAnswer(ledger, status, ms, code) {
 }
 
 /**
- * Sends `vehicles` x 2 readings at about `rate` requests/s to `baseUrl`; resolves when every reading was
- * acknowledged or `giveUpMs` after its first try passed. `onProgress(sentCount)` is called after each answer.
+ * A fixed input for `drive`: `vehicles` vehicles (id, VIN), each with a charging and a stopped reading whose
+ * event ids and provider times are chosen now, so that two runs (a clean one and one with faults) send exactly
+ * the same webhooks. Provider times start `agoMs` in the past, a reading per vehicle every `spacingMs`, the
+ * stopped reading `stepMs` after the charging one.
  */
-async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_000, connections = 128, tag }) {
-  const pool = new Pool(baseUrl, { connections, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });
-  const list = Array.from({ length: vehicles }, () => ({
+function planReadings({ vehicles, tag, agoMs = 600_000, spacingMs = 10, stepMs = 30_000 }) {
+  const startAt = Date.now() - agoMs;
+  return Array.from({ length: vehicles }, (_, i) => ({
     id: `rel-${tag}-${randomUUID().slice(0, 12)}`,
     vin: randomVin(),
+    readings: [0, 1].map((step) => ({
+      id: `msg_${randomUUID().replace(/-/g, '')}`,
+      at: startAt + i * spacingMs + step * stepMs,
+    })),
   }));
+}
+
+/**
+ * Sends `vehicles` x 2 readings at about `rate` requests/s to `baseUrl` (or spread over `baseUrls`, several
+ * instances behind no balancer: each try of a reading goes to the next one, so a retry after a connection
+ * error reaches another instance); resolves when every reading was acknowledged or `giveUpMs` after its first
+ * try passed. With `plan` (`planReadings`) the vehicles, event ids and provider times are the plan's.
+ */
+async function drive({
+  baseUrl,
+  baseUrls = [baseUrl],
+  secret,
+  ledger,
+  vehicles,
+  plan,
+  rate,
+  giveUpMs = 120_000,
+  connections = 128,
+  tag,
+}) {
+  const pools = baseUrls.map(
+    (url) =>
+      new Pool(url, {
+        connections: Math.ceil(connections / baseUrls.length),
+        pipelining: 1,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      }),
+  );
+  const list =
+    plan ??
+    Array.from({ length: vehicles }, () => ({
+      id: `rel-${tag}-${randomUUID().slice(0, 12)}`,
+      vin: randomVin(),
+    }));
   ledger.vehicles.push(...list);
   for (const v of list) ledger.sentVins.add(v.vin);
   const spacingMs = 1000 / Math.max(rate / 2, 0.001);
 
-  const sendOne = async (vehicle, step) => {
-    const at = Date.now();
-    const id = `msg_${randomUUID().replace(/-/g, '')}`;
+  const sendOne = async (vehicle, step, spread) => {
+    const planned = vehicle.readings?.[step];
+    const at = planned?.at ?? Date.now();
+    const id = planned?.id ?? `msg_${randomUUID().replace(/-/g, '')}`;
     const event = {
       id,
       vehicleId: vehicle.id,
@@ -97,6 +139,7 @@ async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_0
     while (!event.acked && Date.now() < giveUpAt) {
       const headers = svixHeaders(body, secret, { id });
       ledger.sentSignatures.add(headers['svix-signature'].replace(/^v1,/, ''));
+      const pool = pools[(spread + event.tries) % pools.length];
       event.tries += 1;
       const t0 = Date.now();
       try {
@@ -136,15 +179,15 @@ async function drive({ baseUrl, secret, ledger, vehicles, rate, giveUpMs = 120_0
     chains.push(
       (async () => {
         // A second reading only after the first was acknowledged, and with a later provider time.
-        if (await sendOne(vehicle, 0)) {
+        if (await sendOne(vehicle, 0, i)) {
           await sleep(200);
-          await sendOne(vehicle, 1);
+          await sendOne(vehicle, 1, i + 1);
         }
       })(),
     );
   }
   await Promise.all(chains);
-  await pool.close().catch(() => {});
+  await Promise.all(pools.map((pool) => pool.close().catch(() => {})));
   return list;
 }
 
@@ -153,4 +196,4 @@ function eventsOf(ledger, tag) {
   return [...ledger.events.values()].filter((e) => e.tag === tag);
 }
 
-module.exports = { createLedger, drive, eventsOf, readingBody, randomVin, noteAnswer };
+module.exports = { createLedger, drive, planReadings, eventsOf, readingBody, randomVin, noteAnswer };
