@@ -131,3 +131,67 @@ describe('every service as several instances, one of each SIGKILLed mid-run', ()
     6 * 60_000,
   );
 });
+
+describe('compareRuns, on made-up runs', () => {
+  const events = (ids: string[], acked = true) => ids.map((id) => ({ id, acked }));
+  const base = () => ({
+    label: 'x2',
+    instances: {},
+    kills: [],
+    timings: {},
+    complete: true,
+    events: events(['a', 'b']),
+    answers: { fiveXx: [] as Array<{ status: number }> },
+    raw: new Map([
+      ['a', 1],
+      ['b', 1],
+    ]),
+    telemetry: new Map([
+      ['telematica:a', 1],
+      ['telematica:b', 1],
+    ]),
+    sessions: new Map([
+      ['s1:1', new Map([['00aa', 1]])],
+      ['s1:2', new Map([['00bb', 1]])],
+    ]),
+    received: new Map([
+      ['w1', 1],
+      ['w2', 1],
+    ]),
+    badSignatures: 0,
+    logCheck: { verdict: 'pass' },
+  });
+
+  it('finds nothing when a run equals the clean one, duplicates counted but allowed', () => {
+    const run = base();
+    run.raw.set('a', 2);
+    run.sessions.get('s1:1')!.set('00aa', 2);
+    run.received.set('w1', 3);
+    const { stages, problems } = lib.compareRuns(base() as unknown as Run, run as unknown as Run);
+    expect({ problems, raw: stages.raw!.duplicated, sessions: stages.sessions!.duplicated }).toEqual({
+      problems: [],
+      raw: 1,
+      sessions: 1,
+    });
+    expect(stages.delivered!.duplicated).toBe(2);
+  });
+
+  it('reports a lost raw record, a missing canonical one, a second STARTED, a differing copy and a lost webhook', () => {
+    const run = base();
+    run.raw.delete('a');
+    run.raw.set('c', 1);
+    run.sessions.set('s2:1', new Map([['00cc', 1]]));
+    run.sessions.get('s1:2')!.set('00bd', 1);
+    run.received.delete('w2');
+    run.answers.fiveXx.push({ status: 500 });
+    const { problems } = lib.compareRuns(base() as unknown as Run, run as unknown as Run);
+    expect(problems.map((p) => p.replace(/ \(e\.g\. .*\)$/, ''))).toEqual([
+      '1 answers 5xx other than 503',
+      '1 acknowledged readings not on the raw topic',
+      '1 raw records without a canonical record',
+      '1 session changes the clean run does not have',
+      '1 session changes with a copy unlike the clean run',
+      '1 webhooks of the clean run not delivered',
+    ]);
+  });
+});
