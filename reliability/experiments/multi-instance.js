@@ -18,7 +18,7 @@ async function multiInstance(ctx) {
   const rate = 40;
   const runId = randomBytes(3).toString('hex');
   const logDir = path.join(ctx.logDir, 'multi-instance');
-  const plan = planReadings({ vehicles, tag: `multi-${runId}` });
+  const plan = planReadings({ vehicles, tag: `multi-${runId}`, smartcarEvery: 4 });
   const common = { infra: ctx.infra, plan, rate, runId, logDir, settleMs: ctx.settleMs };
   const clean = await runPipeline({ ...common, label: 'clean' });
   ctx.log(summarize(clean, compareRuns(clean, clean)));

@@ -21,7 +21,9 @@ function header(message, name) {
 }
 
 /**
- * Starts the tap; `counts.raw` / `counts.telemetry`: id -> records; `counts.sessions`: vehicleId -> versions ->
+ * Starts the tap on `topics.raw` (Telematica's raw topic; `topics.rawSmartcar` too when given), `topics.telemetry`
+ * and `topics.sessions`; `counts.raw` / `counts.telemetry`: id -> records (`counts.rawProvider`: raw id -> the
+ * provider whose topic it is on); `counts.sessions`: vehicleId -> versions ->
  * records; `counts.sessionCopies`: `<sessionId>:<version>` -> the Avro body of each copy (hex, the 5-byte
  * Confluent header with its schema id cut off) -> copies, to compare the sessions of two runs record by record.
  */
@@ -29,6 +31,7 @@ async function startTap({ brokers, topics, groupId }) {
   const kafka = new Kafka({ clientId: 'reliability-tap', brokers, logLevel: logLevel.NOTHING });
   const counts = {
     raw: new Map(),
+    rawProvider: new Map(),
     telemetry: new Map(),
     sessions: new Map(),
     sessionCopies: new Map(),
@@ -40,13 +43,19 @@ async function startTap({ brokers, topics, groupId }) {
     retry: { retries: 1_000, maxRetryTime: 5_000 },
   });
   await consumer.connect();
-  await consumer.subscribe({ topics: [topics.raw, topics.telemetry, topics.sessions], fromBeginning: true });
+  const rawTopics = [topics.raw, topics.rawSmartcar].filter(Boolean);
+  await consumer.subscribe({
+    topics: [...rawTopics, topics.telemetry, topics.sessions],
+    fromBeginning: true,
+  });
   await consumer.run({
     eachMessage: async ({ topic, message }) => {
       const id = header(message, 'event-id');
       if (id === undefined) return;
-      if (topic === topics.raw) counts.raw.set(id, (counts.raw.get(id) ?? 0) + 1);
-      else if (topic === topics.telemetry) counts.telemetry.set(id, (counts.telemetry.get(id) ?? 0) + 1);
+      if (rawTopics.includes(topic)) {
+        counts.raw.set(id, (counts.raw.get(id) ?? 0) + 1);
+        counts.rawProvider.set(id, topic === topics.raw ? 'telematica' : 'smartcar');
+      } else if (topic === topics.telemetry) counts.telemetry.set(id, (counts.telemetry.get(id) ?? 0) + 1);
       else {
         counts.sessionRecords += 1;
         const key = message.key?.toString('utf8') ?? '';
@@ -89,17 +98,19 @@ function account({ events, tap, receiver }) {
   const byVehicle = new Map();
   for (const e of acked) {
     note(stages.raw, e.id, tap.counts.raw.get(e.id) ?? 0);
-    const canonical = `telematica:${e.id}`;
+    const provider = e.provider ?? 'telematica';
+    const canonical = `${provider}:${e.id}`;
     note(stages.telemetry, e.id, tap.counts.telemetry.get(canonical) ?? 0);
     if (receiver)
       note(stages.delivered, e.id, receiver.received.get(webhookId(canonical, 'vehicle.telemetry')) ?? 0);
-    byVehicle.set(e.vehicleId, (byVehicle.get(e.vehicleId) ?? 0) + 1);
+    const vehicle = `${provider}:${e.vehicleId}`;
+    byVehicle.set(vehicle, (byVehicle.get(vehicle) ?? 0) + 1);
   }
-  for (const [vehicleId, n] of byVehicle) {
+  for (const [vehicle, n] of byVehicle) {
     if (n < 2) continue;
-    const versions = tap.counts.sessions.get(`telematica:${vehicleId}`);
-    note(stages.sessions, `${vehicleId}:1`, versions?.get('1') ?? 0);
-    note(stages.sessions, `${vehicleId}:2`, versions?.get('2') ?? 0);
+    const versions = tap.counts.sessions.get(vehicle);
+    note(stages.sessions, `${vehicle}:1`, versions?.get('1') ?? 0);
+    note(stages.sessions, `${vehicle}:2`, versions?.get('2') ?? 0);
   }
   const last = receiver ? stages.delivered : stages.telemetry;
   return {

@@ -62,7 +62,7 @@ async function until(check, timeoutMs, what) {
 /** The webhook ids the receiver must get for what the tap saw: one per acknowledged reading and session change. */
 function expectedWebhooks(events, tap) {
   const ids = new Set();
-  for (const e of events) if (e.acked) ids.add(webhookId(`telematica:${e.id}`, 'vehicle.telemetry'));
+  for (const e of events) if (e.acked) ids.add(webhookId(`${e.provider}:${e.id}`, 'vehicle.telemetry'));
   for (const id of tap.counts.sessionCopies.keys()) {
     const type = SESSION_EVENT[id.slice(id.lastIndexOf(':') + 1)];
     if (type) ids.add(webhookId(id, type));
@@ -135,6 +135,7 @@ async function runPipeline({
       groupId: `${prefix}tap`,
       topics: {
         raw: `${prefix}ev.raw.telematica.v1`,
+        rawSmartcar: `${prefix}ev.raw.smartcar.v1`,
         telemetry: `${prefix}ev.vehicle-telemetry.v1`,
         sessions: `${prefix}ev.charging-sessions.v1`,
       },
@@ -180,6 +181,7 @@ async function runPipeline({
       drive({
         baseUrls: platform.replicas.ingress.map((s) => s.baseUrl),
         secret: secrets.telematicaWebhookSecret,
+        smartcarToken: secrets.smartcarManagementToken,
         ledger,
         plan,
         rate,
@@ -203,8 +205,8 @@ async function runPipeline({
           const accounting = account({ events, tap, receiver: receivers });
           if (accounting.lost > 0) return false;
           // Each raw record has its canonical one, also a reading stored but never acknowledged.
-          for (const id of tap.counts.raw.keys())
-            if (!tap.counts.telemetry.has(`telematica:${id}`)) return false;
+          for (const [id, provider] of tap.counts.rawProvider)
+            if (!tap.counts.telemetry.has(`${provider}:${id}`)) return false;
           for (const id of expectedWebhooks(events, tap)) if (!receivers.received.has(id)) return false;
           return true;
         },
@@ -225,6 +227,7 @@ async function runPipeline({
       events,
       answers: ledger.answers,
       raw: new Map(tap.counts.raw),
+      rawProvider: new Map(tap.counts.rawProvider),
       telemetry: new Map(tap.counts.telemetry),
       sessions: new Map([...tap.counts.sessionCopies].map(([id, copies]) => [id, new Map(copies)])),
       received: new Map(receivers.received),
@@ -271,7 +274,9 @@ function compareRuns(clean, run) {
   const problems = [];
   const acked = run.events.filter((e) => e.acked);
   const rawMissing = acked.filter((e) => !run.raw.has(e.id)).map((e) => e.id);
-  const canonicalMissing = [...run.raw.keys()].filter((id) => !run.telemetry.has(`telematica:${id}`));
+  const canonicalMissing = [...run.rawProvider]
+    .filter(([id, p]) => !run.telemetry.has(`${p}:${id}`))
+    .map(([id]) => id);
   const sessionMissing = [...clean.sessions.keys()].filter((id) => !run.sessions.has(id));
   const sessionExtra = [...run.sessions.keys()].filter((id) => !clean.sessions.has(id));
   const sessionDiffering = [];
@@ -290,12 +295,13 @@ function compareRuns(clean, run) {
     raw: {
       expected: acked.length,
       ids: run.raw.size,
+      smartcar: [...run.rawProvider.values()].filter((p) => p === 'smartcar').length,
       records: [...run.raw.values()].reduce((a, n) => a + n, 0),
       missing: rawMissing.length,
       duplicated: sumRepeats(run.raw.values()),
     },
     canonical: {
-      expected: run.raw.size,
+      expected: run.rawProvider.size,
       ids: run.telemetry.size,
       records: [...run.telemetry.values()].reduce((a, n) => a + n, 0),
       missing: canonicalMissing.length,
@@ -342,13 +348,18 @@ function compareRuns(clean, run) {
 }
 
 /**
- * What a clean run must show by itself: every reading acknowledged and on every topic, a STARTED and an ENDED
+ * What a clean run must show by itself: every reading acknowledged and on its provider's raw topic, a STARTED and an ENDED
  * change per vehicle, and one delivered webhook per reading and per change.
  */
 function checkClean(clean, vehicles) {
   const problems = [];
   const acked = clean.events.filter((e) => e.acked).length;
   if (acked !== vehicles * 2) problems.push(`${acked} of ${vehicles * 2} readings acknowledged`);
+  for (const provider of ['telematica', 'smartcar']) {
+    const sent = clean.events.filter((e) => e.provider === provider).length;
+    const stored = [...clean.rawProvider.values()].filter((p) => p === provider).length;
+    if (stored !== sent) problems.push(`${stored} ${provider} raw ids for ${sent} ${provider} readings sent`);
+  }
   const started = [...clean.sessions.keys()].filter((id) => id.endsWith(':1')).length;
   const ended = [...clean.sessions.keys()].filter((id) => id.endsWith(':2')).length;
   if (started !== vehicles || ended !== vehicles || clean.sessions.size !== vehicles * 2)
@@ -373,7 +384,7 @@ function summarize(run, { stages }) {
     .join(', ');
   return [
     `${run.label}: instances ${SERVICES.map((n) => `${n} ${run.instances[n]}`).join(', ')}; killed: ${kills || 'none'}`,
-    `  acknowledged ${s.acknowledged.acknowledged}/${s.acknowledged.tried}; raw ${s.raw.ids} ids, ${s.raw.records} records (+${s.raw.duplicated}), missing ${s.raw.missing}`,
+    `  acknowledged ${s.acknowledged.acknowledged}/${s.acknowledged.tried}; raw ${s.raw.ids} ids (${s.raw.smartcar} Smartcar), ${s.raw.records} records (+${s.raw.duplicated}), missing ${s.raw.missing}`,
     `  canonical ${s.canonical.ids}/${s.canonical.expected} (+${s.canonical.duplicated}), missing ${s.canonical.missing}`,
     `  sessions ${s.sessions.changes}/${s.sessions.expected} changes (${s.sessions.started} STARTED, ${s.sessions.ended} ENDED, +${s.sessions.duplicated} copies), missing ${s.sessions.missing}, extra ${s.sessions.extra}, differing ${s.sessions.differing}`,
     `  delivered ${s.delivered.ids}/${s.delivered.expected} webhook ids (+${s.delivered.duplicated} repeats), missing ${s.delivered.missing}, extra ${s.delivered.extra}`,

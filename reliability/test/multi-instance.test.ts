@@ -4,10 +4,11 @@ import { join, relative } from 'node:path';
 
 /**
  * Every service as 2 and as 3 instances (built processes, `node services/<name>/dist/main.js`), under a steady
- * load of signed Telematica webhooks spread over the ingress instances' ports, with one instance of each service
- * SIGKILLed in turn mid-load; compared with a clean single-instance run of exactly the same webhooks. On the
- * integration stack's Kafka and registry (topics, groups and namespaces under a fresh prefix per run) with a
- * redis-server per run (reliability/lib/multi-instance.js). Only processes this test started are killed.
+ * load of signed Telematica and Smartcar webhooks spread over the ingress instances' ports, with one instance of
+ * each service SIGKILLed in turn mid-load; compared with a clean single-instance run of exactly the same
+ * webhooks. On the integration stack's Kafka and registry (topics, groups and namespaces under a fresh prefix per
+ * run) with a redis-server per run (reliability/lib/multi-instance.js). Only processes this test started are
+ * killed.
  */
 
 interface Kill {
@@ -54,11 +55,15 @@ const ROOT = join(__dirname, '..', '..');
 const lib = require('../lib/multi-instance') as MultiInstance;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { planReadings } = require('../lib/traffic') as {
-  planReadings(options: { vehicles: number; tag: string }): unknown[];
+  planReadings(options: { vehicles: number; tag: string; smartcarEvery?: number }): unknown[];
 };
 
-/** 30 s of load at 40 readings/s: 600 vehicles, a charging and a stopped reading each. */
+/**
+ * 30 s of load at 40 readings/s: 600 vehicles, a charging and a stopped reading each; every fourth vehicle is a
+ * Smartcar one (its own raw topic), the others Telematica.
+ */
 const VEHICLES = 600;
+const SMARTCAR_EVERY = 4;
 const RATE = 40;
 const SETTLE_MS = 120_000;
 /** One instance of each service, in turn: the ingress first (readings then retry on the others), the notifier last. */
@@ -79,7 +84,7 @@ describe('every service as several instances, one of each SIGKILLed mid-run', ()
     kafkaBrokers: process.env.KAFKA_BROKERS ?? '',
     schemaRegistryUrl: process.env.SCHEMA_REGISTRY_URL ?? '',
   };
-  const plan = planReadings({ vehicles: VEHICLES, tag: `multi-${runId}` });
+  const plan = planReadings({ vehicles: VEHICLES, tag: `multi-${runId}`, smartcarEvery: SMARTCAR_EVERY });
   let clean: Run;
 
   const run = (label: string, instances: number, kills: Kill[]) =>
@@ -104,8 +109,9 @@ describe('every service as several instances, one of each SIGKILLed mid-run', ()
     process.stdout.write(`service logs: ${relative(ROOT, logDir)}\n`);
   }, 5 * 60_000);
 
-  it('the clean single-instance run has every reading, a STARTED and an ENDED per vehicle and every webhook', () => {
+  it('the clean single-instance run has every reading of both providers, a STARTED and an ENDED per vehicle and every webhook', () => {
     expect(lib.checkClean(clean, VEHICLES)).toEqual([]);
+    expect(lib.compareRuns(clean, clean).stages.raw!.smartcar).toBe((VEHICLES / SMARTCAR_EVERY) * 2);
   });
 
   it.each([
@@ -146,9 +152,13 @@ describe('compareRuns, on made-up runs', () => {
       ['a', 1],
       ['b', 1],
     ]),
+    rawProvider: new Map([
+      ['a', 'telematica'],
+      ['b', 'smartcar'],
+    ]),
     telemetry: new Map([
       ['telematica:a', 1],
-      ['telematica:b', 1],
+      ['smartcar:b', 1],
     ]),
     sessions: new Map([
       ['s1:1', new Map([['00aa', 1]])],
@@ -180,6 +190,7 @@ describe('compareRuns, on made-up runs', () => {
     const run = base();
     run.raw.delete('a');
     run.raw.set('c', 1);
+    run.rawProvider.set('c', 'smartcar');
     run.sessions.set('s2:1', new Map([['00cc', 1]]));
     run.sessions.get('s1:2')!.set('00bd', 1);
     run.received.delete('w2');
