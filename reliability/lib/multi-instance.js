@@ -13,6 +13,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
+const { Kafka, logLevel } = require('kafkajs');
 const { startRedisProcess } = require('@ampflow/testing');
 const { account, startTap, webhookId } = require('./accounting');
 const { adminClient } = require('./context');
@@ -59,6 +60,23 @@ async function until(check, timeoutMs, what) {
   }
 }
 
+/** Deletes the run's topics and consumer groups (everything under `prefix`) from a shared broker. */
+async function deleteRun(brokers, prefix) {
+  const admin = new Kafka({ clientId: 'reliability-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const groups = (await admin.listGroups()).groups
+      .map((g) => g.groupId)
+      .filter((g) => g.startsWith(prefix));
+    if (groups.length > 0) await admin.deleteGroups(groups).catch(() => {});
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+    return topics.length;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** The webhook ids the receiver must get for what the tap saw: one per acknowledged reading and session change. */
 function expectedWebhooks(events, tap) {
   const ids = new Set();
@@ -76,7 +94,7 @@ function expectedWebhooks(events, tap) {
  * load's planned duration has passed, and started again `restartAfterMs` later (a supervisor) or never (the
  * other instances take over). Resolves when every acknowledged reading is on every topic and every expected
  * webhook was delivered (or `settleMs` passed) with a snapshot of what was counted; everything it started is
- * stopped.
+ * stopped, and with `cleanup` the run's topics and groups are deleted (on a shared broker).
  */
 async function runPipeline({
   infra,
@@ -88,6 +106,7 @@ async function runPipeline({
   runId,
   logDir,
   settleMs,
+  cleanup = false,
 }) {
   const prefix = `multi.${runId}.${label}.`;
   const runLogDir = path.join(logDir, label);
@@ -244,6 +263,10 @@ async function runPipeline({
     timings.stopMs = Date.now() - stopping;
     await receivers?.close();
     await redis?.stop().catch((err) => log(`stopping redis of ${label}: ${err.message}`));
+    if (cleanup)
+      await deleteRun(infra.kafkaBrokers.split(','), prefix).catch((err) =>
+        log(`deleting the topics of ${label}: ${err.message}`),
+      );
     timings.totalMs = Date.now() - started;
   }
   // The run's logs (every instance's) carry none of its secrets, signatures or VINs.

@@ -44,6 +44,7 @@ interface MultiInstance {
     runId: string;
     logDir: string;
     settleMs: number;
+    cleanup?: boolean;
   }): Promise<Run>;
   compareRuns(clean: Run, run: Run): Comparison;
   checkClean(clean: Run, vehicles: number): string[];
@@ -100,6 +101,8 @@ describe('every service as several instances, one of each SIGKILLed mid-run', ()
       runId,
       logDir,
       settleMs: SETTLE_MS,
+      // The shared broker keeps nothing of the run.
+      cleanup: true,
     });
 
   beforeAll(async () => {
