@@ -196,7 +196,8 @@ async function runPipeline({
         }
       }
     })();
-    await Promise.all([
+    // Both settle before anything is stopped: a kill schedule still running could start a process after the stop.
+    const [load, schedule] = await Promise.allSettled([
       drive({
         baseUrls: platform.replicas.ingress.map((s) => s.baseUrl),
         secret: secrets.telematicaWebhookSecret,
@@ -209,6 +210,8 @@ async function runPipeline({
       }),
       faults,
     ]);
+    if (load.status === 'rejected') throw load.reason;
+    if (schedule.status === 'rejected') throw schedule.reason;
     timings.loadMs = Date.now() - t0;
     const events = [...ledger.events.values()];
     const settled = Date.now();
