@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { randomBytes } = require('node:crypto');
 const { spawnSync } = require('node:child_process');
-const { log, startInfrastructure, startPlatform, ROOT } = require('./lib/platform');
+const { log, startInfrastructure, startPlatform, suiteSecrets, ROOT } = require('./lib/platform');
 const { startReceivers } = require('./lib/receivers');
 const { startTap } = require('./lib/accounting');
 const { adminClient, createContext, row } = require('./lib/context');
@@ -29,6 +29,7 @@ const EXPERIMENTS = {
   ...require('./experiments/endpoints'),
   ...require('./experiments/fuzz-admin'),
   ...require('./experiments/soak'),
+  ...require('./experiments/multi-instance'),
 };
 
 /** The short set, in the order it runs (the faults that leave the least behind last). */
@@ -56,6 +57,7 @@ const FULL = [
   'registry-at-start',
   'broker-stop',
   'broker-kill',
+  'multi-instance',
   'soak',
 ];
 
@@ -141,14 +143,7 @@ async function main() {
     const build = spawnSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
     if (build.status !== 0) throw new Error('npx tsc -b failed');
   }
-  // Suite-only secrets, fresh per run: the log check looks for exactly these.
-  const secrets = {
-    smartcarManagementToken: `rel-amt-${randomBytes(16).toString('hex')}`,
-    telematicaWebhookSecret: `whsec_${randomBytes(24).toString('base64')}`,
-    notifierAdminToken: `rel-admin-${randomBytes(16).toString('hex')}`,
-    // `<key id>:<32 bytes, hex>`: the key that encrypts endpoint secrets in the endpoints topic.
-    notifierSecretsKey: `rel:${randomBytes(32).toString('hex')}`,
-  };
+  const secrets = suiteSecrets();
   const prefix = `rel.${runId}.`;
   const rows = [];
   let infra;

@@ -20,23 +20,42 @@ function header(message, name) {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
-/** Starts the tap; `counts.raw` / `counts.telemetry`: id -> records; `counts.sessions`: vehicleId -> versions. */
+/**
+ * Starts the tap on `topics.raw` (Telematica's raw topic; `topics.rawSmartcar` too when given), `topics.telemetry`
+ * and `topics.sessions`; `counts.raw` / `counts.telemetry`: id -> records (`counts.rawProvider`: raw id -> the
+ * provider whose topic it is on); `counts.sessions`: vehicleId -> versions ->
+ * records; `counts.sessionCopies`: `<sessionId>:<version>` -> the Avro body of each copy (hex, the 5-byte
+ * Confluent header with its schema id cut off) -> copies, to compare the sessions of two runs record by record.
+ */
 async function startTap({ brokers, topics, groupId }) {
   const kafka = new Kafka({ clientId: 'reliability-tap', brokers, logLevel: logLevel.NOTHING });
-  const counts = { raw: new Map(), telemetry: new Map(), sessions: new Map(), sessionRecords: 0 };
+  const counts = {
+    raw: new Map(),
+    rawProvider: new Map(),
+    telemetry: new Map(),
+    sessions: new Map(),
+    sessionCopies: new Map(),
+    sessionRecords: 0,
+  };
   const consumer = kafka.consumer({
     groupId,
     maxWaitTimeInMs: 200,
     retry: { retries: 1_000, maxRetryTime: 5_000 },
   });
   await consumer.connect();
-  await consumer.subscribe({ topics: [topics.raw, topics.telemetry, topics.sessions], fromBeginning: true });
+  const rawTopics = [topics.raw, topics.rawSmartcar].filter(Boolean);
+  await consumer.subscribe({
+    topics: [...rawTopics, topics.telemetry, topics.sessions],
+    fromBeginning: true,
+  });
   await consumer.run({
     eachMessage: async ({ topic, message }) => {
       const id = header(message, 'event-id');
       if (id === undefined) return;
-      if (topic === topics.raw) counts.raw.set(id, (counts.raw.get(id) ?? 0) + 1);
-      else if (topic === topics.telemetry) counts.telemetry.set(id, (counts.telemetry.get(id) ?? 0) + 1);
+      if (rawTopics.includes(topic)) {
+        counts.raw.set(id, (counts.raw.get(id) ?? 0) + 1);
+        counts.rawProvider.set(id, topic === topics.raw ? 'telematica' : 'smartcar');
+      } else if (topic === topics.telemetry) counts.telemetry.set(id, (counts.telemetry.get(id) ?? 0) + 1);
       else {
         counts.sessionRecords += 1;
         const key = message.key?.toString('utf8') ?? '';
@@ -44,6 +63,10 @@ async function startTap({ brokers, topics, groupId }) {
         if (!versions) counts.sessions.set(key, (versions = new Map()));
         const version = id.slice(id.lastIndexOf(':') + 1);
         versions.set(version, (versions.get(version) ?? 0) + 1);
+        let copies = counts.sessionCopies.get(id);
+        if (!copies) counts.sessionCopies.set(id, (copies = new Map()));
+        const body = message.value ? message.value.subarray(5).toString('hex') : '';
+        copies.set(body, (copies.get(body) ?? 0) + 1);
       }
     },
   });
@@ -75,17 +98,19 @@ function account({ events, tap, receiver }) {
   const byVehicle = new Map();
   for (const e of acked) {
     note(stages.raw, e.id, tap.counts.raw.get(e.id) ?? 0);
-    const canonical = `telematica:${e.id}`;
+    const provider = e.provider ?? 'telematica';
+    const canonical = `${provider}:${e.id}`;
     note(stages.telemetry, e.id, tap.counts.telemetry.get(canonical) ?? 0);
     if (receiver)
       note(stages.delivered, e.id, receiver.received.get(webhookId(canonical, 'vehicle.telemetry')) ?? 0);
-    byVehicle.set(e.vehicleId, (byVehicle.get(e.vehicleId) ?? 0) + 1);
+    const vehicle = `${provider}:${e.vehicleId}`;
+    byVehicle.set(vehicle, (byVehicle.get(vehicle) ?? 0) + 1);
   }
-  for (const [vehicleId, n] of byVehicle) {
+  for (const [vehicle, n] of byVehicle) {
     if (n < 2) continue;
-    const versions = tap.counts.sessions.get(`telematica:${vehicleId}`);
-    note(stages.sessions, `${vehicleId}:1`, versions?.get('1') ?? 0);
-    note(stages.sessions, `${vehicleId}:2`, versions?.get('2') ?? 0);
+    const versions = tap.counts.sessions.get(vehicle);
+    note(stages.sessions, `${vehicle}:1`, versions?.get('1') ?? 0);
+    note(stages.sessions, `${vehicle}:2`, versions?.get('2') ?? 0);
   }
   const last = receiver ? stages.delivered : stages.telemetry;
   return {

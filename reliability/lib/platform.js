@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { startFaultStack, startRedisProcess } = require('@ampflow/testing');
 
@@ -98,15 +99,17 @@ function pidListeningOn(port) {
 
 /**
  * One service process that can be started, killed (any signal) and started again on the same port and
- * environment. Output is appended to `<logDir>/<name>.log`.
+ * environment. Output is appended to `<logDir>/<label>.log`; the label is the service's name, or
+ * `<name>-<n>` for the n-th instance (from 1) when a service runs as several.
  */
 class ServiceProcess {
-  constructor({ name, env, port, logDir }) {
+  constructor({ name, env, port, logDir, label = name }) {
     this.name = name;
+    this.label = label;
     this.env = env;
     this.port = port;
     this.baseUrl = `http://127.0.0.1:${port}`;
-    this.logFile = path.join(logDir, `${name}.log`);
+    this.logFile = path.join(logDir, `${label}.log`);
     this.script = path.join(ROOT, 'services', name, 'dist', 'main.js');
     this.child = undefined;
     this.starts = 0;
@@ -143,7 +146,7 @@ class ServiceProcess {
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer';
     while (Date.now() < deadline) {
-      if (!this.running()) throw new Error(`${this.name} exited before it was ready (see ${this.logFile})`);
+      if (!this.running()) throw new Error(`${this.label} exited before it was ready (see ${this.logFile})`);
       try {
         const res = await fetch(`${this.baseUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
         last = `${res.status} ${(await res.text()).slice(0, 300)}`;
@@ -153,7 +156,7 @@ class ServiceProcess {
       }
       await sleep(250);
     }
-    throw new Error(`${this.name} not ready within ${timeoutMs} ms (last: ${last})`);
+    throw new Error(`${this.label} not ready within ${timeoutMs} ms (last: ${last})`);
   }
 
   /** Sends `signal`; for SIGKILL/SIGTERM waits until the process is gone. */
@@ -188,11 +191,14 @@ class ServiceProcess {
 }
 
 /**
- * The four services on `infra`, with `secrets` (suite-only values) and topics under `prefix`. The notifier
- * allows http to `allowedNetworks` only (the suite's receivers listen on ::1, so names that resolve to
- * 127.0.0.1 are private addresses it must refuse). Started in dependency order and waited for readiness.
+ * The four services on `infra` (`kafkaBrokers`, `schemaRegistryUrl`, `redisUrl`: the suite's own, or any other
+ * stack), with `secrets` (suite-only values, `suiteSecrets()`) and topics, groups and Redis namespaces under
+ * `prefix`. The notifier allows http to `allowedNetworks` only (the suite's receivers listen on ::1, so names
+ * that resolve to 127.0.0.1 are private addresses it must refuse). `instances` (service name -> count, default 1)
+ * runs a service as several processes with the same environment on ports of their own, as replicas of one
+ * deployment. Started in dependency order and waited for readiness.
  */
-async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} }) {
+async function startPlatform({ infra, logDir, secrets, prefix, overrides = {}, instances = {} }) {
   const common = {
     KAFKA_BROKERS: infra.kafkaBrokers,
     REDIS_URL: infra.redisUrl,
@@ -233,32 +239,46 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
       NOTIFIER_CIRCUIT_COOLDOWN_MS: '1000',
     },
   };
-  const services = {};
+  /** Service name -> its instances (one unless `instances` says more). */
+  const replicas = {};
   for (const [name, env] of Object.entries(specs)) {
-    services[name] = new ServiceProcess({
-      name,
-      env: { ...common, ...env, ...(overrides[name] ?? {}) },
-      port: await freePort(),
-      logDir,
-    });
+    const count = instances[name] ?? 1;
+    replicas[name] = [];
+    for (let i = 1; i <= count; i++) {
+      replicas[name].push(
+        new ServiceProcess({
+          name,
+          label: count > 1 ? `${name}-${i}` : name,
+          env: { ...common, ...env, ...(overrides[name] ?? {}) },
+          port: await freePort(),
+          logDir,
+        }),
+      );
+    }
   }
+  const all = (names) => names.flatMap((name) => replicas[name]);
   const order = ['notifier', 'session-aggregator', 'normalizer', 'ingress'];
   const stopAll = async () => {
-    for (const name of [...order].reverse()) await services[name].stop();
+    // The instances of one service stop together, the services in reverse dependency order.
+    for (const name of [...order].reverse()) await Promise.all(replicas[name].map((s) => s.stop()));
   };
-  for (const name of order) services[name].start();
+  for (const service of all(order)) service.start();
   try {
-    await Promise.all(order.map((name) => services[name].waitReady()));
+    await Promise.all(all(order).map((service) => service.waitReady()));
   } catch (err) {
     // One service that never became ready must not leave the others running after the suite has ended.
     await stopAll();
     throw err;
   }
   log(
-    `services ready: ${order.map((n) => `${n} ${services[n].baseUrl} (pid ${services[n].pid})`).join(', ')}`,
+    `services ready: ${all(order)
+      .map((s) => `${s.label} ${s.baseUrl} (pid ${s.pid})`)
+      .join(', ')}`,
   );
+  const services = Object.fromEntries(order.map((name) => [name, replicas[name][0]]));
   return {
     services,
+    replicas,
     ingress: services.ingress,
     normalizer: services.normalizer,
     aggregator: services['session-aggregator'],
@@ -267,4 +287,27 @@ async function startPlatform({ infra, logDir, secrets, prefix, overrides = {} })
   };
 }
 
-module.exports = { ROOT, log, freePort, startInfrastructure, startPlatform, pidListeningOn, ServiceProcess };
+/**
+ * Secrets of the suite's own, fresh per run: the log check looks for exactly these. Never defaults of a
+ * service: every service requires its secrets from the environment.
+ */
+function suiteSecrets() {
+  return {
+    smartcarManagementToken: `rel-amt-${randomBytes(16).toString('hex')}`,
+    telematicaWebhookSecret: `whsec_${randomBytes(24).toString('base64')}`,
+    notifierAdminToken: `rel-admin-${randomBytes(16).toString('hex')}`,
+    // `<key id>:<32 bytes, hex>`: the key that encrypts endpoint secrets in the endpoints topic.
+    notifierSecretsKey: `rel:${randomBytes(32).toString('hex')}`,
+  };
+}
+
+module.exports = {
+  ROOT,
+  log,
+  freePort,
+  startInfrastructure,
+  startPlatform,
+  suiteSecrets,
+  pidListeningOn,
+  ServiceProcess,
+};
