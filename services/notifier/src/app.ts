@@ -243,8 +243,17 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     // A delivery's done mark and its history (attempt, message log) in one round trip.
     carry: (pipeline) => history.carry(pipeline),
   });
+  // Marks of records handed on to the deliveries topic (by the fan-out and the retry tiers): without the history,
+  // which goes with the marks of deliveries sent (above), where the attempt is: one round trip for both.
+  const publishedMarks = createDoneMarks(redis, {
+    namespace: settings.redisNamespace,
+    ttlSeconds: DONE_MARK_TTL_SECONDS,
+    logger,
+  });
   const fanout = createFanoutHandler({
-    marks,
+    // A source record's deliveries are marked done once written to the deliveries topic (not sent again after a
+    // crash re-reads the record); the deliveries reader marks them sent with marks of its own.
+    marks: publishedMarks,
     codec,
     redis,
     namespace: settings.redisNamespace,
@@ -262,24 +271,32 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   // A retry that falls due goes to the deliveries topic (its endpoint's partition), not to the dispatcher here:
   // a tier partition holds many endpoints' deliveries, and sending from it would split an endpoint's traffic.
   const retryReader = createRetryReader({
-    marks,
+    marks: publishedMarks,
     submit: (item, signal) => writer.publish(item, signal),
     deadLetterSource,
     logger,
     now,
   });
+  const handover = createHandover({
+    handoverMs: settings.handoverMs ?? settings.requestTimeoutMs + 2_000,
+    now,
+  });
   const deliveriesReader = createRetryReader({
     marks,
     submit: (item, signal) => dispatcher.submit(item, signal),
-    notBefore: createHandover({ handoverMs: settings.handoverMs ?? settings.requestTimeoutMs + 2_000, now }),
+    notBefore: (signal) => handover.notBefore(signal),
     // Not the tier record's mark (that one means "written to the deliveries topic"): sent, or handed on.
     markKeyOf: (doneMarks, item) => `${doneMarks.keyOf(item, 'tier')}:sent`,
+    // Only a record written before this instance got the partition may have been read (and sent) before.
+    mayBeReadBefore: (timestampMs, signal) => handover.mayBeReadBefore(timestampMs, signal),
     deadLetterSource,
     logger,
     now,
   });
   const tierLimit = settings.maxOutstandingPerPartition ?? 2_000;
   const sourceLimit = settings.maxSourceOutstandingPerPartition ?? Math.min(100, tierLimit);
+  // A deliveries partition's backlog fits the endpoints' queues (else it would move to the 1 s tier and back).
+  const deliveriesLimit = Math.min(tierLimit, settings.maxQueuePerEndpoint);
   const tierOfTopic = new Map(tierTopics.map(({ tier, topic }) => [topic, tier.label]));
   const sourceTopicSet = new Set(Object.values(topics));
   // Records are taken in partition order (plug changes are decided in order) and finish in any order.
@@ -297,7 +314,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     },
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
-    maxInFlightPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
+    maxInFlightPerPartition: (topic) =>
+      sourceTopicSet.has(topic) ? sourceLimit : topic === deliveriesTopic ? deliveriesLimit : tierLimit,
     // A partition paused for back-pressure is fetched again within this once resumed (a fetch with every
     // partition paused sleeps this long).
     maxWaitTimeMs: 500,
@@ -443,6 +461,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       await consumer.stop(settings.shutdownDrainMs);
       await dispatcher.drain();
       await health.stop();
+      await publishedMarks.stop();
       await marks.stop();
       await attemptLog.stop();
       await sender.close();

@@ -122,6 +122,11 @@ describe('per-endpoint limits across notifier instances', () => {
     expect(await metric(first, 'notifier_events_total')).toBeGreaterThan(0);
     expect(await metric(second, 'notifier_events_total')).toBeGreaterThan(0);
 
+    process.stderr.write(
+      `[notifier deployment limits] throttleRate ${RATE}: ${throttled.arrivals.length} requests, at most ` +
+        `${maxInOneSecond(throttled.arrivals)} in any 1 s window; concurrency ${CONCURRENCY}: ` +
+        `${slow.arrivals.length} requests, at most ${slow.maxInFlight} at once\n`,
+    );
     expect(maxInOneSecond(throttled.arrivals)).toBeLessThanOrEqual(MAX_PER_SECOND);
     expect(slow.maxInFlight).toBeLessThanOrEqual(CONCURRENCY);
     // Busy enough to measure: the slow endpoint's slots were all used at some point.
@@ -193,8 +198,13 @@ describe('per-endpoint limits across notifier instances', () => {
     expect(owner.fatalErrors).toEqual([]);
     const restarted = await notifier(prefix, settings);
     const deferredBefore = (await deferred(other)) + (await deferred(restarted));
+    // New messages for the endpoint: whichever instance owns it now defers them (open circuit), sends nothing.
+    await other.produce(
+      Topics.vehicleTelemetry,
+      Array.from({ length: 6 }, (_, i) => telemetry(`smartcar:circ-${i}`, 100 + i)),
+    );
     await eventually(
-      async () => (await deferred(other)) + (await deferred(restarted)) > deferredBefore + 3,
+      async () => (await deferred(other)) + (await deferred(restarted)) >= deferredBefore + 6,
       'deliveries deferred by the circuit after the restart',
       90_000,
       200,

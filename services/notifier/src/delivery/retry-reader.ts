@@ -16,6 +16,11 @@ export function createRetryReader(deps: {
   notBefore?: (signal: AbortSignal) => number;
   /** The done mark of a record (default `marks.keyOf(item, 'tier')`). */
   markKeyOf?: (marks: DoneMarks, item: WorkItem) => string;
+  /**
+   * Whether a record may have been read before (default: always), so its done mark is checked; a record that
+   * cannot have been is only marked.
+   */
+  mayBeReadBefore?: (recordTimestampMs: number, signal: AbortSignal) => boolean;
   deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal: AbortSignal): Promise<boolean>;
   /** Which records were already done, so one read again after a crash is not delivered twice. */
   marks?: DoneMarks;
@@ -114,10 +119,13 @@ export function createRetryReader(deps: {
       if (signal.aborted) return false;
       const marks = deps.marks;
       const key = marks && (deps.markKeyOf ? deps.markKeyOf(marks, item) : marks.keyOf(item, 'tier'));
-      const check = marks && key ? await checkDone(marks, key) : undefined;
+      const check =
+        marks && key && (deps.mayBeReadBefore?.(Number(record.message.timestamp), signal) ?? true)
+          ? await checkDone(marks, key)
+          : { done: false, generation: 0 };
       if (check?.done) return true;
       const durable = await deps.submit(item, signal);
-      if (durable && marks && key) marks.mark(key, check!.generation);
+      if (durable && marks && key) marks.mark(key, check.generation);
       return durable;
     });
 }
