@@ -89,9 +89,9 @@ export interface NotifierSettings {
    */
   maxOutstandingPerPartition?: number;
   /**
-   * Source records per partition taken and not yet done (default 100, at most `maxOutstandingPerPartition`).
-   * Small enough that a backlog fills the endpoints' in-memory queues without overflowing them (which would
-   * move deliveries to the 1 s tier and back), large enough to keep every endpoint's concurrency busy.
+   * Source records per partition taken and not yet done (default 100, at most `maxOutstandingPerPartition`):
+   * a record is done once its deliveries are in the deliveries topic, so this bounds the memory of a backlog's
+   * fan-out, not the endpoints' queues (a deliveries partition holds at most `maxQueuePerEndpoint` records).
    */
   maxSourceOutstandingPerPartition?: number;
   /** Host name resolution of the SSRF guard (tests). */
