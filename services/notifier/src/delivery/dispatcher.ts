@@ -97,7 +97,7 @@ export interface Dispatcher {
    * endpoint at its first failure).
    */
   resetHealth(endpointId: string): void;
-  /** An endpoint's circuit (the deployment's, from the health store; closed when it has none), for the admin API. */
+  /** An endpoint's circuit (the deployment's, from the health store; closed when none), for the admin API. */
   circuitOf(endpointId: string): CircuitState;
 }
 
@@ -123,8 +123,9 @@ interface Lane {
  * The delivery worker: per endpoint a bounded queue, a concurrency limit, a token-bucket throttle and a circuit
  * breaker, so one slow or failing endpoint never holds up another. It is given only the deliveries of the
  * endpoints whose deliveries partition this instance holds (one instance per endpoint), so its limits are the
- * deployment's; the circuit and the failing-since clock live in the health store, which the next owner reads. Each attempt is signed, sent, classified
- * and followed by exactly one durable step: delivered, a retry written to its tier, or a dead letter.
+ * deployment's; the circuit and the failing-since clock live in the health store, which the next owner reads.
+ * Each attempt is signed, sent, classified and followed by exactly one durable step: delivered, a retry
+ * written to its tier, or a dead letter.
  * A delivery that cannot be attempted now (queue full, circuit open) is written to a retry tier without
  * spending an attempt; the caller's offset then moves on.
  */
