@@ -10,6 +10,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, type z } from '@ampflow/config';
 import {
+  NotifierTopics,
   PROVIDERS,
   TOPIC_CLASSES,
   Topics,
@@ -340,7 +341,7 @@ describe('deploy/k8s CRDs (checked by hand)', () => {
 
   it('ScaledObjects have a target, replica bounds within the partitions and complete kafka triggers', () => {
     const scaled = ofKind('ScaledObject');
-    expect(scaled.map(name).sort()).toEqual(['normalizer', 'session-aggregator']);
+    expect(scaled.map(name).sort()).toEqual(['normalizer', 'notifier', 'session-aggregator']);
     for (const d of scaled) {
       const spec = (d.manifest as ScaledObjectView).spec;
       expect(spec?.scaleTargetRef?.name).toBe(name(d));
@@ -505,6 +506,10 @@ describe('deploy/k8s against the code', () => {
     expect(triggers('session-aggregator')).toEqual([
       [defaultOf(aggregatorEnv, 'AGGREGATOR_GROUP_ID'), Topics.vehicleTelemetry],
     ]);
+    // The notifier on its deliveries topic only (the retry tiers always show lag while retries wait).
+    expect(triggers('notifier')).toEqual([
+      [defaultOf(notifierEnv, 'NOTIFIER_GROUP_ID'), NotifierTopics.deliveries],
+    ]);
   });
 
   it('the KafkaTopics are exactly the topics the code defines, with the services’ partition defaults', () => {
@@ -528,6 +533,12 @@ describe('deploy/k8s against the code', () => {
     expected[notifierEndpointsTopic] = 1;
     for (const tier of RETRY_TIERS)
       expected[retryTopic('', tier)] = defaultOf(notifierEnv, 'NOTIFIER_RETRY_TOPIC_PARTITIONS') as number;
+    // Its deliveries topic (keyed by endpoint) and endpoint-health table (one partition, compacted).
+    expected[NotifierTopics.deliveries] = defaultOf(
+      notifierEnv,
+      'NOTIFIER_DELIVERY_TOPIC_PARTITIONS',
+    ) as number;
+    expected[NotifierTopics.endpointHealth] = 1;
     expect(raw.every((t) => expected[t] === defaultOf(normalizerEnv, 'CANONICAL_TOPIC_PARTITIONS'))).toBe(
       true,
     );
@@ -555,6 +566,8 @@ describe('deploy/k8s against the code', () => {
     classOf[changelog] = 'stateChangelog';
     classOf[notifierEndpointsTopic] = 'notifierEndpoints';
     for (const tier of RETRY_TIERS) classOf[retryTopic('', tier)] = 'notifierRetry';
+    classOf[NotifierTopics.deliveries] = 'notifierDeliveries';
+    classOf[NotifierTopics.endpointHealth] = 'notifierEndpointHealth';
     expect(topics.map((t) => t.topicName).sort()).toEqual(Object.keys(classOf).sort());
 
     const asStrings = (config: object) =>

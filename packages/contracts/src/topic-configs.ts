@@ -98,6 +98,27 @@ export const TOPIC_CLASSES = {
     },
     why: 'deliveries waiting for their next attempt, at most 10 h while the notifier runs. The retention is how long a stopped or lagging notifier may be away without losing them: longer than the 5-day disable window plus a week',
   },
+  notifierDeliveries: {
+    topics: '`ampflow.notifier.deliveries`',
+    createdBy: 'notifier',
+    config: {
+      'cleanup.policy': 'delete',
+      'retention.ms': 14 * DAY_MS,
+      'max.message.bytes': MAX_MESSAGE_BYTES,
+    },
+    why: 'deliveries due now, keyed by endpoint id, so that one partition (one notifier instance at a time) sends to each endpoint and its limits hold for the whole deployment. Read within seconds while the notifier runs; kept like the retry tiers so a stopped notifier loses none',
+  },
+  notifierEndpointHealth: {
+    topics: '`ampflow.notifier.endpoint-health`',
+    createdBy: 'notifier',
+    config: {
+      'cleanup.policy': 'compact',
+      'retention.ms': -1,
+      'max.message.bytes': MAX_MESSAGE_BYTES,
+      'delete.retention.ms': DAY_MS,
+    },
+    why: "each endpoint's circuit and failing-since clock (the 5-day rule), written by the instance that sends to it and read whole by every instance, so a restart or a moved partition keeps them; a deleted endpoint's tombstone 1 day",
+  },
   notifierEndpoints: {
     topics: '`ampflow.notifier.endpoints`',
     createdBy: 'notifier',

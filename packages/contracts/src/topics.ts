@@ -10,6 +10,17 @@ export const Topics = {
   webhookDeliveriesDlq: 'ev.webhook-deliveries.dlq',
 } as const;
 
+/**
+ * The notifier's internal topics (before `KAFKA_TOPIC_PREFIX`; the retry tiers are named in the notifier's
+ * `retry-tiers.ts`): not part of the public contract, listed here so that deploy/ and docs/ name them once.
+ */
+export const NotifierTopics = {
+  /** Deliveries due now, keyed by endpoint id: one partition, hence one instance, sends to each endpoint. */
+  deliveries: 'ampflow.notifier.deliveries',
+  /** Compacted: each endpoint's circuit and failing-since clock, keyed by endpoint id. */
+  endpointHealth: 'ampflow.notifier.endpoint-health',
+} as const;
+
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 
 export type Provider = 'smartcar' | 'telematica';

@@ -1,6 +1,6 @@
 import type { RedisClient as Redis } from '@ampflow/runtime/redis';
 import type { Kafka } from 'kafkajs';
-import { Topics, topicConfigEntries } from '@ampflow/contracts';
+import { NotifierTopics, Topics, topicConfigEntries } from '@ampflow/contracts';
 import {
   createAvroCodec,
   createConsumer,
@@ -27,6 +27,7 @@ import { createDoneMarks, DONE_MARK_TTL_SECONDS } from './delivery/done-marks';
 import { createDeadLetterLookup } from './delivery/dlq-lookup';
 import { scanDeadLetters } from './delivery/dlq-scan';
 import { createDurableWriter } from './delivery/durable-writer';
+import { createHandover } from './delivery/handover';
 import { createHttpSender } from './delivery/http-sender';
 import { createOperationalEvents } from './delivery/operational';
 import { RETRY_TIERS, retryTopic } from './delivery/retry-tiers';
@@ -37,6 +38,7 @@ import { createSecretBox, type SecretsKey } from './endpoints/secret-box';
 import { createEndpointStore } from './endpoints/store';
 import { createUrlCheck } from './endpoints/url-check';
 import { createFanoutHandler, type SourceTopics } from './fanout/fanout';
+import { createHealthStore } from './health/health-store';
 import { createMessageIndex } from './history/message-index';
 import { createMessageLog } from './history/message-log';
 import { createNotifierMetrics } from './metrics';
@@ -54,6 +56,13 @@ export interface NotifierSettings {
   topicPrefix: string;
   redisNamespace: string;
   retryTopicPartitions: number;
+  /** Partitions of the deliveries topic when created (NOTIFIER_DELIVERY_TOPIC_PARTITIONS, default 12). */
+  deliveryTopicPartitions?: number;
+  /**
+   * How long a newly given deliveries partition waits before its deliveries are sent (NOTIFIER_HANDOVER_MS;
+   * default `requestTimeoutMs` + 2 s): the previous owner's attempts in flight end first.
+   */
+  handoverMs?: number;
   /** Delays before attempts 2, 3, ... (the first is immediate when the schedule starts with 0). */
   retryScheduleMs: readonly number[];
   retryAfterMaxMs: number;
@@ -80,9 +89,9 @@ export interface NotifierSettings {
    */
   maxOutstandingPerPartition?: number;
   /**
-   * Source records per partition taken and not yet done (default 100, at most `maxOutstandingPerPartition`).
-   * Small enough that a backlog fills the endpoints' in-memory queues without overflowing them (which would
-   * move deliveries to the 1 s tier and back), large enough to keep every endpoint's concurrency busy.
+   * Source records per partition taken and not yet done (default 100, at most `maxOutstandingPerPartition`):
+   * a record is done once its deliveries are in the deliveries topic, so this bounds the memory of a backlog's
+   * fan-out, not the endpoints' queues (a deliveries partition holds at most `maxQueuePerEndpoint` records).
    */
   maxSourceOutstandingPerPartition?: number;
   /** Host name resolution of the SSRF guard (tests). */
@@ -120,11 +129,13 @@ export function sourceTopics(prefix: string): SourceTopics {
 }
 
 /**
- * The notifier. One consumer group reads the canonical topics, the sessions and the retry tiers. Source
- * records fan out to one work item per subscribed endpoint; the dispatcher delivers each (signed, through the
- * SSRF-guarded pool) and writes what follows (a retry to its tier, a dead letter) to Kafka before the record's
- * offset may be committed. Endpoints live in a compacted topic; Redis holds only what may be lost (the vehicle
- * directory, plug states and the attempt log).
+ * The notifier. One consumer group reads the canonical topics, the sessions, the retry tiers and the deliveries
+ * topic. Source records fan out to one work item per subscribed endpoint, written to the deliveries topic keyed
+ * by endpoint id (a retry that falls due is written there too), so that one partition, hence one instance at a
+ * time, sends to each endpoint: its concurrency, throttle and circuit are the deployment's. The dispatcher
+ * delivers each item read from there (signed, through the SSRF-guarded pool) and writes what follows (a retry to
+ * its tier, a dead letter) to Kafka before the record's offset may be committed. Endpoints and their health live
+ * in compacted topics; Redis holds only what may be lost (the vehicle directory, plug states, the attempt log).
  */
 export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   const { settings, logger, redis, registry } = deps;
@@ -133,6 +144,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   const topics = sourceTopics(prefix);
   const dlqTopic = prefix + Topics.webhookDeliveriesDlq;
   const endpointsTopic = prefix + NOTIFIER_ENDPOINTS_TOPIC;
+  const deliveriesTopic = prefix + NotifierTopics.deliveries;
   const tierTopics = RETRY_TIERS.map((tier) => ({ tier, topic: retryTopic(prefix, tier) }));
   const metrics = createNotifierMetrics(registry);
   // Counted, not logged: ioredis reconnects by itself, and /readyz reports the connection.
@@ -174,7 +186,22 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     resolver: settings.resolver,
     connections: Math.max(settings.endpointConcurrency, 10),
   });
-  const writer = createDurableWriter({ producer, topicPrefix: prefix, dlqTopic, metrics, logger, now });
+  const writer = createDurableWriter({
+    producer,
+    topicPrefix: prefix,
+    dlqTopic,
+    deliveriesTopic,
+    metrics,
+    logger,
+    now,
+  });
+  const health = createHealthStore({
+    kafka: deps.kafka,
+    producer,
+    topic: prefix + NotifierTopics.endpointHealth,
+    logger,
+    onFatal: deps.onFatal,
+  });
   const operational = createOperationalEvents({ endpoints, writer, now });
   const dispatcher = createDispatcher({
     settings: {
@@ -194,13 +221,15 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     writer,
     attempts: history,
     operational,
+    health,
     metrics,
     logger,
     now,
   });
 
   endpoints.onChange(({ id, before, after }) => {
-    if (after && before && ((after.enabled && !before.enabled) || after.url !== before.url)) {
+    if (!endpoints.ready()) return; // the initial read: nothing changed
+    if (!after || (before && ((after.enabled && !before.enabled) || after.url !== before.url))) {
       dispatcher.resetHealth(id);
     }
   });
@@ -214,51 +243,87 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     // A delivery's done mark and its history (attempt, message log) in one round trip.
     carry: (pipeline) => history.carry(pipeline),
   });
+  // Marks of records handed on to the deliveries topic (by the fan-out and the retry tiers): without the history,
+  // which goes with the marks of deliveries sent (above), where the attempt is: one round trip for both.
+  const publishedMarks = createDoneMarks(redis, {
+    namespace: settings.redisNamespace,
+    ttlSeconds: DONE_MARK_TTL_SECONDS,
+    logger,
+  });
   const fanout = createFanoutHandler({
-    marks,
+    // A source record's deliveries are marked done once written to the deliveries topic (not sent again after a
+    // crash re-reads the record); the deliveries reader marks them sent with marks of its own.
+    marks: publishedMarks,
     codec,
     redis,
     namespace: settings.redisNamespace,
     stateTtlSeconds: settings.stateTtlSeconds ?? 90 * 24 * 3_600,
     topics,
     endpoints,
-    submit: (item, signal) => dispatcher.submit(item, signal),
+    // To the deliveries topic: only its reader sends.
+    submit: (item, signal) => writer.publish(item, signal),
     deadLetterSource,
     saveMessages: (messages) => history.saveMessages(messages),
     metrics,
     logger,
     now,
   });
+  // A retry that falls due goes to the deliveries topic (its endpoint's partition), not to the dispatcher here:
+  // a tier partition holds many endpoints' deliveries, and sending from it would split an endpoint's traffic.
   const retryReader = createRetryReader({
+    marks: publishedMarks,
+    submit: (item, signal) => writer.publish(item, signal),
+    deadLetterSource,
+    logger,
+    now,
+  });
+  const handover = createHandover({
+    handoverMs: settings.handoverMs ?? settings.requestTimeoutMs + 2_000,
+    now,
+  });
+  const deliveriesReader = createRetryReader({
     marks,
     submit: (item, signal) => dispatcher.submit(item, signal),
+    notBefore: (signal) => handover.notBefore(signal),
+    // Not the tier record's mark (that one means "written to the deliveries topic"): sent, or handed on.
+    markKeyOf: (doneMarks, item) => `${doneMarks.keyOf(item, 'tier')}:sent`,
+    // Only a record written before this instance got the partition may have been read (and sent) before.
+    mayBeReadBefore: (timestampMs, signal) => handover.mayBeReadBefore(timestampMs, signal),
     deadLetterSource,
     logger,
     now,
   });
   const tierLimit = settings.maxOutstandingPerPartition ?? 2_000;
   const sourceLimit = settings.maxSourceOutstandingPerPartition ?? Math.min(100, tierLimit);
+  // A deliveries partition's backlog fits the endpoints' queues (else it would move to the 1 s tier and back).
+  const deliveriesLimit = Math.min(tierLimit, settings.maxQueuePerEndpoint);
   const tierOfTopic = new Map(tierTopics.map(({ tier, topic }) => [topic, tier.label]));
   const sourceTopicSet = new Set(Object.values(topics));
   // Records are taken in partition order (plug changes are decided in order) and finish in any order.
   const consumer = createConsumer({
     kafka: deps.kafka,
     groupId: settings.groupId,
-    topics: [...Object.values(topics), ...tierTopics.map((t) => t.topic)],
+    topics: [...Object.values(topics), ...tierTopics.map((t) => t.topic), deliveriesTopic],
     ordering: 'unordered',
     handler: {
-      take: (records, signal) =>
-        sourceTopicSet.has(records[0]!.topic) ? fanout(records, signal) : retryReader(records, signal),
+      take: (records, signal) => {
+        const topic = records[0]!.topic;
+        if (sourceTopicSet.has(topic)) return fanout(records, signal);
+        return topic === deliveriesTopic ? deliveriesReader(records, signal) : retryReader(records, signal);
+      },
     },
     logger,
     sessionTimeoutMs: settings.sessionTimeoutMs,
-    maxInFlightPerPartition: (topic) => (sourceTopicSet.has(topic) ? sourceLimit : tierLimit),
+    maxInFlightPerPartition: (topic) =>
+      sourceTopicSet.has(topic) ? sourceLimit : topic === deliveriesTopic ? deliveriesLimit : tierLimit,
     // A partition paused for back-pressure is fetched again within this once resumed (a fetch with every
     // partition paused sleeps this long).
     maxWaitTimeMs: 500,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
     onBatchDone: ({ topic, partition, lag: pending }) => {
+      if (topic === deliveriesTopic)
+        return metrics.deliveryLag.set({ partition: String(partition) }, pending);
       const tier = tierOfTopic.get(topic);
       if (tier) pendingByTier.set(`${tier}:${partition}`, pending);
       else metrics.sourceLag.set({ topic, partition: String(partition) }, pending);
@@ -288,11 +353,16 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     fatalAfterMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
   });
-  const isReady = () => endpoints.ready() && redis.status === 'ready' && work.ready();
+  const isReady = () => endpoints.ready() && health.ready() && redis.status === 'ready' && work.ready();
   const app = createHttpApp({
     logger,
     registry,
-    readiness: () => ({ endpoints: endpoints.ready(), redis: redis.status === 'ready', ...work.detail() }),
+    readiness: () => ({
+      endpoints: endpoints.ready(),
+      endpointHealth: health.ready(),
+      redis: redis.status === 'ready',
+      ...work.detail(),
+    }),
     routes: (express) => {
       express.use(
         '/v1',
@@ -350,6 +420,11 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
             configEntries: topicConfigEntries('notifierRetry'),
           })),
           { topic: dlqTopic, numPartitions: 1, configEntries: topicConfigEntries('webhookDeliveriesDlq') },
+          {
+            topic: deliveriesTopic,
+            numPartitions: settings.deliveryTopicPartitions ?? 12,
+            configEntries: topicConfigEntries('notifierDeliveries'),
+          },
           ...Object.values(topics).map((topic) => ({
             topic,
             numPartitions: 6,
@@ -363,8 +438,10 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       const deadLettersStarted = deadLetters.start();
       deadLettersStarted.catch(() => undefined); // awaited below; a failure before that must not go unhandled
       await endpoints.start();
-      // Deliveries start once every endpoint is known: a record read before would miss its subscribers.
-      while (!endpoints.ready()) await new Promise((resolve) => setTimeout(resolve, 100));
+      await health.start();
+      // Deliveries start once every endpoint is known (a record read before would miss its subscribers) and
+      // every endpoint's health (a circuit opened by another instance, the failing-since clock).
+      while (!endpoints.ready() || !health.ready()) await new Promise((resolve) => setTimeout(resolve, 100));
       server = await startHttpServer(app, { port: settings.httpPort, host: settings.httpHost ?? '0.0.0.0' });
       await consumer.start();
       await deadLettersStarted;
@@ -383,6 +460,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
       await deadLetters.stop();
       await consumer.stop(settings.shutdownDrainMs);
       await dispatcher.drain();
+      await health.stop();
+      await publishedMarks.stop();
       await marks.stop();
       await attemptLog.stop();
       await sender.close();

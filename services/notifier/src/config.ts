@@ -77,6 +77,17 @@ export const notifierEnv = z.object({
   NOTIFIER_REDIS_NAMESPACE: z.string().min(1).default('ampflow:notifier'),
   /** Partitions of the retry tier topics when the notifier creates them (6). */
   NOTIFIER_RETRY_TOPIC_PARTITIONS: positiveInt(6),
+  /**
+   * Partitions of the deliveries topic (`ampflow.notifier.deliveries`) when the notifier creates it (12): the most
+   * instances that share the sending, since one partition (one instance) sends to each endpoint.
+   */
+  NOTIFIER_DELIVERY_TOPIC_PARTITIONS: positiveInt(12),
+  /**
+   * How long an instance given a deliveries partition waits before sending its deliveries, ms (default
+   * NOTIFIER_REQUEST_TIMEOUT_MS + 2 s): the previous owner's attempts in flight finish first, so an endpoint's
+   * limits hold across a rebalance.
+   */
+  NOTIFIER_HANDOVER_MS: z.coerce.number().int().positive().optional(),
   /** Deliveries queued in memory per endpoint; beyond it they wait in the first retry tier (1,000). */
   NOTIFIER_MAX_QUEUE_PER_ENDPOINT: positiveInt(1_000),
   /** How long attempts, dead-letter entries and message bodies stay in the Redis attempt log, ms (7 days). */

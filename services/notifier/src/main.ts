@@ -31,6 +31,8 @@ bootstrap(
           topicPrefix: config.KAFKA_TOPIC_PREFIX,
           redisNamespace: config.NOTIFIER_REDIS_NAMESPACE,
           retryTopicPartitions: config.NOTIFIER_RETRY_TOPIC_PARTITIONS,
+          deliveryTopicPartitions: config.NOTIFIER_DELIVERY_TOPIC_PARTITIONS,
+          ...(config.NOTIFIER_HANDOVER_MS !== undefined && { handoverMs: config.NOTIFIER_HANDOVER_MS }),
           retryScheduleMs: config.NOTIFIER_RETRY_SCHEDULE,
           retryAfterMaxMs: config.NOTIFIER_RETRY_AFTER_MAX_MS,
           allowedNetworks: config.NOTIFIER_ALLOWED_NETWORKS,

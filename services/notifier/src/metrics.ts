@@ -50,7 +50,12 @@ export function createNotifierMetrics(registry: Registry) {
     }),
     openCircuits: new Gauge({
       name: 'notifier_open_circuits',
-      help: 'Endpoints whose circuit is open or half-open (paused after consecutive failures)',
+      help: 'Endpoints whose circuit is open or half-open (paused after consecutive failures), over the whole deployment: every instance reports the same figure (take the max, not the sum)',
+      registers: [registry],
+    }),
+    circuitsOpened: new Counter({
+      name: 'notifier_circuits_opened_total',
+      help: "Circuits this instance opened (closed to open after consecutive failures; a failed probe's re-opening not counted); summed over instances, one per endpoint failure run",
       registers: [registry],
     }),
     endpoints: new Gauge({
@@ -69,6 +74,12 @@ export function createNotifierMetrics(registry: Registry) {
       name: 'notifier_consumer_lag',
       help: 'Source records behind the partition high watermark plus those taken and not yet durable',
       labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    deliveryLag: new Gauge({
+      name: 'notifier_delivery_lag',
+      help: 'Deliveries behind the high watermark of a deliveries-topic partition this instance holds, plus those taken and not yet done',
+      labelNames: ['partition'] as const,
       registers: [registry],
     }),
     queued: new Gauge({

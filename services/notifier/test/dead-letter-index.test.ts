@@ -51,6 +51,7 @@ describe('DLQ index', () => {
       producer,
       topicPrefix: 'unused.',
       dlqTopic: topic,
+      deliveriesTopic: 'unused.deliveries',
       metrics: createNotifierMetrics(createMetricsRegistry('notifier-test', { defaultMetrics: false })),
       logger,
     });

@@ -71,10 +71,12 @@ describe('notifier admin API: owners, health and the message log', () => {
     expect(owned.data[0].health.attempts1h).toBeGreaterThanOrEqual(2);
     expect((await ok(n, 'GET', '/v1/endpoints?owner=nobody')).data).toEqual([]);
 
-    await eventually(
-      async () => (await ok(n, 'GET', `/v1/endpoints/${badId}`)).health.circuit === 'open',
-      'open',
-    );
+    // The circuit (endpoint-health topic, set at once) and the attempt counts (Redis, written with the history
+    // within a round trip or the history's 50 ms flush) are written apart: wait for both.
+    await eventually(async () => {
+      const { health } = await ok(n, 'GET', `/v1/endpoints/${badId}`);
+      return health.circuit === 'open' && health.attempts1h >= 2;
+    }, 'open, with its failed attempts counted');
     const failing = await ok(n, 'GET', `/v1/endpoints/${badId}`);
     expect(failing.health).toMatchObject({
       circuit: 'open',

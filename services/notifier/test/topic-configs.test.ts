@@ -1,5 +1,5 @@
 import { ConfigResourceTypes } from 'kafkajs';
-import { Topics, topicConfigEntries, type TopicClassName } from '@ampflow/contracts';
+import { NotifierTopics, Topics, topicConfigEntries, type TopicClassName } from '@ampflow/contracts';
 import { ensureTopics } from '@ampflow/kafka';
 import { testKafka, uniqueName } from '@ampflow/testing';
 import { NOTIFIER_ENDPOINTS_TOPIC, sourceTopics } from '../src/app';
@@ -40,17 +40,22 @@ it("changes existing retry tiers, deliveries DLQ, endpoints and source topics to
     ...RETRY_TIERS.map((tier) => [retryTopic(prefix, tier), 'notifierRetry'] as const),
     [prefix + Topics.webhookDeliveriesDlq, 'webhookDeliveriesDlq'],
     [prefix + NOTIFIER_ENDPOINTS_TOPIC, 'notifierEndpoints'],
+    [prefix + NotifierTopics.deliveries, 'notifierDeliveries'],
+    [prefix + NotifierTopics.endpointHealth, 'notifierEndpointHealth'],
     ...Object.values(sourceTopics(prefix)).map((topic) => [topic, 'canonical'] as const),
   ]);
   await ensureTopics(kafka, [
     ...[...expected.keys()]
-      .filter((topic) => topic !== prefix + NOTIFIER_ENDPOINTS_TOPIC)
+      .filter(
+        (topic) =>
+          topic !== prefix + NOTIFIER_ENDPOINTS_TOPIC && topic !== prefix + NotifierTopics.endpointHealth,
+      )
       .map((topic) => ({ topic, numPartitions: 1 })),
-    {
-      topic: prefix + NOTIFIER_ENDPOINTS_TOPIC,
+    ...[NOTIFIER_ENDPOINTS_TOPIC, NotifierTopics.endpointHealth].map((topic) => ({
+      topic: prefix + topic,
       numPartitions: 1,
       configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-    },
+    })),
   ]);
 
   const notifier = await startNotifier({}, { prefix });

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { createMetricsRegistry } from '@ampflow/observability';
 import type { Endpoint } from '../endpoints/model';
 import { createNotifierMetrics } from '../metrics';
+import { CLOSED_CIRCUIT, type CircuitState } from './circuit-breaker';
 import { createDispatcher, type DispatcherSettings, type OperationalEvents } from './dispatcher';
 import type { DeadLetterInfo, DurableWriter } from './durable-writer';
 import type { HttpSender, SendResult } from './http-sender';
@@ -17,6 +18,7 @@ function setup(
     settings?: Partial<DispatcherSettings>;
     /** This writer instead of the recording fake, and the real operational events over it. */
     writer?: DurableWriter;
+    health?: Parameters<typeof createDispatcher>[0]['health'];
   } = {},
 ) {
   let clock = 1_000_000;
@@ -62,7 +64,9 @@ function setup(
     endpointRecovered: async () => (operational.push('endpoint.recovered'), true),
     attemptsExhausted: async () => (operational.push('message.attempt.exhausted'), true),
   };
+  const registry = createMetricsRegistry('notifier-test', { defaultMetrics: false });
   const dispatcher = createDispatcher({
+    health: options.health,
     settings: {
       schedule: retrySchedule({ delaysMs: [0, 1_000, 2_000], jitterRatio: 0 }),
       concurrency: 2,
@@ -92,10 +96,12 @@ function setup(
     operational: options.writer
       ? createOperationalEvents({ endpoints: { list: () => [endpoint] }, writer, now: () => clock })
       : fakeOperational,
-    metrics: createNotifierMetrics(createMetricsRegistry('notifier-test', { defaultMetrics: false })),
+    metrics: createNotifierMetrics(registry),
     logger: pino({ level: 'silent' }),
     now: () => clock,
   });
+  const metric = async (name: string): Promise<number> =>
+    (await registry.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
   let seq = 0;
   const item = (fields: Partial<WorkItem> = {}): WorkItem => ({
     messageId: `msg_${++seq}`,
@@ -125,6 +131,7 @@ function setup(
     item,
     answer,
     settle,
+    metric,
     advance: (ms: number) => {
       clock += ms;
     },
@@ -219,30 +226,60 @@ describe('dispatcher', () => {
     expect(t.disabled).toEqual([]);
   });
 
-  it('throttles an endpoint to its throttleRate', async () => {
+  it('throttles an endpoint to its throttleRate, attempts 1/rate apart (one token banked at most)', async () => {
     const t = setup({
       endpoint: { throttleRate: 2 },
       settings: { maxQueuePerEndpoint: 100, concurrency: 10 },
     });
-    // The bucket starts empty and fills at 2 per second (at most 2 banked).
-    const results = Array.from({ length: 5 }, () => t.dispatcher.submit(t.item()));
+    // The bucket starts empty (a new owner of the endpoint adds no burst) and fills at 2 per second.
+    const results = Array.from({ length: 4 }, () => t.dispatcher.submit(t.item()));
     await t.settle();
     expect(t.pending).toHaveLength(0);
+    // A whole second idle banks one token, not two: no burst at the start of a second.
     t.advance(1_000);
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(t.pending).toHaveLength(2);
-    while (t.pending.length > 0) t.answer(204);
-    await Promise.all(results.slice(0, 2));
+    expect(t.pending).toHaveLength(1);
+    t.answer(204);
     expect(t.dispatcher.queued()).toBe(3);
-    // The rest go out as tokens come back.
-    t.advance(2_000);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(t.pending).toHaveLength(2);
-    t.advance(1_000);
-    while (t.pending.length > 0) t.answer(204);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    while (t.pending.length > 0) t.answer(204);
-    expect(await Promise.all(results)).toEqual(Array(5).fill(true));
+    // The next one after 1/rate (500 ms), then one every 500 ms.
+    for (let sent = 2; sent <= 4; sent += 1) {
+      t.advance(499);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(t.pending).toHaveLength(0);
+      t.advance(1);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(t.pending).toHaveLength(1);
+      t.answer(204);
+    }
+    expect(await Promise.all(results)).toEqual(Array(4).fill(true));
+  });
+
+  it('keeps the circuit in the health store it is given: another dispatcher over it goes on from there', async () => {
+    const states = new Map<string, CircuitState>();
+    const health = {
+      get: (id: string) => states.get(id) ?? CLOSED_CIRCUIT,
+      set: (id: string, state: CircuitState) => void states.set(id, state),
+      reset: (id: string) => void states.delete(id),
+      openCircuits: () => [...states.values()].filter((s) => s.status !== 'closed').length,
+    };
+    const first = setup({ health });
+    const a = first.dispatcher.submit(first.item());
+    const b = first.dispatcher.submit(first.item());
+    await first.settle();
+    first.answer(500);
+    first.answer(500);
+    await Promise.all([a, b]);
+    expect(states.get('ep_1')).toMatchObject({ status: 'open', consecutiveFailures: 2 });
+    expect(await first.metric('notifier_circuits_opened_total')).toBe(1);
+    // The next owner (a restart, a moved partition): the circuit is open there too, nothing is attempted.
+    const second = setup({ health });
+    expect(second.dispatcher.circuitOf('ep_1').status).toBe('open');
+    expect(await second.dispatcher.submit(second.item())).toBe(true);
+    expect(second.pending).toHaveLength(0);
+    expect(second.scheduled).toHaveLength(1);
+    expect(await second.metric('notifier_circuits_opened_total')).toBe(0);
+    second.dispatcher.resetHealth('ep_1');
+    expect(states.has('ep_1')).toBe(false);
   });
 
   it('lets a queued delivery go (not durable) when its signal aborts', async () => {

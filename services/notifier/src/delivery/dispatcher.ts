@@ -1,6 +1,7 @@
 import type { Logger } from '@ampflow/observability';
 import type { AttemptView } from '../admin/delivery-control';
 import type { Endpoint } from '../endpoints/model';
+import type { HealthStore } from '../health/health-store';
 import { counterChildren, statusClass, type NotifierMetrics } from '../metrics';
 import {
   CLOSED_CIRCUIT,
@@ -17,6 +18,7 @@ import type { HttpSender } from './http-sender';
 import { classifyAttempt, decideOutcome, isEndpointFailure, type Classification } from './outcome';
 import type { RetrySchedule } from './retry-schedule';
 import { signatureHeaders, signingSecrets } from './signing';
+import { emptyBucket, takeToken, type TokenBucket } from './throttle';
 import type { WorkItem } from './work-item';
 
 export interface DispatcherSettings {
@@ -95,7 +97,7 @@ export interface Dispatcher {
    * endpoint at its first failure).
    */
   resetHealth(endpointId: string): void;
-  /** An endpoint's circuit in this instance (closed when it has had no attempt here), for the admin API. */
+  /** An endpoint's circuit (the deployment's, from the health store; closed when none), for the admin API. */
   circuitOf(endpointId: string): CircuitState;
 }
 
@@ -108,10 +110,8 @@ interface Job {
 interface Lane {
   queue: Job[];
   active: number;
-  circuit: CircuitState;
-  /** Token bucket of `throttleRate`. */
-  tokens: number;
-  refilledAt: number;
+  /** Token bucket of `throttleRate` (starts empty). */
+  bucket: TokenBucket;
   wake?: NodeJS.Timeout;
   /** Moving average of the endpoint's attempt duration, ms (its pace, with `concurrency`). */
   avgAttemptMs: number;
@@ -121,8 +121,11 @@ interface Lane {
 
 /**
  * The delivery worker: per endpoint a bounded queue, a concurrency limit, a token-bucket throttle and a circuit
- * breaker, so one slow or failing endpoint never holds up another. Each attempt is signed, sent, classified
- * and followed by exactly one durable step: delivered, a retry written to its tier, or a dead letter.
+ * breaker, so one slow or failing endpoint never holds up another. It is given only the deliveries of the
+ * endpoints whose deliveries partition this instance holds (one instance per endpoint), so its limits are the
+ * deployment's; the circuit and the failing-since clock live in the health store, which the next owner reads.
+ * Each attempt is signed, sent, classified and followed by exactly one durable step: delivered, a retry
+ * written to its tier, or a dead letter.
  * A delivery that cannot be attempted now (queue full, circuit open) is written to a retry tier without
  * spending an attempt; the caller's offset then moves on.
  */
@@ -133,6 +136,11 @@ export function createDispatcher(deps: {
   writer: DurableWriter;
   attempts: AttemptSink;
   operational: OperationalEvents;
+  /**
+   * Endpoint health (circuit, failing-since), shared by the deployment through a compacted topic; absent (unit
+   * tests), it is kept in this process's memory only.
+   */
+  health?: Pick<HealthStore, 'get' | 'set' | 'reset' | 'openCircuits'>;
   metrics: NotifierMetrics;
   logger: Logger;
   now?: () => number;
@@ -142,6 +150,7 @@ export function createDispatcher(deps: {
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: 'dispatcher' });
   const lanes = new Map<string, Lane>();
+  const health = deps.health ?? memoryHealth();
   /** `endpoint.disabled` events this process has written, by endpoint id and disable time. */
   const disabledAnnounced = new Set<string>();
   const inFlight = new Set<Promise<void>>();
@@ -154,9 +163,7 @@ export function createDispatcher(deps: {
       lane = {
         queue: [],
         active: 0,
-        circuit: CLOSED_CIRCUIT,
-        tokens: 0,
-        refilledAt: now(),
+        bucket: emptyBucket(now()),
         avgAttemptMs: 50,
         parked: 0,
       };
@@ -196,11 +203,7 @@ export function createDispatcher(deps: {
     metrics.queued.set(queuedTotal);
   };
 
-  const openCircuits = () => {
-    let open = 0;
-    for (const lane of lanes.values()) if (lane.circuit.status !== 'closed') open += 1;
-    return open;
-  };
+  const openCircuits = () => health.openCircuits();
   const refreshCircuitGauge = () => metrics.openCircuits.set(openCircuits());
 
   async function deadLetter(item: WorkItem, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean> {
@@ -267,7 +270,7 @@ export function createDispatcher(deps: {
         continue;
       }
       const at = now();
-      const permit = acquire(lane.circuit, at, settings.circuit);
+      const permit = acquire(health.get(endpointId), at, settings.circuit);
       if (!permit.allowed) {
         // Paused: everything queued waits in Kafka until the probe is due (no attempt spent).
         const jobs = lane.queue.splice(0);
@@ -277,23 +280,21 @@ export function createDispatcher(deps: {
         return;
       }
       if (endpoint.throttleRate !== null) {
-        const rate = endpoint.throttleRate;
-        lane.tokens = Math.min(rate, lane.tokens + ((at - lane.refilledAt) / 1_000) * rate);
-        lane.refilledAt = at;
-        if (lane.tokens < 1) {
+        const taken = takeToken(lane.bucket, endpoint.throttleRate, at);
+        lane.bucket = taken.bucket;
+        if (!taken.allowed) {
           if (!lane.wake) {
-            const waitMs = Math.ceil(((1 - lane.tokens) / rate) * 1_000);
             lane.wake = setTimeout(() => {
               lane.wake = undefined;
               pump(endpointId);
-            }, waitMs);
+            }, taken.waitMs);
             lane.wake.unref();
           }
           return;
         }
-        lane.tokens -= 1;
       }
-      lane.circuit = permit.state;
+      // A probe turns the circuit half-open (the next owner must not send a second one).
+      if (permit.probe) health.set(endpointId, permit.state);
       const job = lane.queue.shift()!;
       setQueued(-1);
       void start(lane, job, () => attempt(lane, endpoint, job));
@@ -387,12 +388,22 @@ export function createDispatcher(deps: {
     const status = 'status' in classification ? classification.status : null;
     const failureKind = sent.result.kind === 'response' ? undefined : sent.result.kind;
     const error = errorText(classification, sent.result);
-    const wasPaused = lane.circuit.status !== 'closed';
-    const failingSince = lane.circuit.failingSince;
-    if (isEndpointFailure(classification)) lane.circuit = recordFailure(lane.circuit, at, settings.circuit);
-    else if (classification.kind === 'success') lane.circuit = recordSuccess(lane.circuit);
-    // The gauge counts over every lane: refreshed when this one's circuit changed, not after every attempt.
-    if (wasPaused !== (lane.circuit.status !== 'closed')) refreshCircuitGauge();
+    const before = health.get(endpoint.id);
+    const wasPaused = before.status !== 'closed';
+    const failingSince = before.failingSince;
+    let circuit = before;
+    if (isEndpointFailure(classification)) circuit = recordFailure(before, at, settings.circuit);
+    else if (classification.kind === 'success') circuit = recordSuccess(before);
+    if (circuit !== before) health.set(endpoint.id, circuit);
+    if (before.status === 'closed' && circuit.status === 'open') {
+      metrics.circuitsOpened.inc();
+      log.warn(
+        { endpointId: endpoint.id, consecutiveFailures: circuit.consecutiveFailures },
+        'circuit opened: deliveries to this endpoint wait for the cool-down',
+      );
+    }
+    // The gauge: refreshed when this circuit changed, not after every attempt.
+    if (wasPaused !== (circuit.status !== 'closed')) refreshCircuitGauge();
 
     const view = (next: AttemptView['next'], nextAttemptAt: number | null = null): AttemptView => ({
       messageId: item.messageId,
@@ -421,7 +432,7 @@ export function createDispatcher(deps: {
     const gone = classification.kind === 'endpoint_gone';
     if (
       gone ||
-      (isEndpointFailure(classification) && shouldDisable(lane.circuit, at, settings.disableAfterFailingMs))
+      (isEndpointFailure(classification) && shouldDisable(circuit, at, settings.disableAfterFailingMs))
     ) {
       const reason = gone ? 'endpoint_gone' : 'failing';
       deps.attempts.record(view('disabled'));
@@ -430,7 +441,7 @@ export function createDispatcher(deps: {
       // Done only once `endpoint.disabled` is written too: after a stop in between, the record is read again,
       // finds the endpoint disabled and writes the event then (settleUnavailable).
       const announced = disabled
-        ? await announceDisabled(disabled, reason, lane.circuit.failingSince, job.signal)
+        ? await announceDisabled(disabled, reason, circuit.failingSince, job.signal)
         : true;
       const written = await deadLetter(
         item,
@@ -536,10 +547,9 @@ export function createDispatcher(deps: {
         pump(item.endpointId);
       });
     },
-    circuitOf: (endpointId) => lanes.get(endpointId)?.circuit ?? CLOSED_CIRCUIT,
+    circuitOf: (endpointId) => health.get(endpointId),
     resetHealth(endpointId) {
-      const lane = lanes.get(endpointId);
-      if (lane) lane.circuit = CLOSED_CIRCUIT;
+      health.reset(endpointId);
       refreshCircuitGauge();
     },
     async drain() {
@@ -555,4 +565,15 @@ function errorText(classification: Classification, result: { kind: string; code?
   if (classification.kind === 'aborted') return 'receiver answered webhook-delivery: abort-message';
   if (classification.kind === 'endpoint_gone') return 'receiver answered 410 Gone';
   return `HTTP ${'status' in classification ? classification.status : '?'}`;
+}
+
+/** Endpoint health in this process's memory (the dispatcher's unit tests; the app passes the shared store). */
+function memoryHealth(): Pick<HealthStore, 'get' | 'set' | 'reset' | 'openCircuits'> {
+  const states = new Map<string, CircuitState>();
+  return {
+    get: (endpointId) => states.get(endpointId) ?? CLOSED_CIRCUIT,
+    set: (endpointId, state) => void states.set(endpointId, state),
+    reset: (endpointId) => void states.delete(endpointId),
+    openCircuits: () => [...states.values()].filter((state) => state.status !== 'closed').length,
+  };
 }

@@ -14,6 +14,7 @@ function setup(limits: Record<string, number>) {
   const registry = createMetricsRegistry('writer-test', { defaultMetrics: false });
   const metrics = createNotifierMetrics(registry);
   const writer = createDurableWriter({
+    deliveriesTopic: 'p.ampflow.notifier.deliveries',
     producer: {
       send: async (topic, messages) => {
         calls += 1;

@@ -72,6 +72,18 @@ export interface DurableWriter {
   deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal?: AbortSignal): Promise<boolean>;
 }
 
+/**
+ * A {@link DurableWriter} that also hands deliveries that are due now to the deliveries topic, keyed by endpoint
+ * id: the fan-out and the retry tiers write there, and only its reader sends (one partition per endpoint).
+ */
+export interface DeliveryWriter extends DurableWriter {
+  /**
+   * Writes a delivery that is due now to the deliveries topic; resolves `true` once Kafka acknowledged it (or, too
+   * large for the topic, once it is a dead letter), `false` when `signal` aborted first.
+   */
+  publish(item: WorkItem, signal?: AbortSignal): Promise<boolean>;
+}
+
 type Sent = { kind: 'written' } | { kind: 'abandoned' } | { kind: 'too_large'; error: AppError };
 
 const isTooLarge = (error: unknown): error is AppError =>
@@ -81,10 +93,12 @@ export function createDurableWriter(options: {
   producer: Pick<ReliableProducer, 'send'>;
   topicPrefix: string;
   dlqTopic: string;
+  /** `${KAFKA_TOPIC_PREFIX}ampflow.notifier.deliveries`. */
+  deliveriesTopic: string;
   metrics: Pick<NotifierMetrics, 'deadLetters' | 'oversized'>;
   logger: Logger;
   now?: () => number;
-}): DurableWriter {
+}): DeliveryWriter {
   const now = options.now ?? Date.now;
   const { metrics, dlqTopic } = options;
   const policy = createRetryPolicy({ baseDelayMs: 200, maxDelayMs: 5_000 });
@@ -189,27 +203,43 @@ export function createDurableWriter(options: {
     );
   }
 
+  /** Writes a work item to `topic`; one too large for it becomes a dead letter (no attempt can make it fit). */
+  async function writeItem(
+    topic: string,
+    key: string,
+    item: WorkItem,
+    signal?: AbortSignal,
+  ): Promise<ScheduleResult> {
+    const sent = await send(topic, { key, value: encodeWorkItem(item) }, signal);
+    if (sent.kind !== 'too_large') return sent.kind === 'written' ? 'scheduled' : 'abandoned';
+    // No attempt can make it fit: kept as a dead letter (body included while the DLQ takes it).
+    metrics.oversized.inc({ topic_kind: 'retry_tier', outcome: 'dead_lettered' });
+    log.error(
+      { messageId: item.messageId, endpointId: item.endpointId, topic, err: sent.error },
+      'a delivery is too large for its retry tier; dead-lettered instead',
+    );
+    const info: DeadLetterInfo = {
+      reason: 'record_too_large',
+      attempts: item.attempt - 1,
+      lastStatus: null,
+      lastError: sent.error.message,
+      failedAt: now(),
+    };
+    return (await deadLetter(item, info, signal)) ? 'dead_lettered' : 'abandoned';
+  }
+
   return {
     deadLetter,
-    async schedule(item, signal) {
-      const topic = retryTopic(options.topicPrefix, tierFor(item.dueAt - now()));
-      const sent = await send(topic, { key: workItemKey(item), value: encodeWorkItem(item) }, signal);
-      if (sent.kind !== 'too_large') return sent.kind === 'written' ? 'scheduled' : 'abandoned';
-      // No attempt can make it fit: kept as a dead letter (body included while the DLQ takes it).
-      metrics.oversized.inc({ topic_kind: 'retry_tier', outcome: 'dead_lettered' });
-      log.error(
-        { messageId: item.messageId, endpointId: item.endpointId, topic, err: sent.error },
-        'a delivery is too large for its retry tier; dead-lettered instead',
-      );
-      const info: DeadLetterInfo = {
-        reason: 'record_too_large',
-        attempts: item.attempt - 1,
-        lastStatus: null,
-        lastError: sent.error.message,
-        failedAt: now(),
-      };
-      return (await deadLetter(item, info, signal)) ? 'dead_lettered' : 'abandoned';
-    },
+    schedule: (item, signal) =>
+      writeItem(
+        retryTopic(options.topicPrefix, tierFor(item.dueAt - now())),
+        workItemKey(item),
+        item,
+        signal,
+      ),
+    // Keyed by endpoint: every delivery to one endpoint is in one partition, read by one instance at a time.
+    publish: async (item, signal) =>
+      (await writeItem(options.deliveriesTopic, item.endpointId, item, signal)) !== 'abandoned',
     deadLetterSource(record, info, signal) {
       const source = {
         [DeadLetterHeaders.sourceTopic]: record.topic,

@@ -6,10 +6,21 @@ import { decodeWorkItem, type WorkItem } from './work-item';
 
 /**
  * Reads a retry tier: each work item is held (in memory, its offset not committed) until it is due, then
- * handed to the dispatcher. A stop or a rebalance lets held items go uncommitted: the next reader holds them.
+ * handed on (`submit`: written to the deliveries topic). A stop or a rebalance lets held items go uncommitted:
+ * the next reader holds them. The deliveries topic is read by the same reader with `notBefore` (the handover)
+ * and its own done marks (`markKeyOf`), handing each item to the dispatcher.
  */
 export function createRetryReader(deps: {
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
+  /** A partition's records are held until this time too (epoch ms), whatever their due time. */
+  notBefore?: (signal: AbortSignal) => number;
+  /** The done mark of a record (default `marks.keyOf(item, 'tier')`). */
+  markKeyOf?: (marks: DoneMarks, item: WorkItem) => string;
+  /**
+   * Whether a record may have been read before (default: always), so its done mark is checked; a record that
+   * cannot have been is only marked.
+   */
+  mayBeReadBefore?: (recordTimestampMs: number, signal: AbortSignal) => boolean;
   deadLetterSource(record: PipelineRecord, info: DeadLetterInfo, signal: AbortSignal): Promise<boolean>;
   /** Which records were already done, so one read again after a crash is not delivered twice. */
   marks?: DoneMarks;
@@ -103,14 +114,18 @@ export function createRetryReader(deps: {
         );
       }
       // Timers may fire a millisecond early: hold until the due time has really come.
-      while (item.dueAt > now() && !signal.aborted) await holdUntil(item.dueAt, signal);
+      const dueAt = Math.max(item.dueAt, deps.notBefore?.(signal) ?? 0);
+      while (dueAt > now() && !signal.aborted) await holdUntil(dueAt, signal);
       if (signal.aborted) return false;
       const marks = deps.marks;
-      const key = marks?.keyOf(item, 'tier');
-      const check = marks && key ? await checkDone(marks, key) : undefined;
+      const key = marks && (deps.markKeyOf ? deps.markKeyOf(marks, item) : marks.keyOf(item, 'tier'));
+      const check =
+        marks && key && (deps.mayBeReadBefore?.(Number(record.message.timestamp), signal) ?? true)
+          ? await checkDone(marks, key)
+          : { done: false, generation: 0 };
       if (check?.done) return true;
       const durable = await deps.submit(item, signal);
-      if (durable && marks && key) marks.mark(key, check!.generation);
+      if (durable && marks && key) marks.mark(key, check.generation);
       return durable;
     });
 }

@@ -189,8 +189,8 @@ export interface EndpointHealth {
 }
 
 /**
- * An endpoint's health from its circuit (this instance's) and its attempts and failures in the last hour (null
- * when they could not be read).
+ * An endpoint's health from its circuit (the deployment's, from the endpoint-health topic) and its attempts and
+ * failures in the last hour (null when they could not be read).
  */
 export function healthOf(
   endpoint: Pick<Endpoint, 'enabled' | 'disabledReason'>,

@@ -48,7 +48,7 @@ export const RETRY_SCAN_LIMIT = 50_000;
 
 /**
  * The message log the admin API reads: the Redis index (message-index.ts) with the attempt log's bodies and
- * attempts, endpoint health from this instance's circuits and the per-minute counters, test events, and bulk
+ * attempts, endpoint health from the deployment's circuits and the per-minute counters, test events, and bulk
  * re-sends through the one-message retry.
  */
 export function createMessageLog(deps: {

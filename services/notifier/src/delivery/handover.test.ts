@@ -1,0 +1,27 @@
+import { createHandover } from './handover';
+
+describe('handover', () => {
+  it("waits handoverMs from the first sight of a partition's signal, once per assignment", () => {
+    let clock = 1_000;
+    const handover = createHandover({ handoverMs: 17_000, now: () => clock });
+    const first = new AbortController().signal;
+    expect(handover.notBefore(first)).toBe(18_000);
+    clock = 5_000;
+    // The same assignment: the same start, however late its next records come.
+    expect(handover.notBefore(first)).toBe(18_000);
+    // A new assignment (a new signal) waits again, from its own first sight.
+    expect(handover.notBefore(new AbortController().signal)).toBe(22_000);
+  });
+
+  it('checks the done marks only of records written before the partition was given to this instance', () => {
+    let clock = 10_000;
+    const handover = createHandover({ handoverMs: 3_000, now: () => clock });
+    const signal = new AbortController().signal;
+    expect(handover.mayBeReadBefore(9_000, signal)).toBe(true);
+    expect(handover.mayBeReadBefore(10_000, signal)).toBe(true);
+    clock = 20_000;
+    expect(handover.mayBeReadBefore(10_001, signal)).toBe(false);
+    // After a move back and forth (a new signal), the same record may have been read by the other owner.
+    expect(handover.mayBeReadBefore(10_001, new AbortController().signal)).toBe(true);
+  });
+});
