@@ -60,6 +60,12 @@ export interface ConsumerOptions {
    */
   maxHeldPerPartition?: number | ((topic: string) => number);
   /**
+   * Describe the group after each join (one request per rebalance), for {@link KafkaConsumer.membersAtJoin}: a
+   * handler that must wait for a previous owner of a partition (the notifier's handover) need not when this
+   * member is the group's only one.
+   */
+  describeGroupOnJoin?: boolean;
+  /**
    * kafkajs `partitionsConsumedConcurrently`. Handing records over is synchronous, so this only decides how
    * many partitions' batches of one fetch wait out the fetch pacing together (default: all of them, 64;
    * 1 without pacing).
@@ -133,6 +139,11 @@ export interface KafkaConsumer {
   health(): ConsumerHealth;
   /** Records fetched and not finished yet, over all partitions. */
   inFlight(): number;
+  /**
+   * With `describeGroupOnJoin`: how many members the group had when this member last joined it (0 while unknown
+   * or when the group could not be described). Records of an assignment are handed out only once it is known.
+   */
+  membersAtJoin(): number;
   readonly consumer: Consumer;
 }
 
@@ -278,11 +289,24 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
     options.onBatchDone?.({ topic: lane.topic, partition: lane.partition, lag: 0 });
   }
 
+  /** Members of the group at the last join (0: unknown), and the description in progress. */
+  let membersAtJoin = 0;
+  let described: Promise<void> | undefined;
   const membership = watchMembership(consumer, {
     logger: log,
     onFatal: options.onFatal,
     isStopping: () => stopping,
     onJoin: (assignment) => {
+      if (options.describeGroupOnJoin) {
+        membersAtJoin = 0;
+        const describing: Promise<void> = consumer.describeGroup().then(
+          (group) => {
+            if (described === describing) membersAtJoin = group.members.length;
+          },
+          (error: unknown) => log.warn({ err: error }, 'could not describe the group after joining it'),
+        );
+        described = describing;
+      }
       const keep = new Set<string>();
       for (const [topic, list] of Object.entries(assignment))
         for (const p of list) keep.add(laneId(topic, p));
@@ -502,6 +526,7 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
       for (const lane of lanes.values()) total += lane.progress.outstanding;
       return total;
     },
+    membersAtJoin: () => membersAtJoin,
     health: () => ({
       running: membership.running(),
       failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),
@@ -518,6 +543,8 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
         partitionsConsumedConcurrently:
           options.partitionsConsumedConcurrently ?? (fetchIntervalMs > 0 ? 64 : 1),
         eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
+          // The group's size at this assignment is known before its records are (one request after a join).
+          if (described) await described;
           if (stopping || !isRunning() || isStale()) return;
           const lane = laneOf(batch.topic, batch.partition);
           lane.highWatermark = BigInt(batch.highWatermark);

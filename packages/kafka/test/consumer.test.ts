@@ -431,12 +431,18 @@ describe('createConsumer', () => {
           value: String(from + i),
         })),
       );
-    const first = await aConsumer(options());
+    const first = await aConsumer({ ...options(), describeGroupOnJoin: true });
     await send(0, 200);
     await eventually(() => seen.size === 200, 'the first 200 records');
-    const second = await aConsumer(options());
+    // Described before its records were handed out: alone in the group.
+    expect(first.membersAtJoin()).toBe(1);
+    const second = await aConsumer({ ...options(), describeGroupOnJoin: true });
     await send(200, 400);
     await eventually(() => seen.size === 400, 'all 400 records');
+    await eventually(
+      () => first.membersAtJoin() === 2 && second.membersAtJoin() === 2,
+      'both members see a group of two after the rebalance',
+    );
     await Promise.all([first.stop(), second.stop()]);
 
     const committed = await committedOffsets(groupId, topic);

@@ -279,6 +279,8 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
   });
   const handover = createHandover({
     handoverMs: settings.handoverMs ?? settings.requestTimeoutMs + 2_000,
+    // Known before any record of an assignment is handed out (the consumer describes the group at each join).
+    soleMember: () => consumer.membersAtJoin() === 1,
     now,
   });
   const deliveriesReader = createRetryReader({
@@ -305,6 +307,7 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     groupId: settings.groupId,
     topics: [...Object.values(topics), ...tierTopics.map((t) => t.topic), deliveriesTopic],
     ordering: 'unordered',
+    describeGroupOnJoin: true,
     handler: {
       take: (records, signal) => {
         const topic = records[0]!.topic;

@@ -13,6 +13,20 @@ describe('handover', () => {
     expect(handover.notBefore(new AbortController().signal)).toBe(22_000);
   });
 
+  it('does not wait when this instance was the only member of the group at the assignment', () => {
+    let clock = 1_000;
+    let sole = true;
+    const handover = createHandover({ handoverMs: 17_000, soleMember: () => sole, now: () => clock });
+    const alone = new AbortController().signal;
+    expect(handover.notBefore(alone)).toBe(1_000);
+    // Decided once per assignment: a member joining later changes nothing for the partitions this one kept.
+    sole = false;
+    clock = 2_000;
+    expect(handover.notBefore(alone)).toBe(1_000);
+    // A partition given while another member is there waits for that member's attempts.
+    expect(handover.notBefore(new AbortController().signal)).toBe(19_000);
+  });
+
   it('checks the done marks only of records written before the partition was given to this instance', () => {
     let clock = 10_000;
     const handover = createHandover({ handoverMs: 3_000, now: () => clock });

@@ -6,7 +6,10 @@
  * kafkajs has no revoke hook, and the member that held the partition learns of the move only when the group's
  * new assignment reaches it too, so its attempts in flight may still be running (up to the request timeout)
  * when this member gets the partition; waiting them out keeps an endpoint's concurrency and throttle for the
- * deployment across the move. A partition kept through a rebalance keeps its signal and does not wait.
+ * deployment across the move. A partition kept through a rebalance keeps its signal and does not wait, and
+ * neither does one given while this instance is the group's only member (`soleMember`, known at each join): no
+ * other instance can be sending, so a single notifier starting or restarting delivers at once. (An instance
+ * that lost the group but still runs, cut off from Kafka, is no member: it can still finish what it had started.)
  *
  * `mayBeReadBefore`: whether a record may have been read by an earlier owner (or an earlier assignment here),
  * so that its done mark must be checked: only one written before this instance got the partition. A record
@@ -19,19 +22,26 @@ export interface Handover {
   mayBeReadBefore(recordTimestampMs: number, signal: AbortSignal): boolean;
 }
 
-export function createHandover(options: { handoverMs: number; now?: () => number }): Handover {
+export function createHandover(options: {
+  handoverMs: number;
+  /** Whether this instance was the group's only member when it was given its partitions (default: never). */
+  soleMember?: () => boolean;
+  now?: () => number;
+}): Handover {
   const now = options.now ?? Date.now;
-  const firstSeen = new WeakMap<AbortSignal, number>();
-  const seen = (signal: AbortSignal): number => {
-    let at = firstSeen.get(signal);
-    if (at === undefined) {
-      at = now();
-      firstSeen.set(signal, at);
+  /** Per assignment: when its records were first seen, and when its deliveries may start. */
+  const assignments = new WeakMap<AbortSignal, { seenAt: number; startAt: number }>();
+  const assignment = (signal: AbortSignal) => {
+    let found = assignments.get(signal);
+    if (found === undefined) {
+      const seenAt = now();
+      found = { seenAt, startAt: options.soleMember?.() ? seenAt : seenAt + options.handoverMs };
+      assignments.set(signal, found);
     }
-    return at;
+    return found;
   };
   return {
-    notBefore: (signal) => seen(signal) + options.handoverMs,
-    mayBeReadBefore: (timestampMs, signal) => !(timestampMs > seen(signal)),
+    notBefore: (signal) => assignment(signal).startAt,
+    mayBeReadBefore: (timestampMs, signal) => !(timestampMs > assignment(signal).seenAt),
   };
 }
