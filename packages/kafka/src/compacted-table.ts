@@ -333,13 +333,15 @@ export function createCompactedTable<V>(options: CompactedTableOptions<V>): Comp
     checkCaughtUp();
     const reader = kafka.consumer({
       groupId,
-      // Bounds an idle fetch; a fetch returns as soon as a record arrives, so writes are read back at once.
-      maxWaitTimeInMs: 500,
+      // Bounds an idle fetch; a fetch returns as soon as a record arrives, so writes are read back at once. An
+      // idle table costs one fetch and one heartbeat (kafkajs heartbeats after a fetch) per 2 s: 500 ms and 1 s
+      // made the notifier's two tables most of its idle CPU.
+      maxWaitTimeInMs: 2_000,
       // After kafkajs restarts a consumer that lost the broker, the new member's join waits until the old
       // member's session expires (it could not leave): the session timeout is how long a table stays behind
-      // after an outage. 6 s is the broker's default minimum; heartbeats go every second.
+      // after an outage. 6 s is the broker's default minimum; heartbeats go every 2 s (three per session).
       sessionTimeout: 6_000,
-      heartbeatInterval: 1_000,
+      heartbeatInterval: 2_000,
       allowAutoTopicCreation: false,
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     });

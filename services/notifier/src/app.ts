@@ -319,9 +319,14 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     sessionTimeoutMs: settings.sessionTimeoutMs,
     maxInFlightPerPartition: (topic) =>
       sourceTopicSet.has(topic) ? sourceLimit : topic === deliveriesTopic ? deliveriesLimit : tierLimit,
-    // A partition paused for back-pressure is fetched again within this once resumed (a fetch with every
-    // partition paused sleeps this long).
-    maxWaitTimeMs: 500,
+    // A source record held (fetched, not fanned out yet) is only its bytes, so a source partition holds ten times
+    // what it fans out at once: it resumes fetching with 500 held, seconds of work at any rate one partition sees,
+    // so the next fetch arrives before they run out (kafkajs adds a resumed partition to the fetch after the one in
+    // flight, which waits up to `maxWaitTimeMs` when every other partition is idle).
+    maxHeldPerPartition: (topic) =>
+      sourceTopicSet.has(topic) ? 10 * sourceLimit : topic === deliveriesTopic ? deliveriesLimit : tierLimit,
+    // How often an idle notifier asks for records (a record is fetched as soon as it is appended either way).
+    maxWaitTimeMs: 1_000,
     maxFailingMs: settings.stuckExitMs,
     onFatal: deps.onFatal,
     onBatchDone: ({ topic, partition, lag: pending }) => {
