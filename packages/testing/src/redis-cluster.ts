@@ -1,9 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freeLoopbackPort, launchRedisServer } from './redis-process';
 
 const run = promisify(execFile);
 
@@ -35,17 +35,6 @@ export interface RedisClusterOptions {
 }
 
 const MASTERS = 3;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
@@ -79,63 +68,22 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   process.once('exit', killAll);
 
   async function launch(node: (typeof nodes)[number]): Promise<void> {
-    let output = '';
-    const proc = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(node.port),
+    const server = await launchRedisServer({
+      port: node.port,
+      dir: node.dir,
+      args: [
         '--cluster-port',
         String(node.busPort),
-        '--bind',
-        '127.0.0.1',
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',
         'nodes.conf',
         '--cluster-node-timeout',
         String(nodeTimeoutMs),
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        node.dir,
-        '--protected-mode',
-        'no',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    node.child = proc;
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-4_000);
-    };
-    proc.stdout!.on('data', keep);
-    proc.stderr!.on('data', keep);
-    let gone = false;
-    node.exited = new Promise((resolve) => {
-      proc.once('exit', () => {
-        gone = true;
-        resolve();
-      });
-      proc.once('error', (err) => {
-        gone = true;
-        output += String(err);
-        resolve();
-      });
     });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (gone) throw new Error(`redis-server on port ${node.port} exited at start: ${output}`);
-      try {
-        if ((await cli(node.port, 'PING')).trim() === 'PONG') return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline)
-        throw new Error(`redis-server on port ${node.port} did not start: ${output}`);
-      await sleep(50);
-    }
+    node.child = server.child;
+    node.exited = server.exited;
   }
 
   async function kill(node: (typeof nodes)[number]): Promise<void> {
@@ -180,7 +128,12 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     for (let i = 0; i < MASTERS; i++) {
       const dir = join(root, `node-${i}`);
       await mkdir(dir);
-      nodes.push({ port: await freePort(), busPort: await freePort(), dir, exited: Promise.resolve() });
+      nodes.push({
+        port: await freeLoopbackPort(),
+        busPort: await freeLoopbackPort(),
+        dir,
+        exited: Promise.resolve(),
+      });
     }
     await Promise.all(nodes.map(launch));
     await run(

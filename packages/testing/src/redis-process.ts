@@ -26,7 +26,8 @@ export interface RedisProcessOptions {
   startTimeoutMs?: number;
 }
 
-function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now (the kernel's pick for port 0). */
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -65,7 +66,7 @@ export async function startRedisProcess(options: RedisProcessOptions = {}): Prom
   const binary = options.binary ?? 'redis-server';
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
   const dir = await mkdtemp(join(tmpdir(), 'ampflow-redis-'));
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   // A test run that dies must not leave servers behind.
@@ -73,57 +74,9 @@ export async function startRedisProcess(options: RedisProcessOptions = {}): Prom
   process.once('exit', killOnExit);
 
   async function launch(): Promise<void> {
-    let output = '';
-    const proc = spawn(
-      binary,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child = proc;
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-4_000);
-    };
-    proc.stdout!.on('data', keep);
-    proc.stderr!.on('data', keep);
-    let gone = false;
-    exited = new Promise((resolve) => {
-      proc.once('exit', () => {
-        gone = true;
-        resolve();
-      });
-      proc.once('error', (err) => {
-        gone = true;
-        output += String(err);
-        resolve();
-      });
-    });
-    const deadline = Date.now() + startTimeoutMs;
-    for (;;) {
-      if (gone) throw new Error(`redis-server on port ${port} exited at start: ${output}`);
-      try {
-        if ((await command(port, 'PING')) === '+PONG') return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        throw new Error(`redis-server on port ${port} did not answer within ${startTimeoutMs} ms: ${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    const server = await launchRedisServer({ binary, port, dir, startTimeoutMs });
+    child = server.child;
+    exited = server.exited;
   }
 
   async function kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -150,4 +103,78 @@ export async function startRedisProcess(options: RedisProcessOptions = {}): Prom
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A `redis-server` process just started by {@link launchRedisServer}, answering PING. */
+export interface LaunchedRedisServer {
+  readonly child: ChildProcess;
+  /** Resolves once the process is gone. */
+  readonly exited: Promise<void>;
+}
+
+/**
+ * Spawns `redis-server` on a loopback `port` with persistence off (`--save ''`, `--appendonly no`) in `dir`, plus
+ * `args` (e.g. the cluster settings), and resolves once it answers PING; rejects with its last output if it exits
+ * or stays silent for `startTimeoutMs` (default 10 s).
+ */
+export async function launchRedisServer(options: {
+  port: number;
+  dir: string;
+  args?: readonly string[];
+  binary?: string;
+  startTimeoutMs?: number;
+}): Promise<LaunchedRedisServer> {
+  const { port, dir } = options;
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  let output = '';
+  const proc = spawn(
+    options.binary ?? 'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      ...(options.args ?? []),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'no',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  let gone = false;
+  const exited = new Promise<void>((resolve) => {
+    proc.once('exit', () => {
+      gone = true;
+      resolve();
+    });
+    proc.once('error', (err) => {
+      gone = true;
+      output += String(err);
+      resolve();
+    });
+  });
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    if (gone) throw new Error(`redis-server on port ${port} exited at start: ${output}`);
+    try {
+      if ((await command(port, 'PING')) === '+PONG') return { child: proc, exited };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`redis-server on port ${port} did not answer within ${startTimeoutMs} ms: ${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
