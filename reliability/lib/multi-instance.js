@@ -31,7 +31,10 @@ const WORK_METRIC = {
   ingress: 'ingress_requests_total',
   normalizer: 'normalizer_records_in_total',
   'session-aggregator': 'session_aggregator_readings_total',
-  notifier: 'notifier_deliveries_total',
+  // Customer events made by its fan-out: every instance with source partitions makes them. Not its deliveries:
+  // those of one endpoint are sent by the one instance owning the endpoint's deliveries partition, so a victim
+  // may well have sent none.
+  notifier: 'notifier_events_total',
 };
 
 /** The sum of every series of `name` on `service`'s /metrics, or undefined when it does not answer. */

@@ -144,6 +144,8 @@ export interface KafkaConsumer {
    * or when the group could not be described). Records of an assignment are handed out only once it is known.
    */
   membersAtJoin(): number;
+  /** When this member last joined its group (epoch ms; 0 before the first join). */
+  joinedAt(): number;
   readonly consumer: Consumer;
 }
 
@@ -291,12 +293,14 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
 
   /** Members of the group at the last join (0: unknown), and the description in progress. */
   let membersAtJoin = 0;
+  let joinedAt = 0;
   let described: Promise<void> | undefined;
   const membership = watchMembership(consumer, {
     logger: log,
     onFatal: options.onFatal,
     isStopping: () => stopping,
     onJoin: (assignment) => {
+      joinedAt = Date.now();
       if (options.describeGroupOnJoin) {
         membersAtJoin = 0;
         const describing: Promise<void> = consumer.describeGroup().then(
@@ -527,6 +531,7 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
       return total;
     },
     membersAtJoin: () => membersAtJoin,
+    joinedAt: () => joinedAt,
     health: () => ({
       running: membership.running(),
       failingMs: failingSince.size === 0 ? 0 : Date.now() - Math.min(...failingSince.values()),

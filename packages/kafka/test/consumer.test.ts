@@ -436,6 +436,7 @@ describe('createConsumer', () => {
     await eventually(() => seen.size === 200, 'the first 200 records');
     // Described before its records were handed out: alone in the group.
     expect(first.membersAtJoin()).toBe(1);
+    expect(first.joinedAt()).toBeGreaterThan(0);
     const second = await aConsumer({ ...options(), describeGroupOnJoin: true });
     await send(200, 400);
     await eventually(() => seen.size === 400, 'all 400 records');

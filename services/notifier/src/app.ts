@@ -281,12 +281,13 @@ export function createNotifierApp(deps: NotifierDeps): NotifierApp {
     handoverMs: settings.handoverMs ?? settings.requestTimeoutMs + 2_000,
     // Known before any record of an assignment is handed out (the consumer describes the group at each join).
     soleMember: () => consumer.membersAtJoin() === 1,
+    joinedAt: () => consumer.joinedAt(),
     now,
   });
   const deliveriesReader = createRetryReader({
     marks,
     submit: (item, signal) => dispatcher.submit(item, signal),
-    notBefore: (signal) => handover.notBefore(signal),
+    notBefore: (signal, recordTimestampMs) => handover.notBefore(signal, recordTimestampMs),
     // Not the tier record's mark (that one means "written to the deliveries topic"): sent, or handed on.
     markKeyOf: (doneMarks, item) => `${doneMarks.keyOf(item, 'tier')}:sent`,
     // Only a record written before this instance got the partition may have been read (and sent) before.

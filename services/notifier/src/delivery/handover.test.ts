@@ -5,12 +5,12 @@ describe('handover', () => {
     let clock = 1_000;
     const handover = createHandover({ handoverMs: 17_000, now: () => clock });
     const first = new AbortController().signal;
-    expect(handover.notBefore(first)).toBe(18_000);
+    expect(handover.notBefore(first, 0)).toBe(18_000);
     clock = 5_000;
     // The same assignment: the same start, however late its next records come.
-    expect(handover.notBefore(first)).toBe(18_000);
+    expect(handover.notBefore(first, 0)).toBe(18_000);
     // A new assignment (a new signal) waits again, from its own first sight.
-    expect(handover.notBefore(new AbortController().signal)).toBe(22_000);
+    expect(handover.notBefore(new AbortController().signal, 0)).toBe(22_000);
   });
 
   it('does not wait when this instance was the only member of the group at the assignment', () => {
@@ -18,13 +18,29 @@ describe('handover', () => {
     let sole = true;
     const handover = createHandover({ handoverMs: 17_000, soleMember: () => sole, now: () => clock });
     const alone = new AbortController().signal;
-    expect(handover.notBefore(alone)).toBe(1_000);
+    expect(handover.notBefore(alone, 0)).toBe(1_000);
     // Decided once per assignment: a member joining later changes nothing for the partitions this one kept.
     sole = false;
     clock = 2_000;
-    expect(handover.notBefore(alone)).toBe(1_000);
+    expect(handover.notBefore(alone, 0)).toBe(1_000);
     // A partition given while another member is there waits for that member's attempts.
-    expect(handover.notBefore(new AbortController().signal)).toBe(19_000);
+    expect(handover.notBefore(new AbortController().signal, 0)).toBe(19_000);
+  });
+
+  it('does not wait when the first record of an assignment was written after this instance joined the group', () => {
+    let clock = 10_000;
+    const handover = createHandover({ handoverMs: 17_000, joinedAt: () => 9_000, now: () => clock });
+    // Written after the join: nothing was unread at the move, so no previous owner has anything in flight.
+    const idle = new AbortController().signal;
+    expect(handover.notBefore(idle, 9_500)).toBe(10_000);
+    // Later records of the same assignment change nothing.
+    clock = 11_000;
+    expect(handover.notBefore(idle, 8_000)).toBe(10_000);
+    // Written before the join: the previous owner may be sending it (or others) right now.
+    expect(handover.notBefore(new AbortController().signal, 9_000)).toBe(28_000);
+    // Before any join is known, always wait.
+    const unknown = createHandover({ handoverMs: 17_000, joinedAt: () => 0, now: () => clock });
+    expect(unknown.notBefore(new AbortController().signal, 50_000)).toBe(28_000);
   });
 
   it('checks the done marks only of records written before the partition was given to this instance', () => {

@@ -13,7 +13,7 @@ import { decodeWorkItem, type WorkItem } from './work-item';
 export function createRetryReader(deps: {
   submit(item: WorkItem, signal: AbortSignal): Promise<boolean>;
   /** A partition's records are held until this time too (epoch ms), whatever their due time. */
-  notBefore?: (signal: AbortSignal) => number;
+  notBefore?: (signal: AbortSignal, recordTimestampMs: number) => number;
   /** The done mark of a record (default `marks.keyOf(item, 'tier')`). */
   markKeyOf?: (marks: DoneMarks, item: WorkItem) => string;
   /**
@@ -114,7 +114,7 @@ export function createRetryReader(deps: {
         );
       }
       // Timers may fire a millisecond early: hold until the due time has really come.
-      const dueAt = Math.max(item.dueAt, deps.notBefore?.(signal) ?? 0);
+      const dueAt = Math.max(item.dueAt, deps.notBefore?.(signal, Number(record.message.timestamp)) ?? 0);
       while (dueAt > now() && !signal.aborted) await holdUntil(dueAt, signal);
       if (signal.aborted) return false;
       const marks = deps.marks;
