@@ -3,7 +3,8 @@ import { Topics } from '@ampflow/contracts';
 import { eventually, uniqueName } from '@ampflow/testing';
 import { MAIN, admin, startChild, waitReady, type Child } from './child-notifier';
 import { telemetry } from './fixtures';
-import { createSourceProducer, deliveredIds, startSink, type Sink } from './harness';
+import { createSourceProducer, deliveredIds, type Sink } from './harness';
+import { maxInOneSecond, measuredSink } from './measured-sink';
 
 /**
  * Issue 17: an endpoint's limits hold when one of two notifier processes is SIGKILLed mid-run. Its partitions
@@ -17,42 +18,6 @@ jest.setTimeout(240_000);
 const N = 50;
 const RATE = 5;
 const CONCURRENCY = 3;
-
-interface Measured {
-  sink: Sink;
-  arrivals: number[];
-  inFlight: number;
-  maxInFlight: number;
-}
-
-async function measuredSink(delayMs: number): Promise<Measured> {
-  const measured: Measured = {
-    sink: undefined as unknown as Sink,
-    arrivals: [],
-    inFlight: 0,
-    maxInFlight: 0,
-  };
-  measured.sink = await startSink(async (_hook, _req, res) => {
-    measured.arrivals.push(Date.now());
-    measured.inFlight += 1;
-    measured.maxInFlight = Math.max(measured.maxInFlight, measured.inFlight);
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    measured.inFlight -= 1;
-    res.writeHead(204).end();
-  });
-  return measured;
-}
-
-function maxInOneSecond(arrivals: number[]): number {
-  const sorted = [...arrivals].sort((a, b) => a - b);
-  let max = 0;
-  let from = 0;
-  for (let to = 0; to < sorted.length; to += 1) {
-    while (sorted[to]! - sorted[from]! > 1_000) from += 1;
-    max = Math.max(max, to - from + 1);
-  }
-  return max;
-}
 
 /** Webhooks a notifier process delivered (its /metrics). */
 async function deliveredBy(child: Child): Promise<number> {

@@ -5,12 +5,12 @@ import {
   deliveredIds,
   registerSink,
   startNotifier,
-  startSink,
   type Json,
   type NotifierUnderTest,
   type Sink,
 } from './harness';
 import type { NotifierSettings } from '../src/app';
+import { maxInOneSecond, measuredSink } from './measured-sink';
 
 /**
  * Issue 17: an endpoint's limits hold for the deployment, not per instance. Two notifiers (then three) share one
@@ -24,45 +24,6 @@ const RATE = 5;
 /** The throttle banks one token at most (throttleBurst(5)): rate + 1 in any 1 s window (docs/notifier.md). */
 const MAX_PER_SECOND = RATE + 1;
 const CONCURRENCY = 3;
-
-interface Measured {
-  sink: Sink;
-  /** Arrival times of every request, ms. */
-  arrivals: number[];
-  inFlight: number;
-  maxInFlight: number;
-}
-
-/** A sink that counts requests in flight and answers after `delayMs` with `status`. */
-async function measuredSink(delayMs: number, status = 204): Promise<Measured> {
-  const measured: Measured = {
-    sink: undefined as unknown as Sink,
-    arrivals: [],
-    inFlight: 0,
-    maxInFlight: 0,
-  };
-  measured.sink = await startSink(async (_hook, _req, res) => {
-    measured.arrivals.push(Date.now());
-    measured.inFlight += 1;
-    measured.maxInFlight = Math.max(measured.maxInFlight, measured.inFlight);
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    measured.inFlight -= 1;
-    res.writeHead(status).end();
-  });
-  return measured;
-}
-
-/** The most arrivals in any window [t, t + 1000 ms]. */
-function maxInOneSecond(arrivals: number[]): number {
-  const sorted = [...arrivals].sort((a, b) => a - b);
-  let max = 0;
-  let from = 0;
-  for (let to = 0; to < sorted.length; to += 1) {
-    while (sorted[to]! - sorted[from]! > 1_000) from += 1;
-    max = Math.max(max, to - from + 1);
-  }
-  return max;
-}
 
 /** A counter's value on one notifier's /metrics (summed over its label sets). */
 async function metric(n: NotifierUnderTest, name: string, labels = ''): Promise<number> {
