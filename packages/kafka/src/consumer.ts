@@ -314,15 +314,12 @@ export function createConsumer(options: ConsumerOptions): KafkaConsumer {
       const keep = new Set<string>();
       for (const [topic, list] of Object.entries(assignment))
         for (const p of list) keep.add(laneId(topic, p));
-      // A partition this member keeps goes on where it was: nobody else had it in between. What it held is let
-      // go: kafkajs fetches a kept partition again from its committed offset, so those records come again.
+      // A partition this member keeps goes on where it was: nobody else had it in between. It keeps what it
+      // held too (kafkajs fetches a kept partition again from its committed offset: what comes again up to
+      // `heldUntil` is skipped as not new), and stays paused if it was.
       for (const lane of [...lanes.values()]) {
         if (!keep.has(lane.id)) release(lane);
-        else {
-          lane.held = [];
-          lane.heldUntil = -1n;
-          resume(lane);
-        }
+        else if (lane.paused) consumer.pause([{ topic: lane.topic, partitions: [lane.partition] }]);
       }
     },
   });
