@@ -1,0 +1,303 @@
+'use strict';
+/* global __filename, Buffer, setInterval */
+
+/**
+ * The floor under the e2e bench's CPU: the platform's shape with nothing of its own. Four plain processes like the
+ * four services, on plain kafkajs (the services' client and version), each doing only the hop:
+ *
+ *   load (undici, steady rate) -> "ingress" (node:http, produce, answer 200 after the broker's ack)
+ *     -> topic A -> "normalizer" (consume, produce) -> topic B -> "aggregator" (consume, produce)
+ *     -> topic C -> "notifier" (consume, POST to a sink over a keep-alive pool) -> sink (answer 204)
+ *
+ * No verification, decoding, Redis, dedup or state: one produce per hop, one fetch per hop, offsets committed
+ * every second, like the services at 50/s. What this costs per webhook is what the services' architecture costs
+ * on this machine before any of their own work (every process wakes up once or twice per record).
+ *
+ *   KAFKA_BROKERS=127.0.0.1:19092 node bench/tools/floor-pipeline.js [--rates=50,500] [--seconds=40]
+ *     [--client=kafkajs|platformatic] [--kafka-pid=N]
+ *
+ * Prints per rate the CPU of each process (cores and µs per webhook) and the broker's (when its pid is known:
+ * --kafka-pid, else the java process listening on the broker's port), and writes bench/results/floor-<ts>.json.
+ */
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const { execFileSync, fork } = require('node:child_process');
+
+const ROLES = ['ingress', 'normalizer', 'aggregator', 'notifier', 'sink'];
+const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
+
+function kafkaClient(clientId) {
+  const { Kafka, logLevel } = require('kafkajs');
+  return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
+}
+
+/**
+ * The hop's Kafka client: `send(topic, [{ key, value }])` acknowledged by all in-sync replicas and idempotent
+ * (as the services' reliable producer), and `consume(groupId, topic, handle)` handing each batch of records to
+ * `handle` (awaited before they count as done), offsets committed every second.
+ */
+async function clientOf(kind, clientId) {
+  if (kind === 'platformatic') {
+    const pk = require('@platformatic/kafka');
+    const producer = new pk.Producer({ clientId, bootstrapBrokers: brokers, idempotent: true });
+    return {
+      send: (topic, messages) =>
+        producer.send({
+          acks: pk.ProduceAcks.ALL,
+          messages: messages.map((m) => ({ topic, key: Buffer.from(m.key), value: Buffer.from(m.value) })),
+        }),
+      consume: async (groupId, topic, handle) => {
+        const consumer = new pk.Consumer({
+          clientId,
+          bootstrapBrokers: brokers,
+          groupId,
+          maxWaitTime: 1_000,
+        });
+        const stream = await consumer.consume({
+          topics: [topic],
+          autocommit: 1_000,
+          mode: pk.MessagesStreamModes.COMMITTED,
+          fallbackMode: pk.MessagesStreamFallbackModes.EARLIEST,
+          maxWaitTime: 1_000,
+        });
+        // One record at a time as it arrives (the stream yields records, not batches); the stream pauses while
+        // a handler is pending only through back-pressure, so a hop's sends overlap as kafkajs's batches do.
+        stream.on('data', (m) => void handle([m]));
+      },
+    };
+  }
+  const kafka = kafkaClient(clientId);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  return {
+    send: (topic, messages) => producer.send({ topic, acks: -1, messages }),
+    consume: async (groupId, topic, handle) => {
+      const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1_000, heartbeatInterval: 3_000 });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      // Offsets committed every second, as the services do (kafkajs's autocommit commits after every batch).
+      const done = new Map();
+      setInterval(() => {
+        const offsets = [...done.values()];
+        done.clear();
+        if (offsets.length > 0) consumer.commitOffsets(offsets).catch(() => undefined);
+      }, 1_000).unref();
+      await consumer.run({
+        autoCommit: false,
+        partitionsConsumedConcurrently: 6,
+        eachBatch: async ({ batch }) => {
+          await handle(batch.messages);
+          const offset = String(Number(batch.messages.at(-1).offset) + 1);
+          done.set(batch.partition, { topic: batch.topic, partition: batch.partition, offset });
+        },
+      });
+    },
+  };
+}
+
+async function role(name, config) {
+  const { topics, sinkPort, runId } = config;
+  if (name === 'sink') {
+    let received = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received += 1;
+        res.writeHead(204).end();
+      });
+    });
+    process.on('message', (m) => m === 'count' && process.send({ received }));
+    server.listen(sinkPort, '127.0.0.1', () => process.send({ ready: true }));
+    return;
+  }
+  const client = await clientOf(config.client, `floor-${name}`);
+  if (name === 'ingress') {
+    const server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        client.send(topics[0], [{ key: req.headers['x-key'], value: body }]).then(
+          () => res.writeHead(200).end('{"status":"accepted"}'),
+          () => res.writeHead(503).end(),
+        );
+      });
+    });
+    server.listen(config.ingressPort, '127.0.0.1', () => process.send({ ready: true }));
+    return;
+  }
+  if (name === 'notifier') {
+    const { Pool } = require('undici');
+    const pool = new Pool(`http://127.0.0.1:${sinkPort}`, { connections: 10 });
+    await client.consume(`${runId}-notifier`, topics[2], (messages) =>
+      Promise.all(
+        messages.map(async (m) => {
+          const res = await pool.request({ path: '/hook', method: 'POST', body: m.value });
+          await res.body.dump();
+        }),
+      ),
+    );
+    process.send({ ready: true });
+    return;
+  }
+  const [from, to] = name === 'normalizer' ? [topics[0], topics[1]] : [topics[1], topics[2]];
+  await client.consume(`${runId}-${name}`, from, (messages) =>
+    client.send(
+      to,
+      messages.map((m) => ({ key: m.key, value: m.value })),
+    ),
+  );
+  process.send({ ready: true });
+}
+
+function cpuSecondsOf(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+function kafkaPidOf(port) {
+  try {
+    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
+    const match = /pid=(\d+)/.exec(out);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function freePort() {
+  const server = http.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function main() {
+  const arg = (name, fallback) => {
+    const found = process.argv.find((a) => a.startsWith(`--${name}=`));
+    return found ? found.slice(name.length + 3) : fallback;
+  };
+  const rates = arg('rates', '50,500').split(',').map(Number);
+  const seconds = Number(arg('seconds', '40'));
+  const runId = `floor-${Date.now()}`;
+  const topics = ['a', 'b', 'c'].map((t) => `bench.${runId}.${t}`);
+  const kafka = kafkaClient('floor-admin');
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: topics.map((topic) => ({ topic, numPartitions: 6 })),
+    waitForLeaders: true,
+  });
+  const client = arg('client', 'kafkajs');
+  const config = { topics, runId, client, sinkPort: await freePort(), ingressPort: await freePort() };
+  const children = {};
+  for (const name of ROLES) {
+    const child = fork(__filename, ['--role', name, JSON.stringify(config)], { stdio: 'inherit' });
+    children[name] = child;
+    await new Promise((resolve, reject) => {
+      child.once('message', resolve);
+      child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
+    });
+  }
+  const kafkaPid = Number(arg('kafka-pid', '')) || kafkaPidOf(brokers[0].split(':')[1]);
+  const { Pool } = require('undici');
+  const pool = new Pool(`http://127.0.0.1:${config.ingressPort}`, { connections: 50 });
+  const body = Buffer.from(JSON.stringify({ event: 'charging', payload: 'x'.repeat(600) }));
+  const received = () =>
+    new Promise((resolve) => {
+      children.sink.once('message', (m) => resolve(m.received));
+      children.sink.send('count');
+    });
+  let sent = 0;
+  const drive = async (rate, durationS) => {
+    const t0 = Date.now();
+    const total = Math.round(rate * durationS);
+    const inFlight = [];
+    for (let i = 0; i < total; i++) {
+      const wait = t0 + (i * 1000) / rate - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      sent += 1;
+      inFlight.push(
+        pool
+          .request({ path: '/webhook', method: 'POST', body, headers: { 'x-key': `v${i % 500}` } })
+          .then((res) => res.body.dump()),
+      );
+    }
+    await Promise.all(inFlight);
+    for (let n = 0; (await received()) < sent; n++) {
+      if (n % 100 === 99) console.log(`waiting: ${await received()} of ${sent} at the sink`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const pids = { ...Object.fromEntries(ROLES.map((r) => [r, children[r].pid])), kafka: kafkaPid };
+  const rows = [];
+  for (const rate of rates) {
+    await drive(rate, 10); // warm-up
+    const before = Object.fromEntries(
+      Object.entries(pids)
+        .filter(([, p]) => p)
+        .map(([r, p]) => [r, cpuSecondsOf(p)]),
+    );
+    const wall0 = Date.now();
+    const sent0 = sent;
+    await drive(rate, seconds);
+    const wall = (Date.now() - wall0) / 1000;
+    const count = sent - sent0;
+    const row = { rate, webhooks: count, seconds: Math.round(wall * 10) / 10 };
+    let services = 0;
+    for (const [r, cpu0] of Object.entries(before)) {
+      const cpu = cpuSecondsOf(pids[r]) - cpu0;
+      row[`${r} cores`] = Math.round((cpu / wall) * 1000) / 1000;
+      row[`${r} µs`] = Math.round((cpu / count) * 1e6);
+      if (r !== 'sink') services += cpu;
+    }
+    row['4 procs + broker, cores'] = Math.round((services / wall) * 1000) / 1000;
+    rows.push(row);
+  }
+  for (const row of rows) {
+    console.log(
+      `\n${client}, ${row.rate}/s: ${row.webhooks} webhooks over ${row.seconds} s, all ${row.webhooks} at the sink`,
+    );
+    const table = ['ingress', 'normalizer', 'aggregator', 'notifier', 'kafka', 'sink'].map((r) => ({
+      process: r,
+      cores: row[`${r} cores`],
+      'µs per webhook': row[`${r} µs`],
+    }));
+    console.table(table);
+    console.log(`four processes + broker: ${row['4 procs + broker, cores']} cores`);
+  }
+  const out = path.join(
+    __dirname,
+    '..',
+    'results',
+    `floor-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  fs.writeFileSync(out, JSON.stringify({ client, brokers, rows }, null, 2));
+  console.log(`results: ${out}`);
+  // With the request counter preloaded (NODE_OPTIONS=--require bench/tools/kafka-request-counter.js and
+  // BENCH_COUNTS_DIR), each process writes its Kafka requests per API before it is stopped.
+  if (process.env.BENCH_COUNTS_DIR) {
+    for (const child of Object.values(children)) child.kill('SIGUSR2');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  for (const child of Object.values(children)) child.kill();
+  await pool.close();
+  await admin.deleteTopics({ topics });
+  await admin.disconnect();
+  process.exit(0);
+}
+
+if (process.argv[2] === '--role') {
+  role(process.argv[3], JSON.parse(process.argv[4])).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
