@@ -6,7 +6,6 @@
  * used to make (a scan of the whole DLQ from offset 0, `scanDeadLetters` as the old route called it) against
  * the route as it is now (the dead-letter index of the real notifier). See bench/README.md (`dlq-retry`).
  */
-const http = require('node:http');
 const path = require('node:path');
 const pino = require('pino');
 const { Partitioners } = require('kafkajs');
@@ -16,6 +15,7 @@ const kafka = require('./lib/kafka');
 const { NOTIFIER_MAIN, adminToken, notifierEnv, registerEndpoint } = require('./lib/notifier-service');
 const { deleteRedisNamespace } = require('./lib/redis');
 const { startTarget, stopTarget, waitForHttpOk, withChildren } = require('./lib/processes');
+const { startCountingReceiver } = require('./lib/sinks');
 const { scrapeMetrics, sumOf } = require('./lib/prometheus');
 const report = require('./lib/report');
 const { median, percentile, round } = require('./lib/stats');
@@ -158,30 +158,6 @@ async function firstRetry(baseUrl, token, messageId, endpointId) {
   }
 }
 
-/** A loopback receiver for the re-sends (answers 204), so that they end as deliveries, not new dead letters. */
-async function startReceiver() {
-  let received = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received += 1;
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/hooks`,
-    get received() {
-      return received;
-    },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 const heapMiB = (series) => round(sumOf(series, 'nodejs_heap_size_used_bytes') / 2 ** 20, 1);
 const rssMiB = (series) => round(sumOf(series, 'process_resident_memory_bytes') / 2 ** 20, 1);
 
@@ -245,7 +221,8 @@ async function run(options) {
   assertOwn(prefix, [dlqTopic, groupId]);
   const token = adminToken();
   const admin = await kafka.connectAdmin(infra.brokers);
-  const receiver = await startReceiver();
+  // A loopback receiver for the re-sends (answers 204), so that they end as deliveries, not new dead letters.
+  const receiver = await startCountingReceiver();
   try {
     report.log(`run topics: ${prefix}* (KAFKA_TOPIC_PREFIX of the notifier)`);
     // As the notifier creates it: one partition.

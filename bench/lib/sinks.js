@@ -4,6 +4,7 @@
  * The webhook sinks (targets/webhook-sinks.js) as a forked child with an IPC channel: started on free
  * loopback ports, registered in `children` (stopped by `withChildren`), and queried with `request`.
  */
+const http = require('node:http');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { ROOT, log } = require('./log');
@@ -68,4 +69,32 @@ async function startSinks({ count, children }) {
   };
 }
 
-module.exports = { startSinks };
+/**
+ * A loopback HTTP receiver in this process that answers every request 204 and counts them (nothing verified):
+ * `{ url, port, received, close() }`. `port` 0 (default) takes a free one.
+ */
+async function startCountingReceiver({ port = 0 } = {}) {
+  let received = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received += 1;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hooks`,
+    port: server.address().port,
+    get received() {
+      return received;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+module.exports = { startSinks, startCountingReceiver };

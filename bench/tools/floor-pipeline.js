@@ -23,6 +23,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { execFileSync, fork } = require('node:child_process');
+const { startCountingReceiver } = require('../lib/sinks');
 
 const ROLES = ['ingress', 'normalizer', 'aggregator', 'notifier', 'sink'];
 const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
@@ -99,16 +100,9 @@ async function clientOf(kind, clientId) {
 async function role(name, config) {
   const { topics, sinkPort, runId } = config;
   if (name === 'sink') {
-    let received = 0;
-    const server = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        received += 1;
-        res.writeHead(204).end();
-      });
-    });
-    process.on('message', (m) => m === 'count' && process.send({ received }));
-    server.listen(sinkPort, '127.0.0.1', () => process.send({ ready: true }));
+    const sink = await startCountingReceiver({ port: sinkPort });
+    process.on('message', (m) => m === 'count' && process.send({ received: sink.received }));
+    process.send({ ready: true });
     return;
   }
   const client = await clientOf(config.client, `floor-${name}`);
