@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Admin, Kafka } from 'kafkajs';
 import { createReliableProducer, withTimeout } from '@ampflow/kafka';
 import { AppError } from '@ampflow/runtime';
@@ -7,6 +10,7 @@ import {
   eventually,
   partitionableSocketFactory,
   partitionedKafka,
+  testEndpoints,
   testKafka,
   uniqueName,
 } from '@ampflow/testing';
@@ -77,6 +81,52 @@ describe('kafkajs idempotent producer after a partial failure (the mechanism)', 
       expect(values).not.toContain('second');
     } finally {
       await producer.disconnect();
+      await admin.disconnect();
+    }
+  });
+});
+
+/**
+ * The same partial failure through `@platformatic/kafka`, the client issue 16 compares kafkajs with
+ * (docs/performance.md). It is an ES module, which Jest does not load, so a child process makes the sends
+ * (test/support/platformatic-sends.mjs) and this test checks what the broker stored.
+ */
+describe('@platformatic/kafka idempotent producer after the same partial failure (the comparison)', () => {
+  it('stores every record it acknowledges after the failure: the sequence the broker kept is not reused', async () => {
+    const kafka = testKafka();
+    const admin = kafka.admin();
+    await admin.connect();
+    const good = uniqueName('mech-pk-good');
+    const small = uniqueName('mech-pk-small');
+    await createTopics(kafka, [good, small], 1);
+    await setMaxMessageBytes(admin, small, SMALL_LIMIT);
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          path.join(__dirname, 'support', 'platformatic-sends.mjs'),
+          testEndpoints().kafkaBrokers.join(','),
+          good,
+          small,
+          String(SMALL_LIMIT * 2),
+        ],
+        { timeout: 60_000 },
+      );
+      const answers = JSON.parse(stdout.trim().split('\n').pop()!) as Record<
+        'first' | 'second' | 'third',
+        { acknowledged: boolean; error?: string }
+      >;
+      // The request with the oversized record fails as a whole, with the broker's reason.
+      expect(answers.first.acknowledged).toBe(false);
+      expect(answers.first.error).toMatch(/larger than the max message size/);
+      expect(answers.second.acknowledged).toBe(true);
+      expect(answers.third.acknowledged).toBe(true);
+      // kafkajs (above) acknowledges `second` without storing it; this client stores both.
+      const values = await storedValues(kafka, good, 3);
+      expect(values.filter((v) => v === 'second')).toHaveLength(1);
+      expect(values.filter((v) => v === 'third')).toHaveLength(1);
+      expect(values).toContain('first');
+    } finally {
       await admin.disconnect();
     }
   });
