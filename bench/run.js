@@ -13,6 +13,7 @@ const BENCHMARKS = {
   notifier: () => require('./notifier'),
   e2e: () => require('./e2e'),
   'dlq-retry': () => require('./dlq-retry'),
+  floor: () => require('./floor'),
 };
 
 async function main() {

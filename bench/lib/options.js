@@ -149,6 +149,21 @@ const OPTION_SPECS = {
     max: 600,
     help: 'e2e: seconds of load',
   },
+  floorRates: {
+    env: 'BENCH_FLOOR_RATES',
+    default: '50,500',
+    quick: '50',
+    text: true,
+    help: 'floor: webhooks/s through the four bare hops, one measured run per rate and client',
+  },
+  floorDurationS: {
+    env: 'BENCH_FLOOR_DURATION_S',
+    default: 40,
+    quick: 3,
+    min: 1,
+    max: 600,
+    help: 'floor: measured seconds per rate (after 10 s of warm-up)',
+  },
   dlqRecords: {
     env: 'BENCH_DLQ_RECORDS',
     default: 100_000,

@@ -22,13 +22,13 @@
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const { execFileSync, fork } = require('node:child_process');
+const { fork } = require('node:child_process');
+const { jitCpuSeconds, pidListeningOn, processCpuSeconds } = require('../lib/cpu');
 const { startCountingReceiver } = require('../lib/sinks');
 
 const ROLES = ['ingress', 'normalizer', 'aggregator', 'notifier', 'sink'];
-const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
 
-function kafkaClient(clientId) {
+function kafkaClient(clientId, brokers) {
   const { Kafka, logLevel } = require('kafkajs');
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }
@@ -38,7 +38,7 @@ function kafkaClient(clientId) {
  * (as the services' reliable producer), and `consume(groupId, topic, handle)` handing each batch of records to
  * `handle` (awaited before they count as done), offsets committed every second.
  */
-async function clientOf(kind, clientId) {
+async function clientOf(kind, clientId, brokers) {
   if (kind === 'platformatic') {
     const pk = require('@platformatic/kafka');
     const producer = new pk.Producer({ clientId, bootstrapBrokers: brokers, idempotent: true });
@@ -68,7 +68,7 @@ async function clientOf(kind, clientId) {
       },
     };
   }
-  const kafka = kafkaClient(clientId);
+  const kafka = kafkaClient(clientId, brokers);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   return {
@@ -105,7 +105,7 @@ async function role(name, config) {
     process.send({ ready: true });
     return;
   }
-  const client = await clientOf(config.client, `floor-${name}`);
+  const client = await clientOf(config.client, `floor-${name}`, config.brokers);
   if (name === 'ingress') {
     const server = http.createServer((req, res) => {
       const chunks = [];
@@ -145,22 +145,6 @@ async function role(name, config) {
   process.send({ ready: true });
 }
 
-function cpuSecondsOf(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-
-function kafkaPidOf(port) {
-  try {
-    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
-    const match = /pid=(\d+)/.exec(out);
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function freePort() {
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -169,99 +153,173 @@ async function freePort() {
   return port;
 }
 
+/**
+ * CPU of each process over a window: cores, µs per webhook, and the four hop processes + broker together (the
+ * sink is the customer's, not the platform's). `cpu` maps a role to its CPU seconds in the window. Pure.
+ */
+function floorRow({ rate, webhooks, wallSeconds, cpu }) {
+  const row = { rate, webhooks, seconds: Math.round(wallSeconds * 10) / 10, cores: {}, usPerWebhook: {} };
+  let platform = 0;
+  for (const [role, seconds] of Object.entries(cpu)) {
+    if (seconds === undefined) continue;
+    row.cores[role] = Math.round((seconds / wallSeconds) * 1000) / 1000;
+    row.usPerWebhook[role] = Math.round((seconds / webhooks) * 1e6);
+    if (role !== 'sink') platform += seconds;
+  }
+  row.fourPlusBrokerCores = Math.round((platform / wallSeconds) * 1000) / 1000;
+  return row;
+}
+
+/**
+ * Runs the floor pipeline on `client` ('kafkajs' or 'platformatic') at each rate (`warmupS` of load, then
+ * `seconds` measured), on topics of its own (deleted at the end); returns one row per rate (`floorRow`), each with
+ * the webhooks that reached the sink. `kafkaPid`: the broker's process (default: the one listening on the first
+ * broker's port), for its CPU. `warmBroker`: first load it until its JIT compilers are quiet (at most 0.02 core
+ * over 5 s, at most 180 s), as the e2e bench does: a broker started minutes ago spends up to a third of a core
+ * compiling, which one that has run for a day does not.
+ */
+async function measureFloor({
+  brokers: brokerList,
+  client,
+  rates,
+  seconds,
+  warmupS = 10,
+  kafkaPid,
+  warmBroker = true,
+  log = () => {},
+}) {
+  const runId = `floor-${Date.now()}`;
+  const topics = ['a', 'b', 'c'].map((t) => `bench.${runId}.${t}`);
+  const admin = kafkaClient('floor-admin', brokerList).admin();
+  await admin.connect();
+  const children = {};
+  let pool;
+  try {
+    await admin.createTopics({
+      topics: topics.map((topic) => ({ topic, numPartitions: 6 })),
+      waitForLeaders: true,
+    });
+    const config = {
+      topics,
+      runId,
+      client,
+      brokers: brokerList,
+      sinkPort: await freePort(),
+      ingressPort: await freePort(),
+    };
+    for (const name of ROLES) {
+      const child = fork(__filename, ['--role', name, JSON.stringify(config)], { stdio: 'inherit' });
+      children[name] = child;
+      await new Promise((resolve, reject) => {
+        child.once('message', resolve);
+        child.once('exit', (code) => reject(new Error(`floor ${name} exited (${code})`)));
+      });
+    }
+    const { Pool } = require('undici');
+    pool = new Pool(`http://127.0.0.1:${config.ingressPort}`, { connections: 50 });
+    const body = Buffer.from(JSON.stringify({ event: 'charging', payload: 'x'.repeat(600) }));
+    const received = () =>
+      new Promise((resolve) => {
+        children.sink.once('message', (m) => resolve(m.received));
+        children.sink.send('count');
+      });
+    let sent = 0;
+    const drive = async (rate, durationS) => {
+      const t0 = Date.now();
+      const total = Math.round(rate * durationS);
+      const inFlight = [];
+      for (let i = 0; i < total; i++) {
+        const wait = t0 + (i * 1000) / rate - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        sent += 1;
+        inFlight.push(
+          pool
+            .request({ path: '/webhook', method: 'POST', body, headers: { 'x-key': `v${i % 500}` } })
+            .then((res) => res.body.dump()),
+        );
+      }
+      await Promise.all(inFlight);
+      for (let n = 0; (await received()) < sent; n++) {
+        if (n % 100 === 99) log(`floor: ${await received()} of ${sent} at the sink, waiting`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const brokerPid = kafkaPid ?? pidListeningOn(Number(brokerList[0].split(':')[1]));
+    const pids = { ...Object.fromEntries(ROLES.map((r) => [r, children[r].pid])), kafka: brokerPid };
+    const cpuNow = () =>
+      Object.fromEntries(Object.entries(pids).map(([r, pid]) => [r, processCpuSeconds(pid)]));
+    if (warmBroker && brokerPid) {
+      const until = Date.now() + 180_000;
+      for (;;) {
+        const before = jitCpuSeconds(brokerPid);
+        const t0 = Date.now();
+        await drive(rates[0], 5);
+        const jitCores = (jitCpuSeconds(brokerPid) - before) / ((Date.now() - t0) / 1000);
+        if (!(jitCores > 0.02) || Date.now() > until) {
+          log(`floor: broker JIT compilers at ${Math.round(jitCores * 1000) / 1000} core; measuring`);
+          break;
+        }
+      }
+    }
+    const rows = [];
+    for (const rate of rates) {
+      await drive(rate, warmupS);
+      const before = cpuNow();
+      const wall0 = Date.now();
+      const sent0 = sent;
+      await drive(rate, seconds);
+      const after = cpuNow();
+      const cpu = Object.fromEntries(
+        Object.keys(pids).map((r) => [
+          r,
+          after[r] === undefined || before[r] === undefined ? undefined : after[r] - before[r],
+        ]),
+      );
+      const row = floorRow({ rate, webhooks: sent - sent0, wallSeconds: (Date.now() - wall0) / 1000, cpu });
+      row.atSink = (await received()) - sent0;
+      rows.push(row);
+      log(`floor ${client} ${rate}/s: four processes + broker ${row.fourPlusBrokerCores} cores`);
+    }
+    // With the request counter preloaded (NODE_OPTIONS=--require bench/tools/kafka-request-counter.js and
+    // BENCH_COUNTS_DIR), each process writes its Kafka requests per API before it is stopped.
+    if (process.env.BENCH_COUNTS_DIR) {
+      for (const child of Object.values(children)) child.kill('SIGUSR2');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    return rows;
+  } finally {
+    for (const child of Object.values(children)) child.kill();
+    await pool?.close();
+    await admin.deleteTopics({ topics }).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
+
 async function main() {
   const arg = (name, fallback) => {
     const found = process.argv.find((a) => a.startsWith(`--${name}=`));
     return found ? found.slice(name.length + 3) : fallback;
   };
-  const rates = arg('rates', '50,500').split(',').map(Number);
-  const seconds = Number(arg('seconds', '40'));
-  const runId = `floor-${Date.now()}`;
-  const topics = ['a', 'b', 'c'].map((t) => `bench.${runId}.${t}`);
-  const kafka = kafkaClient('floor-admin');
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({
-    topics: topics.map((topic) => ({ topic, numPartitions: 6 })),
-    waitForLeaders: true,
-  });
   const client = arg('client', 'kafkajs');
-  const config = { topics, runId, client, sinkPort: await freePort(), ingressPort: await freePort() };
-  const children = {};
-  for (const name of ROLES) {
-    const child = fork(__filename, ['--role', name, JSON.stringify(config)], { stdio: 'inherit' });
-    children[name] = child;
-    await new Promise((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
-    });
-  }
-  const kafkaPid = Number(arg('kafka-pid', '')) || kafkaPidOf(brokers[0].split(':')[1]);
-  const { Pool } = require('undici');
-  const pool = new Pool(`http://127.0.0.1:${config.ingressPort}`, { connections: 50 });
-  const body = Buffer.from(JSON.stringify({ event: 'charging', payload: 'x'.repeat(600) }));
-  const received = () =>
-    new Promise((resolve) => {
-      children.sink.once('message', (m) => resolve(m.received));
-      children.sink.send('count');
-    });
-  let sent = 0;
-  const drive = async (rate, durationS) => {
-    const t0 = Date.now();
-    const total = Math.round(rate * durationS);
-    const inFlight = [];
-    for (let i = 0; i < total; i++) {
-      const wait = t0 + (i * 1000) / rate - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      sent += 1;
-      inFlight.push(
-        pool
-          .request({ path: '/webhook', method: 'POST', body, headers: { 'x-key': `v${i % 500}` } })
-          .then((res) => res.body.dump()),
-      );
-    }
-    await Promise.all(inFlight);
-    for (let n = 0; (await received()) < sent; n++) {
-      if (n % 100 === 99) console.log(`waiting: ${await received()} of ${sent} at the sink`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-  const pids = { ...Object.fromEntries(ROLES.map((r) => [r, children[r].pid])), kafka: kafkaPid };
-  const rows = [];
-  for (const rate of rates) {
-    await drive(rate, 10); // warm-up
-    const before = Object.fromEntries(
-      Object.entries(pids)
-        .filter(([, p]) => p)
-        .map(([r, p]) => [r, cpuSecondsOf(p)]),
-    );
-    const wall0 = Date.now();
-    const sent0 = sent;
-    await drive(rate, seconds);
-    const wall = (Date.now() - wall0) / 1000;
-    const count = sent - sent0;
-    const row = { rate, webhooks: count, seconds: Math.round(wall * 10) / 10 };
-    let services = 0;
-    for (const [r, cpu0] of Object.entries(before)) {
-      const cpu = cpuSecondsOf(pids[r]) - cpu0;
-      row[`${r} cores`] = Math.round((cpu / wall) * 1000) / 1000;
-      row[`${r} µs`] = Math.round((cpu / count) * 1e6);
-      if (r !== 'sink') services += cpu;
-    }
-    row['4 procs + broker, cores'] = Math.round((services / wall) * 1000) / 1000;
-    rows.push(row);
-  }
+  const rows = await measureFloor({
+    brokers: (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(','),
+    client,
+    rates: arg('rates', '50,500').split(',').map(Number),
+    seconds: Number(arg('seconds', '40')),
+    kafkaPid: Number(arg('kafka-pid', '')) || undefined,
+  });
   for (const row of rows) {
     console.log(
-      `\n${client}, ${row.rate}/s: ${row.webhooks} webhooks over ${row.seconds} s, all ${row.webhooks} at the sink`,
+      `\n${client}, ${row.rate}/s: ${row.webhooks} webhooks over ${row.seconds} s, ${row.atSink} at the sink`,
     );
-    const table = ['ingress', 'normalizer', 'aggregator', 'notifier', 'kafka', 'sink'].map((r) => ({
-      process: r,
-      cores: row[`${r} cores`],
-      'µs per webhook': row[`${r} µs`],
-    }));
-    console.table(table);
-    console.log(`four processes + broker: ${row['4 procs + broker, cores']} cores`);
+    console.table(
+      Object.keys(row.cores).map((r) => ({
+        process: r,
+        cores: row.cores[r],
+        'µs per webhook': row.usPerWebhook[r],
+      })),
+    );
+    console.log(`four processes + broker: ${row.fourPlusBrokerCores} cores`);
   }
   const out = path.join(
     __dirname,
@@ -269,29 +327,23 @@ async function main() {
     'results',
     `floor-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
   );
-  fs.writeFileSync(out, JSON.stringify({ client, brokers, rows }, null, 2));
+  fs.writeFileSync(out, JSON.stringify({ client, rows }, null, 2));
   console.log(`results: ${out}`);
-  // With the request counter preloaded (NODE_OPTIONS=--require bench/tools/kafka-request-counter.js and
-  // BENCH_COUNTS_DIR), each process writes its Kafka requests per API before it is stopped.
-  if (process.env.BENCH_COUNTS_DIR) {
-    for (const child of Object.values(children)) child.kill('SIGUSR2');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  for (const child of Object.values(children)) child.kill();
-  await pool.close();
-  await admin.deleteTopics({ topics });
-  await admin.disconnect();
-  process.exit(0);
 }
+
+module.exports = { floorRow, measureFloor };
 
 if (process.argv[2] === '--role') {
   role(process.argv[3], JSON.parse(process.argv[4])).catch((err) => {
     console.error(err);
     process.exit(1);
   });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+} else if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
