@@ -52,15 +52,27 @@ async function storedValues(kafka: Kafka, topic: string, atLeast: number): Promi
   }
 }
 
+/**
+ * Two one-partition topics for a partial failure: `good`, and `small` whose `max.message.bytes` is `SMALL_LIMIT`,
+ * so that a request with a record for each and a larger record for `small` is half appended. The caller
+ * disconnects `admin`.
+ */
+async function partialFailureTopics(
+  name: string,
+): Promise<{ kafka: Kafka; admin: Admin; good: string; small: string }> {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const good = uniqueName(`${name}-good`);
+  const small = uniqueName(`${name}-small`);
+  await createTopics(kafka, [good, small], 1);
+  await setMaxMessageBytes(admin, small, SMALL_LIMIT);
+  return { kafka, admin, good, small };
+}
+
 describe('kafkajs idempotent producer after a partial failure (the mechanism)', () => {
   it('acknowledges a later record without storing it, because it rolled back a sequence the broker kept', async () => {
-    const kafka = testKafka();
-    const admin = kafka.admin();
-    await admin.connect();
-    const good = uniqueName('mech-good');
-    const small = uniqueName('mech-small');
-    await createTopics(kafka, [good, small], 1);
-    await setMaxMessageBytes(admin, small, SMALL_LIMIT);
+    const { kafka, admin, good, small } = await partialFailureTopics('mech');
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     try {
@@ -93,13 +105,7 @@ describe('kafkajs idempotent producer after a partial failure (the mechanism)', 
  */
 describe('@platformatic/kafka idempotent producer after the same partial failure (the comparison)', () => {
   it('stores every record it acknowledges after the failure: the sequence the broker kept is not reused', async () => {
-    const kafka = testKafka();
-    const admin = kafka.admin();
-    await admin.connect();
-    const good = uniqueName('mech-pk-good');
-    const small = uniqueName('mech-pk-small');
-    await createTopics(kafka, [good, small], 1);
-    await setMaxMessageBytes(admin, small, SMALL_LIMIT);
+    const { kafka, admin, good, small } = await partialFailureTopics('mech-pk');
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
