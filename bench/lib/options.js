@@ -162,7 +162,7 @@ const OPTION_SPECS = {
     quick: 3,
     min: 1,
     max: 600,
-    help: 'floor: measured seconds per rate (after 10 s of warm-up)',
+    help: 'floor: measured seconds per rate (after 10 s of warm-up; quick: 2 s)',
   },
   dlqRecords: {
     env: 'BENCH_DLQ_RECORDS',

@@ -20,6 +20,7 @@ test('floorRow: cores and µs per webhook per process; the four hops and the bro
   // (2 + 3 + 3 + 4 + 8) / 40 s: the sink's second is the customer's, not counted.
   assert.equal(row.fourPlusBrokerCores, 0.5);
   assert.equal(row.seconds, 40);
+  assert.equal(row.missing, undefined);
 });
 
 test('floorRow: a process whose CPU could not be read is left out, not counted as zero', () => {
@@ -30,6 +31,7 @@ test('floorRow: a process whose CPU could not be read is left out, not counted a
     cpu: { ingress: 8, normalizer: 8, aggregator: 8, notifier: 8, kafka: undefined, sink: 2 },
   });
   assert.equal('kafka' in row.cores, false);
+  assert.deepEqual(row.missing, ['kafka']);
   assert.equal(row.fourPlusBrokerCores, 0.799);
   assert.equal(row.seconds, 40);
 });

@@ -35,8 +35,12 @@ function kafkaClient(clientId, brokers) {
 
 /**
  * The hop's Kafka client: `send(topic, [{ key, value }])` acknowledged by all in-sync replicas and idempotent
- * (as the services' reliable producer), and `consume(groupId, topic, handle)` handing each batch of records to
- * `handle` (awaited before they count as done), offsets committed every second.
+ * (as the services' reliable producer), and `consume(groupId, topic, handle)` handing records to `handle` in
+ * batches, offsets committed every second. kafkajs: a fetched batch per partition, its offset committed once
+ * `handle` is done. @platformatic/kafka (its stream yields records one by one): the records that arrive while a
+ * `handle` is in flight go together in the next, like kafkajs's batches; its autocommit commits what was
+ * fetched. The request counts match (one fetch and one produce per batch, a commit per second); what is committed
+ * when does not matter here. A failed `handle` ends the process (the floor measures the happy path only).
  */
 async function clientOf(kind, clientId, brokers) {
   if (kind === 'platformatic') {
@@ -62,9 +66,28 @@ async function clientOf(kind, clientId, brokers) {
           fallbackMode: pk.MessagesStreamFallbackModes.EARLIEST,
           maxWaitTime: 1_000,
         });
-        // One record at a time as it arrives (the stream yields records, not batches); the stream pauses while
-        // a handler is pending only through back-pressure, so a hop's sends overlap as kafkajs's batches do.
-        stream.on('data', (m) => void handle([m]));
+        let pending = [];
+        let inFlight = false;
+        const next = () => {
+          if (inFlight || pending.length === 0) return;
+          const batch = pending;
+          pending = [];
+          inFlight = true;
+          handle(batch).then(
+            () => {
+              inFlight = false;
+              next();
+            },
+            (err) => {
+              console.error(`floor: ${clientId} failed: ${err?.message ?? err}`);
+              process.exit(1);
+            },
+          );
+        };
+        stream.on('data', (m) => {
+          pending.push(m);
+          next();
+        });
       },
     };
   }
@@ -145,6 +168,8 @@ async function role(name, config) {
   process.send({ ready: true });
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function freePort() {
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -155,13 +180,17 @@ async function freePort() {
 
 /**
  * CPU of each process over a window: cores, µs per webhook, and the four hop processes + broker together (the
- * sink is the customer's, not the platform's). `cpu` maps a role to its CPU seconds in the window. Pure.
+ * sink is the customer's, not the platform's). `cpu` maps a role to its CPU seconds in the window; a process
+ * whose CPU could not be read (undefined) is listed in `missing` and left out of the sum. Pure.
  */
 function floorRow({ rate, webhooks, wallSeconds, cpu }) {
   const row = { rate, webhooks, seconds: Math.round(wallSeconds * 10) / 10, cores: {}, usPerWebhook: {} };
   let platform = 0;
   for (const [role, seconds] of Object.entries(cpu)) {
-    if (seconds === undefined) continue;
+    if (seconds === undefined) {
+      row.missing = [...(row.missing ?? []), role];
+      continue;
+    }
     row.cores[role] = Math.round((seconds / wallSeconds) * 1000) / 1000;
     row.usPerWebhook[role] = Math.round((seconds / webhooks) * 1e6);
     if (role !== 'sink') platform += seconds;
@@ -188,11 +217,18 @@ async function measureFloor({
   warmBroker = true,
   log = () => {},
 }) {
+  if (!Array.isArray(rates) || rates.length === 0 || !rates.every((r) => r > 0))
+    throw new Error(
+      `floor: rates must be a non-empty list of positive numbers (got ${JSON.stringify(rates)})`,
+    );
   const runId = `floor-${Date.now()}`;
   const topics = ['a', 'b', 'c'].map((t) => `bench.${runId}.${t}`);
+  const groups = ['normalizer', 'aggregator', 'notifier'].map((role) => `${runId}-${role}`);
   const admin = kafkaClient('floor-admin', brokerList).admin();
   await admin.connect();
   const children = {};
+  const exited = {};
+  let stopping = false;
   let pool;
   try {
     await admin.createTopics({
@@ -207,41 +243,68 @@ async function measureFloor({
       sinkPort: await freePort(),
       ingressPort: await freePort(),
     };
+    // Rejects once any process of the pipeline exits before the end (a crashed hop would make the wait for the
+    // sink below wait for good).
+    let died;
+    const death = new Promise((_, reject) => (died = reject));
+    death.catch(() => undefined);
     for (const name of ROLES) {
       const child = fork(__filename, ['--role', name, JSON.stringify(config)], { stdio: 'inherit' });
       children[name] = child;
-      await new Promise((resolve, reject) => {
-        child.once('message', resolve);
-        child.once('exit', (code) => reject(new Error(`floor ${name} exited (${code})`)));
-      });
+      exited[name] = new Promise((resolve) => child.once('exit', resolve));
+      exited[name].then((code) => stopping || died(new Error(`floor: the ${name} process exited (${code})`)));
+      await Promise.race([
+        new Promise((resolve) => child.once('message', resolve)),
+        death,
+        sleep(60_000).then(() => {
+          throw new Error(`floor: the ${name} process was not ready within 60 s`);
+        }),
+      ]);
     }
     const { Pool } = require('undici');
     pool = new Pool(`http://127.0.0.1:${config.ingressPort}`, { connections: 50 });
     const body = Buffer.from(JSON.stringify({ event: 'charging', payload: 'x'.repeat(600) }));
     const received = () =>
-      new Promise((resolve) => {
-        children.sink.once('message', (m) => resolve(m.received));
-        children.sink.send('count');
-      });
-    let sent = 0;
+      Promise.race([
+        new Promise((resolve) => {
+          children.sink.once('message', (m) => resolve(m.received));
+          children.sink.send('count');
+        }),
+        death,
+      ]);
+    /** Webhooks the intake answered 200 (stored by the broker), and the others, since the start. */
+    const totals = { accepted: 0, failed: 0 };
+    /**
+     * Sends `rate` x `durationS` webhooks at a steady rate, then waits until the sink has every accepted one,
+     * at most 30 s after the last answer (what is missing then shows in `atSink`).
+     */
     const drive = async (rate, durationS) => {
       const t0 = Date.now();
       const total = Math.round(rate * durationS);
       const inFlight = [];
       for (let i = 0; i < total; i++) {
         const wait = t0 + (i * 1000) / rate - Date.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        sent += 1;
+        if (wait > 0) await sleep(wait);
         inFlight.push(
           pool
             .request({ path: '/webhook', method: 'POST', body, headers: { 'x-key': `v${i % 500}` } })
-            .then((res) => res.body.dump()),
+            .then(async (res) => {
+              await res.body.dump();
+              if (res.statusCode === 200) totals.accepted += 1;
+              else totals.failed += 1;
+            })
+            .catch(() => (totals.failed += 1)),
         );
       }
-      await Promise.all(inFlight);
-      for (let n = 0; (await received()) < sent; n++) {
-        if (n % 100 === 99) log(`floor: ${await received()} of ${sent} at the sink, waiting`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      await Promise.race([Promise.all(inFlight), death]);
+      const deadline = Date.now() + 30_000;
+      for (let n = 1; (await received()) < totals.accepted; n++) {
+        if (Date.now() > deadline) {
+          log(`floor: ${await received()} of ${totals.accepted} accepted webhooks at the sink after 30 s`);
+          return;
+        }
+        if (n % 100 === 0) log(`floor: ${await received()} of ${totals.accepted} at the sink, waiting`);
+        await sleep(50);
       }
     };
     const brokerPid = kafkaPid ?? pidListeningOn(Number(brokerList[0].split(':')[1]));
@@ -264,9 +327,11 @@ async function measureFloor({
     const rows = [];
     for (const rate of rates) {
       await drive(rate, warmupS);
+      const sinkBefore = await received();
+      const accepted0 = totals.accepted;
+      const failed0 = totals.failed;
       const before = cpuNow();
       const wall0 = Date.now();
-      const sent0 = sent;
       await drive(rate, seconds);
       const after = cpuNow();
       const cpu = Object.fromEntries(
@@ -275,21 +340,26 @@ async function measureFloor({
           after[r] === undefined || before[r] === undefined ? undefined : after[r] - before[r],
         ]),
       );
-      const row = floorRow({ rate, webhooks: sent - sent0, wallSeconds: (Date.now() - wall0) / 1000, cpu });
-      row.atSink = (await received()) - sent0;
+      const accepted = totals.accepted - accepted0;
+      const row = floorRow({ rate, webhooks: accepted, wallSeconds: (Date.now() - wall0) / 1000, cpu });
+      row.failed = totals.failed - failed0;
+      row.atSink = (await received()) - sinkBefore;
       rows.push(row);
       log(`floor ${client} ${rate}/s: four processes + broker ${row.fourPlusBrokerCores} cores`);
     }
     // With the request counter preloaded (NODE_OPTIONS=--require bench/tools/kafka-request-counter.js and
-    // BENCH_COUNTS_DIR), each process writes its Kafka requests per API before it is stopped.
+    // BENCH_COUNTS_DIR), each kafkajs process writes its Kafka requests per API before it is stopped.
     if (process.env.BENCH_COUNTS_DIR) {
       for (const child of Object.values(children)) child.kill('SIGUSR2');
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
     return rows;
   } finally {
+    stopping = true;
     for (const child of Object.values(children)) child.kill();
+    await Promise.race([Promise.all(Object.values(exited)), sleep(10_000)]);
     await pool?.close();
+    await admin.deleteGroups(groups).catch(() => undefined);
     await admin.deleteTopics({ topics }).catch(() => undefined);
     await admin.disconnect();
   }
@@ -310,7 +380,7 @@ async function main() {
   });
   for (const row of rows) {
     console.log(
-      `\n${client}, ${row.rate}/s: ${row.webhooks} webhooks over ${row.seconds} s, ${row.atSink} at the sink`,
+      `\n${client}, ${row.rate}/s: ${row.webhooks} webhooks accepted (${row.failed} not) over ${row.seconds} s, ${row.atSink} at the sink`,
     );
     console.table(
       Object.keys(row.cores).map((r) => ({
